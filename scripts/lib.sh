@@ -1,0 +1,130 @@
+# Shared set-up for scripts/dev and scripts/test. Sourced, not run.
+# Each step is idempotent and cheap when already done, so a second run is fast.
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="$ROOT/.venv"
+PY="$VENV/bin/python"
+SUPABASE="$ROOT/node_modules/.bin/supabase"
+
+log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+is_root() { [ "$(id -u)" = 0 ]; }
+have() { command -v "$1" >/dev/null 2>&1; }
+
+_apt_updated=""
+apt_install() {
+  is_root && have apt-get || die "missing $*: install them (Debian/Ubuntu packages: $*)"
+  if [ -z "$_apt_updated" ]; then
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null || true
+    _apt_updated=1
+  fi
+  log "installing $* (apt)"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+
+# Python virtual environment with the pinned dependencies; reinstalled when
+# pyproject.toml changes.
+ensure_python() {
+  local stamp="$VENV/.pyproject.sha" want
+  want="$(sha256sum "$ROOT/pyproject.toml" | cut -d' ' -f1)"
+  if [ -x "$PY" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then return; fi
+  local base=python3
+  have python3.11 && base=python3.11
+  have "$base" || die "python3 (3.11 or newer) is needed"
+  log "python environment ($VENV)"
+  [ -x "$PY" ] || "$base" -m venv "$VENV" || {
+    apt_install python3-venv && "$base" -m venv "$VENV"; }
+  "$PY" -m pip install -q --upgrade pip >/dev/null
+  "$PY" -m pip install -q -e "$ROOT[dev]"
+  echo "$want" > "$stamp"
+}
+
+# The Supabase CLI (and the Socket.IO JS client) pinned in package.json.
+ensure_node_tools() {
+  local stamp="$ROOT/node_modules/.package.sha" want
+  want="$(sha256sum "$ROOT/package.json" | cut -d' ' -f1)"
+  if [ -x "$SUPABASE" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then return; fi
+  have npm || apt_install nodejs npm
+  log "node tools (supabase CLI, socket.io-client)"
+  (cd "$ROOT" && npm install --no-audit --no-fund --loglevel=error >/dev/null)
+  [ -x "$SUPABASE" ] || die "the supabase CLI did not install (npm install supabase)"
+  echo "$want" > "$stamp"
+}
+
+# URL helpers (python, no dependencies).
+url_with_db() { # URL DBNAME -> same server, other database
+  python3 -c 'import sys,urllib.parse as u; p=u.urlsplit(sys.argv[1]); print(u.urlunsplit(p._replace(path="/"+sys.argv[2])))' "$1" "$2"
+}
+url_db_name() {
+  python3 -c 'import sys,urllib.parse as u; print(u.urlsplit(sys.argv[1]).path.lstrip("/") or "postgres")' "$1"
+}
+url_for_cli() { # the CLI needs sslmode=disable for a local server without TLS
+  case "$1" in
+    *sslmode=*) echo "$1" ;;
+    *\?*) echo "$1&sslmode=disable" ;;
+    *) echo "$1?sslmode=disable" ;;
+  esac
+}
+
+pg_reachable() { psql "$(url_with_db "$1" postgres)" -Atqc 'select 1' >/dev/null 2>&1; }
+
+# A PostgreSQL to use: DATABASE_URL when reachable; else this machine's cluster,
+# started; else, as root on Debian/Ubuntu, installed; else say what to set.
+ensure_postgres() {
+  local url="$1"
+  have psql || apt_install postgresql-client
+  pg_reachable "$url" && return
+  if have pg_ctlcluster && [ -n "$(ls /etc/postgresql 2>/dev/null)" ]; then
+    local ver; ver="$(ls /etc/postgresql | sort -V | tail -1)"
+    log "starting the local PostgreSQL $ver cluster"
+    pg_ctlcluster --skip-systemctl-redirect "$ver" main start 2>/dev/null || true
+    for _ in $(seq 1 30); do pg_reachable "$url" && return; sleep 1; done
+  elif is_root && have apt-get; then
+    apt_install postgresql
+    local ver; ver="$(ls /etc/postgresql | sort -V | tail -1)"
+    pg_ctlcluster --skip-systemctl-redirect "$ver" main start 2>/dev/null || true
+    # Trust local connections, as the development default expects.
+    su postgres -c "psql -qc \"alter role postgres password 'postgres'\"" >/dev/null 2>&1 || true
+    for _ in $(seq 1 30); do pg_reachable "$url" && return; sleep 1; done
+  fi
+  die "no PostgreSQL reachable at $url. Start one, or set DATABASE_URL to a reachable server."
+}
+
+ensure_database() { # URL: create the database when missing
+  local url="$1" name
+  name="$(url_db_name "$url")"
+  if ! psql "$(url_with_db "$url" postgres)" -Atqc "select 1 from pg_database where datname = '$name'" | grep -q 1; then
+    log "creating database $name"
+    psql "$(url_with_db "$url" postgres)" -qc "create database \"$name\"" >/dev/null
+  fi
+}
+
+# The local stand-in for hosted Supabase, then the migrations with the real CLI.
+apply_platform() {
+  local url="$1" f
+  for f in "$ROOT"/sql/platform/*.sql; do
+    psql "$url" -q -v ON_ERROR_STOP=1 -f "$f" >/dev/null 2>"$ROOT/.platform.err" ||
+      { cat "$ROOT/.platform.err" >&2; die "platform stand-in failed: $f"; }
+  done
+  rm -f "$ROOT/.platform.err"
+}
+
+migrate() {
+  local url="$1" out
+  out="$("$SUPABASE" migration up --db-url "$(url_for_cli "$url")" 2>&1)" ||
+    { echo "$out" >&2; die "supabase migration up failed"; }
+  echo "$out" | grep -i 'applying' >&2 || true
+}
+
+seed() {
+  psql "$1" -q -v ON_ERROR_STOP=1 -f "$ROOT/supabase/seed.sql" >/dev/null
+}
+
+# Everything a database needs: created, platform, migrations.
+prepare_database() {
+  ensure_postgres "$1"
+  ensure_database "$1"
+  apply_platform "$1"
+  migrate "$1"
+}
