@@ -22,7 +22,7 @@ on conflict (id) do nothing;
 insert into public.chat_sessions (id, participants, type, booking_id, title, created_by)
 values (
   'aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa',
-  array['11111111-1111-4111-8111-111111111111', '22222222-2222-4222-8222-222222222222']::uuid [],
+  array['11111111-1111-4111-8111-111111111111', '22222222-2222-4222-8222-222222222222']::uuid[],
   'booking',
   'bbbbbbbb-bbbb-4bbb-8bbb-bbbbbbbbbbbb',
   'Demo consultation',

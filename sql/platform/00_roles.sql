@@ -27,8 +27,12 @@ alter role authenticator noinherit;
 alter role anon set statement_timeout = '3s';
 alter role authenticated set statement_timeout = '8s';
 
-grant anon, authenticated, service_role to authenticator;
-grant anon, authenticated, service_role to postgres;
+grant anon to authenticator;
+grant authenticated to authenticator;
+grant service_role to authenticator;
+grant anon to postgres;
+grant authenticated to postgres;
+grant service_role to postgres;
 
 -- Hosted default privileges on schema public: ALL to the API roles. Reproduced on
 -- purpose, so that our migrations must revoke and grant explicitly.

@@ -66,4 +66,4 @@ as $$
 $$;
 
 grant execute on function auth.uid(), auth.role(), auth.email(), auth.jwt()
-  to anon, authenticated, service_role;
+to anon, authenticated, service_role;

@@ -12,7 +12,7 @@ create table if not exists storage.buckets (
   public boolean default false,
   avif_autodetection boolean default false,
   file_size_limit bigint,
-  allowed_mime_types text [],
+  allowed_mime_types text[],
   created_at timestamptz default now(),
   updated_at timestamptz default now()
 );
@@ -24,7 +24,7 @@ create table if not exists storage.objects (
   owner uuid,
   owner_id text,
   metadata jsonb,
-  path_tokens text [] generated always as (string_to_array(name, '/')) stored,
+  path_tokens text[] generated always as (string_to_array(name, '/')) stored,
   version text,
   user_metadata jsonb,
   created_at timestamptz default now(),
@@ -40,7 +40,7 @@ alter table storage.objects enable row level security;
 
 grant all on storage.buckets, storage.objects to anon, authenticated, service_role;
 
-create or replace function storage.foldername(name text) returns text []
+create or replace function storage.foldername(name text) returns text[]
 language plpgsql immutable
 as $$
 declare
@@ -76,4 +76,4 @@ end
 $$;
 
 grant execute on function storage.foldername(text), storage.filename(text), storage.extension(text)
-  to anon, authenticated, service_role;
+to anon, authenticated, service_role;

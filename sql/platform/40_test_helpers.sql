@@ -91,7 +91,7 @@ end
 $$;
 
 -- Names of tables in the schema without row level security (empty when all have it).
-create or replace function tests.tables_without_rls(schema_name text) returns text []
+create or replace function tests.tables_without_rls(schema_name text) returns text[]
 language sql
 stable
 security definer

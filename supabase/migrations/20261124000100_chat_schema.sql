@@ -7,7 +7,7 @@ comment on schema chat_private is
 revoke all on schema chat_private from public;
 
 -- participants has no duplicates (a CHECK cannot hold a subquery, so a helper does it).
-create or replace function chat_private.has_distinct_elements(items uuid []) returns boolean
+create or replace function chat_private.has_distinct_elements(items uuid[]) returns boolean
 language sql
 immutable
 strict
@@ -20,7 +20,7 @@ $$;
 
 create table public.chat_sessions (
   id uuid primary key default gen_random_uuid(),
-  participants uuid [] not null,
+  participants uuid[] not null,
   type text not null,
   booking_id uuid,
   status text not null default 'active',
@@ -135,7 +135,7 @@ create table public.chat_monitoring (
   user_id uuid,
   session_id uuid,
   details jsonb not null default '{}'::jsonb,
-  "timestamp" timestamptz not null default now(),
+  timestamp timestamptz not null default now(),
   constraint chat_monitoring_event_type_check check (char_length(event_type) between 1 and 64)
 );
 
@@ -160,8 +160,8 @@ create index chat_audit_logs_created_at on public.chat_audit_logs (created_at de
 create index chat_audit_logs_session_id on public.chat_audit_logs (session_id, created_at desc);
 create index chat_audit_logs_actor_id on public.chat_audit_logs (actor_id, created_at desc);
 -- The seed's monitoring queries: events of the last hour, by session.
-create index chat_monitoring_timestamp on public.chat_monitoring ("timestamp" desc);
-create index chat_monitoring_session_id on public.chat_monitoring (session_id, "timestamp" desc);
+create index chat_monitoring_timestamp on public.chat_monitoring (timestamp desc);
+create index chat_monitoring_session_id on public.chat_monitoring (session_id, timestamp desc);
 create index chat_sessions_created_at on public.chat_sessions (created_at desc);
 
 -- ---------------------------------------------------------------- grants

@@ -79,7 +79,7 @@ grant execute on function chat_private.is_admin() to authenticated, service_role
 grant execute on function chat_private.my_session_ids() to authenticated;
 grant execute on function chat_private.is_participant(uuid) to authenticated;
 grant execute on function chat_private.can_post(uuid) to authenticated;
-grant execute on function chat_private.has_distinct_elements(uuid []) to authenticated,
+grant execute on function chat_private.has_distinct_elements(uuid[]) to authenticated,
 service_role;
 
 -- ---------------------------------------------------------------- chat_sessions

@@ -9,7 +9,7 @@
 
 -- ---------------------------------------------------------------- private helpers
 -- Which of these ids are not users. Security definer: the API roles cannot read auth.users.
-create or replace function chat_private.unknown_users(user_ids uuid []) returns uuid []
+create or replace function chat_private.unknown_users(user_ids uuid[]) returns uuid[]
 language sql
 stable
 security definer
@@ -45,13 +45,13 @@ for each row
 when (old.status = 'active' and new.status = 'closed')
 execute function chat_private.note_session_closed();
 
-revoke all on function chat_private.unknown_users(uuid []) from public;
+revoke all on function chat_private.unknown_users(uuid[]) from public;
 revoke all on function chat_private.note_session_closed() from public;
-grant execute on function chat_private.unknown_users(uuid []) to authenticated, service_role;
+grant execute on function chat_private.unknown_users(uuid[]) to authenticated, service_role;
 
 -- ---------------------------------------------------------------- create_chat_session
 create or replace function public.create_chat_session(
-  participants uuid [],
+  participants uuid[],
   type text default 'support',
   booking_id uuid default null,
   title text default null
@@ -107,7 +107,7 @@ begin
 end
 $$;
 
-comment on function public.create_chat_session(uuid [], text, uuid, text) is
+comment on function public.create_chat_session(uuid[], text, uuid, text) is
 'Create a session the caller takes part in (admins: any). Participants must be users.';
 
 -- ---------------------------------------------------------------- send_chat_message
@@ -308,7 +308,7 @@ create or replace function public.list_my_chat_sessions(
   skip_rows integer default 0
 ) returns table (
   id uuid,
-  participants uuid [],
+  participants uuid[],
   type text,
   booking_id uuid,
   status text,
@@ -464,7 +464,7 @@ comment on function public.close_chat_session(uuid) is
 'Close a session the caller takes part in; a system message records it. Closing twice is a no-op.';
 
 -- ---------------------------------------------------------------- grants
-revoke all on function public.create_chat_session(uuid [], text, uuid, text) from public, anon;
+revoke all on function public.create_chat_session(uuid[], text, uuid, text) from public, anon;
 revoke all on function public.send_chat_message(uuid, text, text, uuid, jsonb, text)
 from public, anon;
 revoke all on function public.mark_chat_messages_read(uuid, uuid) from public, anon;
@@ -473,7 +473,7 @@ revoke all on function public.get_chat_messages(uuid, integer, integer, timestam
 from public, anon;
 revoke all on function public.close_chat_session(uuid) from public, anon;
 
-grant execute on function public.create_chat_session(uuid [], text, uuid, text)
+grant execute on function public.create_chat_session(uuid[], text, uuid, text)
 to authenticated, service_role;
 grant execute on function public.send_chat_message(uuid, text, text, uuid, jsonb, text)
 to authenticated, service_role;

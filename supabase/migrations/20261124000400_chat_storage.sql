@@ -15,8 +15,8 @@ values (
 )
 on conflict (id) do update
   set public = excluded.public,
-      file_size_limit = excluded.file_size_limit,
-      allowed_mime_types = excluded.allowed_mime_types;
+    file_size_limit = excluded.file_size_limit,
+    allowed_mime_types = excluded.allowed_mime_types;
 
 -- The caller takes part in the session named by the object's first folder.
 -- Takes text: a folder that is not a UUID is simply not a session.

@@ -1,0 +1,87 @@
+"""Command line: ``python -m workers relay | token | check-config``."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from .auth import APP_ROLES, make_dev_token
+from .config import Settings, SettingsError
+
+
+def _settings() -> Settings:
+    try:
+        return Settings.from_env()
+    except SettingsError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def _relay(args: argparse.Namespace) -> None:
+    from aiohttp import web
+
+    from .app import create_app
+
+    settings = _settings()
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    port = args.port or settings.port
+    print(f"chat relay listening on http://{settings.host}:{port}", flush=True)
+    web.run_app(create_app(settings), host=settings.host, port=port, print=None, access_log=None)
+
+
+def _token(args: argparse.Namespace) -> None:
+    settings = _settings()
+    if not settings.jwt_secret:
+        print("configuration error: JWT_SECRET is needed to sign a token", file=sys.stderr)
+        raise SystemExit(2)
+    print(
+        make_dev_token(
+            secret=settings.jwt_secret,
+            user_id=args.user,
+            role=args.role,
+            email=args.email,
+            name=args.name,
+            expires_in=args.expires_in,
+        )
+    )
+
+
+def _check_config(_: argparse.Namespace) -> None:
+    settings = _settings()
+    print(f"configuration ok (port {settings.port}, storage {settings.storage_backend})")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m workers")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    relay = sub.add_parser("relay", help="serve the Socket.IO relay and the HTTP API")
+    relay.add_argument("--port", type=int, default=None, help="overrides PORT")
+    relay.set_defaults(func=_relay)
+
+    token = sub.add_parser("token", help="print a development token signed with JWT_SECRET")
+    token.add_argument("--user", required=True, help="the user's UUID (the token's sub)")
+    token.add_argument("--role", default="client", choices=APP_ROLES, help="app_metadata.role")
+    token.add_argument("--email", default=None)
+    token.add_argument("--name", default=None, help="user_metadata.full_name")
+    token.add_argument(
+        "--expires-in", type=int, default=24 * 3600, help="lifetime in seconds (default 1 day)"
+    )
+    token.set_defaults(func=_token)
+
+    check = sub.add_parser("check-config", help="validate the environment and exit")
+    check.set_defaults(func=_check_config)
+
+    args = parser.parse_args(argv)
+    try:
+        args.func(args)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+if __name__ == "__main__":
+    main()

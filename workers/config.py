@@ -1,0 +1,169 @@
+"""Settings from the environment, read once at start-up.
+
+A bad or missing value stops start-up with a message naming the variable. Modules receive
+values from a :class:`Settings` object; none reads the environment itself.
+"""
+
+from __future__ import annotations
+
+import os
+import urllib.parse
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/chat_dev"
+MIN_JWT_SECRET_LENGTH = 32
+
+
+class SettingsError(ValueError):
+    """A configuration value is missing or invalid; the message names the variable."""
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    port: int = 5001
+    host: str = "0.0.0.0"
+    database_url: str = DEFAULT_DATABASE_URL
+    jwt_secret: str | None = None
+    supabase_url: str | None = None
+    supabase_service_role_key: str | None = None
+    redis_url: str | None = None
+    cors_origins: tuple[str, ...] = ("*",)
+    storage_backend: str = "local"
+    data_dir: Path = Path(".data")
+    db_pool_max: int = 10
+    typing_timeout: float = 5.0
+    log_level: str = "INFO"
+
+    @property
+    def jwks_url(self) -> str | None:
+        if not self.supabase_url:
+            return None
+        return self.supabase_url.rstrip("/") + "/auth/v1/.well-known/jwks.json"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        get = _Reader(env)
+        settings = cls(
+            port=get.integer("PORT", 5001, low=1, high=65535),
+            host=get.text("HOST", "0.0.0.0"),
+            database_url=get.postgres_url("DATABASE_URL", DEFAULT_DATABASE_URL),
+            jwt_secret=get.optional("JWT_SECRET"),
+            supabase_url=get.http_url("SUPABASE_URL"),
+            supabase_service_role_key=get.optional("SUPABASE_SERVICE_ROLE_KEY"),
+            redis_url=get.redis_url("REDIS_URL"),
+            cors_origins=get.origins("CORS_ORIGINS", ("*",)),
+            storage_backend=get.choice("STORAGE_BACKEND", "local", ("local", "supabase")),
+            data_dir=Path(get.text("DATA_DIR", ".data")),
+            db_pool_max=get.integer("DB_POOL_MAX", 10, low=1, high=1000),
+            typing_timeout=get.number("TYPING_TIMEOUT", 5.0, low=0.1, high=600),
+            log_level=get.choice(
+                "LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR"), upper=True
+            ),
+        )
+        settings._check()
+        return settings
+
+    def _check(self) -> None:
+        if not self.jwt_secret and not self.supabase_url:
+            raise SettingsError(
+                "JWT_SECRET: set it to the project's JWT secret (or set SUPABASE_URL to "
+                "verify tokens with the project's signing keys)"
+            )
+        if self.jwt_secret is not None and len(self.jwt_secret) < MIN_JWT_SECRET_LENGTH:
+            raise SettingsError(
+                f"JWT_SECRET: must be at least {MIN_JWT_SECRET_LENGTH} characters "
+                "(Supabase's are 40 or more)"
+            )
+        if self.storage_backend == "supabase":
+            if not self.supabase_url:
+                raise SettingsError("SUPABASE_URL: required when STORAGE_BACKEND=supabase")
+            if not self.supabase_service_role_key:
+                raise SettingsError(
+                    "SUPABASE_SERVICE_ROLE_KEY: required when STORAGE_BACKEND=supabase"
+                )
+
+
+class _Reader:
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self._env = env
+
+    def optional(self, name: str) -> str | None:
+        value = self._env.get(name, "").strip()
+        return value or None
+
+    def text(self, name: str, default: str) -> str:
+        return self.optional(name) or default
+
+    def integer(self, name: str, default: int, *, low: int, high: int) -> int:
+        raw = self.optional(name)
+        if raw is None:
+            return default
+        try:
+            value = int(raw)
+        except ValueError:
+            raise SettingsError(f"{name}: expected an integer, got {raw!r}") from None
+        if not low <= value <= high:
+            raise SettingsError(f"{name}: must be between {low} and {high}, got {value}")
+        return value
+
+    def number(self, name: str, default: float, *, low: float, high: float) -> float:
+        raw = self.optional(name)
+        if raw is None:
+            return default
+        try:
+            value = float(raw)
+        except ValueError:
+            raise SettingsError(f"{name}: expected a number, got {raw!r}") from None
+        if not low <= value <= high:
+            raise SettingsError(f"{name}: must be between {low} and {high}, got {value}")
+        return value
+
+    def choice(
+        self, name: str, default: str, allowed: tuple[str, ...], *, upper: bool = False
+    ) -> str:
+        raw = self.optional(name)
+        if raw is None:
+            return default
+        value = raw.upper() if upper else raw.lower()
+        if value not in allowed:
+            raise SettingsError(f"{name}: must be one of {', '.join(allowed)}, got {raw!r}")
+        return value
+
+    def _url(self, name: str, schemes: tuple[str, ...]) -> str | None:
+        raw = self.optional(name)
+        if raw is None:
+            return None
+        parts = urllib.parse.urlsplit(raw)
+        if parts.scheme not in schemes or (not parts.hostname and not parts.path):
+            raise SettingsError(
+                f"{name}: expected a URL starting with {' or '.join(s + '://' for s in schemes)}"
+            )
+        return raw
+
+    def postgres_url(self, name: str, default: str) -> str:
+        return self._url(name, ("postgres", "postgresql")) or default
+
+    def http_url(self, name: str) -> str | None:
+        url = self._url(name, ("http", "https"))
+        if url is not None and not urllib.parse.urlsplit(url).hostname:
+            raise SettingsError(f"{name}: expected a URL with a host, got {url!r}")
+        return url
+
+    def redis_url(self, name: str) -> str | None:
+        return self._url(name, ("redis", "rediss", "unix"))
+
+    def origins(self, name: str, default: tuple[str, ...]) -> tuple[str, ...]:
+        raw = self.optional(name)
+        if raw is None:
+            return default
+        origins = tuple(o.strip().rstrip("/") for o in raw.split(",") if o.strip())
+        for origin in origins:
+            if origin != "*" and urllib.parse.urlsplit(origin).scheme not in ("http", "https"):
+                raise SettingsError(
+                    f"{name}: each origin must be * or start with http:// or https://, "
+                    f"got {origin!r}"
+                )
+        return origins or default

@@ -1,0 +1,63 @@
+"""One error hierarchy, serialized in one place (the HTTP middleware and the socket
+``error`` event). Never a stack trace to the client."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+
+
+class ChatError(Exception):
+    """Root of the errors this service raises on purpose."""
+
+
+class ApiError(ChatError):
+    """An error a client should see: HTTP status, stable code, human message."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+
+    def body(self) -> dict[str, Any]:
+        return {"error": {"code": self.code, "message": self.message}}
+
+
+class AuthError(ApiError):
+    """Missing, malformed, expired or wrongly signed token (401)."""
+
+    def __init__(self, message: str, code: str = "invalid_token") -> None:
+        super().__init__(401, code, message)
+
+
+# SQLSTATEs raised by our SQL functions and by Postgres itself, as HTTP errors.
+_SQLSTATE: dict[str, tuple[int, str]] = {
+    "28000": (401, "not_authenticated"),
+    "42501": (403, "forbidden"),
+    "P0002": (404, "not_found"),
+    "55000": (409, "conflict"),
+    "23505": (409, "conflict"),
+    "22023": (422, "invalid_value"),
+    "23514": (422, "invalid_value"),
+    "23503": (422, "invalid_reference"),
+    "23502": (422, "invalid_value"),
+    "22P02": (422, "invalid_value"),
+    "22001": (422, "invalid_value"),
+    "57014": (503, "timeout"),
+}
+
+
+def from_postgres(exc: asyncpg.PostgresError) -> ApiError:
+    """Map a database error to an ApiError; unknown ones become a generic 500-class error
+    whose message hides the details."""
+    sqlstate = getattr(exc, "sqlstate", None) or ""
+    status, code = _SQLSTATE.get(sqlstate, (500, "internal_error"))
+    if status == 500:
+        return ApiError(500, code, "internal error")
+    if sqlstate == "42501" and "row-level security" in str(exc):
+        message = "not allowed"
+    else:
+        message = getattr(exc, "message", None) or str(exc)
+    return ApiError(status, code, message)

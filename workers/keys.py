@@ -1,0 +1,17 @@
+"""Typed application keys, shared by the app factory and the handlers."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from aiohttp import web
+
+from .auth import TokenVerifier
+from .config import Settings
+from .db import Database
+
+SETTINGS = web.AppKey("settings", Settings)
+DATABASE = web.AppKey("database", Database)
+VERIFIER = web.AppKey("verifier", TokenVerifier)
+# Live counters of the Socket.IO relay for /health; absent until the relay is mounted.
+SOCKET_STATS: web.AppKey[Callable[[], dict[str, int]]] = web.AppKey("socket_stats")
