@@ -7,10 +7,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_NO_CACHE_DIR=1 \
     PORT=5001
 
-RUN apt-get update \
-    && apt-get install -y --no-install-recommends libmagic1 \
-    && rm -rf /var/lib/apt/lists/* \
-    && useradd --create-home --uid 10001 chat
+RUN useradd --create-home --uid 10001 chat
 
 WORKDIR /app
 COPY pyproject.toml README.md ./

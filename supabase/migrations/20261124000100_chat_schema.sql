@@ -169,6 +169,10 @@ create index chat_sessions_created_at on public.chat_sessions (created_at desc);
 revoke all on public.chat_sessions, public.chat_messages, public.chat_read_state,
 public.chat_audit_logs, public.chat_monitoring from anon, authenticated, service_role, public;
 
+-- Identity columns need no sequence privilege to insert: the API roles get none.
+revoke all on sequence public.chat_messages_seq_seq, public.chat_audit_logs_id_seq,
+public.chat_monitoring_id_seq from anon, authenticated, public;
+
 grant select, insert on public.chat_sessions to authenticated;
 grant update (title, status) on public.chat_sessions to authenticated;
 grant select, insert on public.chat_messages to authenticated;
