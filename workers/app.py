@@ -12,7 +12,8 @@ from .api.errors import error_middleware
 from .auth import TokenVerifier
 from .config import Settings
 from .db import Database
-from .keys import DATABASE, SETTINGS, VERIFIER
+from .keys import DATABASE, RELAY, SETTINGS, SOCKET_STATS, VERIFIER
+from .relay import Relay, new_relay_id
 
 log = logging.getLogger(__name__)
 
@@ -20,18 +21,33 @@ log = logging.getLogger(__name__)
 MAX_JSON_BODY = 1024 * 1024
 
 
-def create_app(settings: Settings) -> web.Application:
+def create_app(settings: Settings, *, relay_id: str | None = None) -> web.Application:
     app = web.Application(middlewares=[error_middleware], client_max_size=MAX_JSON_BODY)
     app[SETTINGS] = settings
     app[VERIFIER] = TokenVerifier(jwt_secret=settings.jwt_secret, jwks_url=settings.jwks_url)
+    app[DATABASE] = Database(settings.database_url, max_size=settings.db_pool_max)
+    relay = Relay(
+        settings=settings,
+        db=app[DATABASE],
+        verifier=app[VERIFIER],
+        relay_id=relay_id or new_relay_id(),
+    )
+    relay.sio.attach(app)
+    app[RELAY] = relay
+    app[SOCKET_STATS] = relay.stats
     app.cleanup_ctx.append(_database_ctx)
+    app.cleanup_ctx.append(_relay_ctx)
     health.setup(app)
     return app
 
 
 async def _database_ctx(app: web.Application) -> AsyncIterator[None]:
-    db = Database(app[SETTINGS].database_url, max_size=app[SETTINGS].db_pool_max)
-    await db.open()
-    app[DATABASE] = db
+    await app[DATABASE].open()
     yield
-    await db.close()
+    await app[DATABASE].close()
+
+
+async def _relay_ctx(app: web.Application) -> AsyncIterator[None]:
+    await app[RELAY].start()
+    yield
+    await app[RELAY].stop()

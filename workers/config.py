@@ -34,6 +34,12 @@ class Settings:
     data_dir: Path = Path(".data")
     db_pool_max: int = 10
     typing_timeout: float = 5.0
+    message_rate: float = 5.0
+    message_burst: int = 20
+    typing_rate: float = 5.0
+    typing_burst: int = 10
+    max_content_length: int = 10_000
+    max_packet_bytes: int = 1_000_000
     log_level: str = "INFO"
 
     @property
@@ -59,6 +65,12 @@ class Settings:
             data_dir=Path(get.text("DATA_DIR", ".data")),
             db_pool_max=get.integer("DB_POOL_MAX", 10, low=1, high=1000),
             typing_timeout=get.number("TYPING_TIMEOUT", 5.0, low=0.1, high=600),
+            message_rate=get.number("MESSAGE_RATE", 5.0, low=0, high=10_000),
+            message_burst=get.integer("MESSAGE_BURST", 20, low=1, high=100_000),
+            typing_rate=get.number("TYPING_RATE", 5.0, low=0, high=10_000),
+            typing_burst=get.integer("TYPING_BURST", 10, low=1, high=100_000),
+            max_content_length=get.integer("MAX_CONTENT_LENGTH", 10_000, low=1, high=10_000),
+            max_packet_bytes=get.integer("MAX_PACKET_BYTES", 1_000_000, low=1024, high=100_000_000),
             log_level=get.choice(
                 "LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR"), upper=True
             ),

@@ -1,7 +1,7 @@
 -- chat_sessions: what each actor may select, insert, update and delete.
 begin;
 set local search_path = extensions, public;
-select plan(44);
+select plan(42);
 
 -- Fixtures (as postgres): a client and a reader who share an active session (S1) and a
 -- closed one (S2); an outsider in a session of their own (S3); an admin (app_metadata) who

@@ -1,0 +1,155 @@
+"""Who is online in which session: at least one socket of the user joined to it, on any relay.
+
+Each relay counts its own sockets per (session, user) in memory. With Redis, it also
+publishes which users it holds per session (a hash per session, field
+``{relay_id}|{user_id}``) and a heartbeat key with a TTL; a relay that dies stops its
+heartbeat, so its users drop out of ``online`` within the TTL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections import defaultdict
+
+import redis.asyncio as aioredis
+
+log = logging.getLogger(__name__)
+
+HEARTBEAT_TTL = 15  # seconds; a killed relay's users are gone within this
+HEARTBEAT_EVERY = 5
+
+
+class Presence:
+    def __init__(self, *, redis: aioredis.Redis | None, relay_id: str) -> None:
+        self._redis = redis
+        self.relay_id = relay_id
+        # session -> user -> set of local sids
+        self._local: dict[uuid.UUID, dict[uuid.UUID, set[str]]] = defaultdict(dict)
+        self._task: asyncio.Task[None] | None = None
+
+    # ------------------------------------------------------------------ lifecycle
+    async def start(self) -> None:
+        if self._redis is not None:
+            await self._beat()
+            self._task = asyncio.create_task(self._heartbeat(), name="presence-heartbeat")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if self._redis is not None:
+            with contextlib.suppress(Exception):
+                await self._forget_all()
+
+    async def _heartbeat(self) -> None:
+        delay = HEARTBEAT_EVERY
+        while True:
+            await asyncio.sleep(delay)
+            try:
+                await self._beat()
+                delay = HEARTBEAT_EVERY
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.warning("presence heartbeat failed; retrying", exc_info=True)
+                delay = 1
+
+    async def _beat(self) -> None:
+        assert self._redis is not None
+        pipe = self._redis.pipeline()
+        pipe.set(self._relay_key(self.relay_id), "1", ex=HEARTBEAT_TTL)
+        # Re-assert our entries, in case Redis lost them (restart without persistence).
+        for session_id, users in self._local.items():
+            for user_id in users:
+                pipe.hset(self._session_key(session_id), self._field(user_id), "1")
+        await pipe.execute()
+
+    async def _forget_all(self) -> None:
+        assert self._redis is not None
+        pipe = self._redis.pipeline()
+        for session_id, users in self._local.items():
+            for user_id in users:
+                pipe.hdel(self._session_key(session_id), self._field(user_id))
+        pipe.delete(self._relay_key(self.relay_id))
+        await pipe.execute()
+
+    # ------------------------------------------------------------------ keys
+    @staticmethod
+    def _session_key(session_id: uuid.UUID) -> str:
+        return f"chat:presence:{session_id}"
+
+    @staticmethod
+    def _relay_key(relay_id: str) -> str:
+        return f"chat:relay:{relay_id}"
+
+    def _field(self, user_id: uuid.UUID) -> str:
+        return f"{self.relay_id}|{user_id}"
+
+    # ------------------------------------------------------------------ changes
+    async def add(self, session_id: uuid.UUID, user_id: uuid.UUID, sid: str) -> bool:
+        """Record a joined socket. True when the user was not online in the session before
+        (on any relay)."""
+        was_online = user_id in await self.online(session_id)
+        sids = self._local[session_id].setdefault(user_id, set())
+        first_here = not sids
+        sids.add(sid)
+        if first_here and self._redis is not None:
+            await self._redis.hset(self._session_key(session_id), self._field(user_id), "1")
+        return not was_online
+
+    async def remove(self, session_id: uuid.UUID, user_id: uuid.UUID, sid: str) -> bool:
+        """Forget a socket. True when that was the user's last socket in the session (on
+        every relay)."""
+        users = self._local.get(session_id)
+        if not users or sid not in users.get(user_id, set()):
+            return False
+        users[user_id].discard(sid)
+        if users[user_id]:
+            return False
+        del users[user_id]
+        if not users:
+            self._local.pop(session_id, None)
+        if self._redis is not None:
+            await self._redis.hdel(self._session_key(session_id), self._field(user_id))
+        return user_id not in await self.online(session_id)
+
+    def local_sids(self, session_id: uuid.UUID, user_id: uuid.UUID) -> set[str]:
+        return set(self._local.get(session_id, {}).get(user_id, set()))
+
+    def joined(self, session_id: uuid.UUID, sid: str) -> bool:
+        return any(sid in sids for sids in self._local.get(session_id, {}).values())
+
+    # ------------------------------------------------------------------ queries
+    async def online(self, session_id: uuid.UUID) -> list[uuid.UUID]:
+        """Users with at least one joined socket on a live relay, sorted."""
+        local = set(self._local.get(session_id, {}))
+        if self._redis is None:
+            return sorted(local)
+        fields = await self._redis.hkeys(self._session_key(session_id))
+        by_relay: dict[str, list[uuid.UUID]] = defaultdict(list)
+        for raw in fields:
+            text = raw.decode() if isinstance(raw, bytes) else raw
+            relay, _, user = text.partition("|")
+            with contextlib.suppress(ValueError):
+                by_relay[relay].append(uuid.UUID(user))
+        relays = [r for r in by_relay if r != self.relay_id]
+        users = set(local)
+        if relays:
+            alive = await self._redis.mget([self._relay_key(r) for r in relays])
+            dead: list[str] = []
+            for relay, flag in zip(relays, alive, strict=True):
+                if flag is not None:
+                    users.update(by_relay[relay])
+                else:
+                    dead.extend(f"{relay}|{u}" for u in by_relay[relay])
+            if dead:  # a crashed relay's entries: clean up lazily
+                await self._redis.hdel(self._session_key(session_id), *dead)
+        return sorted(users)
+
+    @property
+    def active_sessions(self) -> int:
+        return sum(1 for users in self._local.values() if users)
