@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from .api import health
+from .api import chat, health
 from .api.errors import error_middleware
 from .auth import TokenVerifier
 from .config import Settings
@@ -37,7 +37,9 @@ def create_app(settings: Settings, *, relay_id: str | None = None) -> web.Applic
     app[SOCKET_STATS] = relay.stats
     app.cleanup_ctx.append(_database_ctx)
     app.cleanup_ctx.append(_relay_ctx)
+    app.on_shutdown.append(_close_sockets)
     health.setup(app)
+    chat.setup(app)
     return app
 
 
@@ -45,6 +47,10 @@ async def _database_ctx(app: web.Application) -> AsyncIterator[None]:
     await app[DATABASE].open()
     yield
     await app[DATABASE].close()
+
+
+async def _close_sockets(app: web.Application) -> None:
+    await app[RELAY].disconnect_all()
 
 
 async def _relay_ctx(app: web.Application) -> AsyncIterator[None]:

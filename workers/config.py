@@ -40,6 +40,7 @@ class Settings:
     typing_burst: int = 10
     max_content_length: int = 10_000
     max_packet_bytes: int = 1_000_000
+    presence_ttl: int = 15
     log_level: str = "INFO"
 
     @property
@@ -71,6 +72,7 @@ class Settings:
             typing_burst=get.integer("TYPING_BURST", 10, low=1, high=100_000),
             max_content_length=get.integer("MAX_CONTENT_LENGTH", 10_000, low=1, high=10_000),
             max_packet_bytes=get.integer("MAX_PACKET_BYTES", 1_000_000, low=1024, high=100_000_000),
+            presence_ttl=get.integer("PRESENCE_TTL", 15, low=2, high=300),
             log_level=get.choice(
                 "LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR"), upper=True
             ),

@@ -54,6 +54,10 @@ def from_postgres(exc: asyncpg.PostgresError) -> ApiError:
     whose message hides the details."""
     sqlstate = getattr(exc, "sqlstate", None) or ""
     status, code = _SQLSTATE.get(sqlstate, (500, "internal_error"))
+    if status == 500 and sqlstate.startswith("22"):
+        # Any other data exception (a value out of range, an unstorable character) is
+        # bad input, not a server fault.
+        status, code = 422, "invalid_value"
     if status == 500:
         return ApiError(500, code, "internal error")
     if sqlstate == "42501" and "row-level security" in str(exc):

@@ -163,6 +163,8 @@ create index chat_audit_logs_actor_id on public.chat_audit_logs (actor_id, creat
 create index chat_monitoring_timestamp on public.chat_monitoring (timestamp desc);
 create index chat_monitoring_session_id on public.chat_monitoring (session_id, timestamp desc);
 create index chat_sessions_created_at on public.chat_sessions (created_at desc);
+-- The sessions select policy (participants or creator) and the foreign key on delete.
+create index chat_sessions_created_by on public.chat_sessions (created_by);
 
 -- ---------------------------------------------------------------- grants
 -- Nothing is left to default privileges: revoke all, then grant what each role needs.
@@ -241,6 +243,24 @@ $$;
 create trigger chat_messages_guard_update
 before update on public.chat_messages
 for each row execute function chat_private.guard_message_update();
+
+-- Clients cannot backdate or postdate messages: through the API roles, created_at is the
+-- server's clock.
+create or replace function chat_private.stamp_message_insert() returns trigger
+language plpgsql
+set search_path = ''
+as $$
+begin
+  if coalesce(auth.role(), '') in ('authenticated', 'anon') then
+    new.created_at := now();
+  end if;
+  return new;
+end
+$$;
+
+create trigger chat_messages_stamp_insert
+before insert on public.chat_messages
+for each row execute function chat_private.stamp_message_insert();
 
 -- Audit rows are append-only for every role, the table owner included.
 create or replace function chat_private.refuse_audit_change() returns trigger

@@ -45,7 +45,28 @@ for each row
 when (old.status = 'active' and new.status = 'closed')
 execute function chat_private.note_session_closed();
 
+-- Participants must be users, whatever path inserts the session (supabase-js included).
+create or replace function chat_private.check_participants_exist() returns trigger
+language plpgsql
+set search_path = ''
+as $$
+declare
+  _unknown uuid[] := chat_private.unknown_users(new.participants);
+begin
+  if cardinality(_unknown) > 0 then
+    raise exception 'unknown participants: %', array_to_string(_unknown, ', ')
+      using errcode = '22023';
+  end if;
+  return new;
+end
+$$;
+
+create trigger chat_sessions_participants_exist
+before insert on public.chat_sessions
+for each row execute function chat_private.check_participants_exist();
+
 revoke all on function chat_private.unknown_users(uuid[]) from public;
+revoke all on function chat_private.check_participants_exist() from public;
 revoke all on function chat_private.note_session_closed() from public;
 grant execute on function chat_private.unknown_users(uuid[]) to authenticated, service_role;
 
@@ -172,7 +193,7 @@ begin
   if type in ('audio', 'image', 'file') then
     _path := metadata ->> 'storage_path';
     if _path is null then
-      raise exception 'a % message needs metadata.storage_path', type using errcode = '22023';
+      raise exception '% messages need metadata.storage_path', type using errcode = '22023';
     end if;
     if (storage.foldername(_path))[1] is distinct from session_id::text
       or (storage.foldername(_path))[2] is distinct from _uid::text
@@ -454,8 +475,9 @@ begin
     return _row;
   end if;
   update public.chat_sessions as s set status = 'closed'
-  where s.id = session_id
-  returning s.* into _row;
+  where s.id = session_id;
+  -- Read back: the closing system message has moved last_message_at since.
+  select s.* into _row from public.chat_sessions as s where s.id = session_id;
   return _row;
 end
 $$;

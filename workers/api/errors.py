@@ -43,7 +43,10 @@ async def error_middleware(request: web.Request, handler) -> web.StreamResponse:
         message = exc.reason
         if exc.status == 404:
             message = f"no route for {request.method} {request.path}"
-        return error_response(ApiError(exc.status, code, message))
+        response = error_response(ApiError(exc.status, code, message))
+        if "Allow" in exc.headers:  # 405 says which methods the path has
+            response.headers["Allow"] = exc.headers["Allow"]
+        return response
     except asyncpg.PostgresError as exc:
         mapped = from_postgres(exc)
         if mapped.status >= 500:

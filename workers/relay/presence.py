@@ -18,13 +18,13 @@ import redis.asyncio as aioredis
 
 log = logging.getLogger(__name__)
 
-HEARTBEAT_TTL = 15  # seconds; a killed relay's users are gone within this
-HEARTBEAT_EVERY = 5
-
 
 class Presence:
-    def __init__(self, *, redis: aioredis.Redis | None, relay_id: str) -> None:
+    def __init__(self, *, redis: aioredis.Redis | None, relay_id: str, ttl: int = 15) -> None:
+        """``ttl``: seconds after which a silent relay's users are no longer online."""
         self._redis = redis
+        self._ttl = ttl
+        self._every = max(1.0, ttl / 3)
         self.relay_id = relay_id
         # session -> user -> set of local sids
         self._local: dict[uuid.UUID, dict[uuid.UUID, set[str]]] = defaultdict(dict)
@@ -46,12 +46,12 @@ class Presence:
                 await self._forget_all()
 
     async def _heartbeat(self) -> None:
-        delay = HEARTBEAT_EVERY
+        delay = self._every
         while True:
             await asyncio.sleep(delay)
             try:
                 await self._beat()
-                delay = HEARTBEAT_EVERY
+                delay = self._every
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -61,7 +61,7 @@ class Presence:
     async def _beat(self) -> None:
         assert self._redis is not None
         pipe = self._redis.pipeline()
-        pipe.set(self._relay_key(self.relay_id), "1", ex=HEARTBEAT_TTL)
+        pipe.set(self._relay_key(self.relay_id), "1", ex=self._ttl)
         # Re-assert our entries, in case Redis lost them (restart without persistence).
         for session_id, users in self._local.items():
             for user_id in users:

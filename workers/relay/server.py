@@ -79,7 +79,7 @@ class Relay:
             logger=False,
             engineio_logger=False,
         )
-        self.presence = Presence(redis=self.redis, relay_id=relay_id)
+        self.presence = Presence(redis=self.redis, relay_id=relay_id, ttl=settings.presence_ttl)
         self.typing = TypingTracker(
             on_timeout=self._typing_timed_out, timeout=settings.typing_timeout
         )
@@ -98,12 +98,23 @@ class Relay:
         )
         self._sockets: dict[str, _Socket] = {}
         self.total_connections = 0
+        self._shut_down = False
         self._register()
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
         await self.presence.start()
         await self.changefeed.start()
+
+    async def disconnect_all(self) -> None:
+        """Close every socket (graceful shutdown: clients reconnect to another relay)."""
+        for sid in list(self._sockets):
+            with contextlib.suppress(Exception):
+                await self.sio.disconnect(sid)
+        if not self._shut_down:
+            self._shut_down = True
+            with contextlib.suppress(Exception):
+                await self.sio.shutdown()
 
     async def stop(self) -> None:
         await self.changefeed.stop()

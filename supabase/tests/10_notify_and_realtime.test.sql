@@ -1,0 +1,150 @@
+-- Change notifications (pg_notify on chat_events) and the supabase_realtime publication.
+begin;
+set local search_path = extensions, public;
+select plan(15);
+
+-- Fixtures (as postgres): a client and a reader who share an active session (S1) and a
+-- closed one (S2); an outsider in a session of their own (S3); an admin (app_metadata) who
+-- takes part in neither; a user whose user_metadata (editable by the user) claims admin.
+do $$
+begin
+  perform tests.create_supabase_user('0c000000-0000-4000-8000-000000000001', 'client@chat.test', '{"role": "client"}', '{}');
+  perform tests.create_supabase_user('0c000000-0000-4000-8000-000000000002', 'reader@chat.test', '{"role": "reader"}', '{}');
+  perform tests.create_supabase_user('0c000000-0000-4000-8000-000000000003', 'outsider@chat.test', '{"role": "client"}', '{}');
+  perform tests.create_supabase_user('0c000000-0000-4000-8000-000000000004', 'admin@chat.test', '{"role": "admin"}', '{}');
+  perform tests.create_supabase_user('0c000000-0000-4000-8000-000000000005', 'forger@chat.test', '{"role": "client"}', '{"role": "admin"}');
+  perform tests.create_supabase_user('0c000000-0000-4000-8000-000000000006', 'other-reader@chat.test', '{"role": "reader"}', '{}');
+
+  insert into public.chat_sessions (id, participants, type, booking_id, title, created_by, status, closed_at)
+  values
+  ('5e000000-0000-4000-8000-000000000001',
+   array['0c000000-0000-4000-8000-000000000001', '0c000000-0000-4000-8000-000000000002']::uuid [],
+   'booking', 'b0000000-0000-4000-8000-000000000001', 'Active consultation',
+   '0c000000-0000-4000-8000-000000000001', 'active', null),
+  ('5e000000-0000-4000-8000-000000000002',
+   array['0c000000-0000-4000-8000-000000000001', '0c000000-0000-4000-8000-000000000002']::uuid [],
+   'support', null, 'Closed support chat',
+   '0c000000-0000-4000-8000-000000000001', 'closed', now() - interval '1 hour'),
+  ('5e000000-0000-4000-8000-000000000003',
+   array['0c000000-0000-4000-8000-000000000003', '0c000000-0000-4000-8000-000000000006']::uuid [],
+   'booking', 'b0000000-0000-4000-8000-000000000003', 'Outsider consultation',
+   '0c000000-0000-4000-8000-000000000003', 'active', null);
+
+  insert into public.chat_messages (id, session_id, sender_id, content, created_at)
+  values
+  ('3e000000-0000-4000-8000-000000000001', '5e000000-0000-4000-8000-000000000001',
+   '0c000000-0000-4000-8000-000000000001', 'Hello from the client', now() - interval '3 minutes'),
+  ('3e000000-0000-4000-8000-000000000002', '5e000000-0000-4000-8000-000000000001',
+   '0c000000-0000-4000-8000-000000000002', 'Hello from the reader', now() - interval '2 minutes'),
+  ('3e000000-0000-4000-8000-000000000003', '5e000000-0000-4000-8000-000000000002',
+   '0c000000-0000-4000-8000-000000000001', 'Said before closing', now() - interval '2 hours'),
+  ('3e000000-0000-4000-8000-000000000004', '5e000000-0000-4000-8000-000000000003',
+   '0c000000-0000-4000-8000-000000000003', 'Hello from the outsider', now() - interval '1 minute');
+end
+$$;
+
+-- NOTIFY is delivered at commit and these tests roll back, so the payloads cannot be
+-- observed here: the triggers, their functions and the publication are checked instead,
+-- and the triggers are fired once by an ordinary participant.
+
+-- ---------------------------------------------------------------- notify triggers
+select trigger_is(
+  'public', 'chat_messages', 'chat_messages_notify', 'chat_private', 'notify_message',
+  'A new message is announced by chat_private.notify_message.'
+);
+select trigger_is(
+  'public', 'chat_read_state', 'chat_read_state_notify', 'chat_private', 'notify_read_state',
+  'A moved read cursor is announced by chat_private.notify_read_state.'
+);
+select trigger_is(
+  'public', 'chat_sessions', 'chat_sessions_notify', 'chat_private', 'notify_session',
+  'A new or changed session is announced by chat_private.notify_session.'
+);
+select results_eq(
+  $$ select trigger_name::text collate "default", event_object_table::text collate "default",
+            string_agg(event_manipulation::text, ',' order by event_manipulation::text) collate "default",
+            action_timing::text collate "default", action_orientation::text collate "default"
+     from information_schema.triggers
+     where trigger_schema = 'public' and trigger_name like '%\_notify'
+     group by 1, 2, 4, 5 order by 1 $$,
+  $$ values ('chat_messages_notify', 'chat_messages', 'INSERT', 'AFTER', 'ROW'),
+            ('chat_read_state_notify', 'chat_read_state', 'INSERT,UPDATE', 'AFTER', 'ROW'),
+            ('chat_sessions_notify', 'chat_sessions', 'INSERT,UPDATE', 'AFTER', 'ROW') $$,
+  'The notify triggers fire after each inserted row (and updated row, for read state and sessions).'
+);
+select matches(
+  (
+    select pg_get_triggerdef(t.oid) from pg_catalog.pg_trigger as t
+    where t.tgrelid = 'public.chat_sessions'::regclass and t.tgname = 'chat_sessions_notify'
+  ),
+  'AFTER INSERT OR UPDATE OF status, title ON public\.chat_sessions',
+  'A session is announced when created, closed, reopened or renamed, not when only last_message_at moves.'
+);
+select is(
+  (
+    select array_agg(p.proname::text order by p.proname)
+    from pg_catalog.pg_proc as p
+    where p.pronamespace = 'chat_private'::regnamespace
+      and p.prosrc ~ 'pg_notify\(\s*''chat_events'''
+  ),
+  array['notify_message', 'notify_read_state', 'notify_session'],
+  'Exactly the three notify functions publish on channel chat_events.'
+);
+select is_definer(
+  'chat_private', 'notify_read_state', '{}'::name[],
+  'notify_read_state runs as its owner, so it can count messages whatever the caller may read.'
+);
+select is(
+  (
+    select coalesce(array_agg(p.proname::text order by p.proname), '{}')
+    from pg_catalog.pg_proc as p
+    where p.pronamespace = 'chat_private'::regnamespace
+      and p.proname like 'notify\_%'
+      and (p.proconfig is null or not ('search_path=""' = any(p.proconfig)))
+  ),
+  '{}'::text[],
+  'Every notify function pins an empty search_path.'
+);
+
+-- ---------------------------------------------------------------- realtime publication
+select results_eq(
+  $$ select tablename::text collate "default" from pg_catalog.pg_publication_tables
+     where pubname = 'supabase_realtime' and schemaname = 'public' order by tablename $$,
+  $$ values ('chat_messages'), ('chat_read_state'), ('chat_sessions') $$,
+  'Sessions, messages and read state are in publication supabase_realtime; audit and monitoring are not.'
+);
+select is(
+  (
+    select relreplident::text from pg_catalog.pg_class
+    where oid = 'public.chat_messages'::regclass
+  ),
+  'f',
+  'chat_messages has replica identity full, so realtime can check RLS on changed rows.'
+);
+
+-- ---------------------------------------------------------------- the triggers fire for participants
+select tests.authenticate_as('0c000000-0000-4000-8000-000000000001');
+select lives_ok(
+  $$ select public.send_chat_message('5e000000-0000-4000-8000-000000000001', 'Ping') $$,
+  'A participant''s message fires the message notify trigger without error.'
+);
+select tests.authenticate_as('0c000000-0000-4000-8000-000000000002');
+select lives_ok(
+  $$ select public.mark_chat_messages_read('5e000000-0000-4000-8000-000000000001') $$,
+  'A participant''s read cursor fires the read-state notify trigger without error.'
+);
+select lives_ok(
+  $$ select public.mark_chat_messages_read('5e000000-0000-4000-8000-000000000001', '3e000000-0000-4000-8000-000000000002') $$,
+  'A cursor that does not move fires nothing and fails nothing.'
+);
+select lives_ok(
+  $$ select public.close_chat_session('5e000000-0000-4000-8000-000000000001') $$,
+  'A participant closing a session fires the session notify trigger without error.'
+);
+select lives_ok(
+  $$ select public.create_chat_session(array['0c000000-0000-4000-8000-000000000002']::uuid [], 'emergency') $$,
+  'A new session fires the session notify trigger without error.'
+);
+
+select * from finish();
+rollback;

@@ -1,0 +1,155 @@
+-- close_chat_session: participants close their sessions; a system message records it.
+begin;
+set local search_path = extensions, public;
+select plan(17);
+
+-- Fixtures (as postgres): a client and a reader who share an active session (S1) and a
+-- closed one (S2); an outsider in a session of their own (S3); an admin (app_metadata) who
+-- takes part in neither; a user whose user_metadata (editable by the user) claims admin.
+do $$
+begin
+  perform tests.create_supabase_user('0c000000-0000-4000-8000-000000000001', 'client@chat.test', '{"role": "client"}', '{}');
+  perform tests.create_supabase_user('0c000000-0000-4000-8000-000000000002', 'reader@chat.test', '{"role": "reader"}', '{}');
+  perform tests.create_supabase_user('0c000000-0000-4000-8000-000000000003', 'outsider@chat.test', '{"role": "client"}', '{}');
+  perform tests.create_supabase_user('0c000000-0000-4000-8000-000000000004', 'admin@chat.test', '{"role": "admin"}', '{}');
+  perform tests.create_supabase_user('0c000000-0000-4000-8000-000000000005', 'forger@chat.test', '{"role": "client"}', '{"role": "admin"}');
+  perform tests.create_supabase_user('0c000000-0000-4000-8000-000000000006', 'other-reader@chat.test', '{"role": "reader"}', '{}');
+
+  insert into public.chat_sessions (id, participants, type, booking_id, title, created_by, status, closed_at)
+  values
+  ('5e000000-0000-4000-8000-000000000001',
+   array['0c000000-0000-4000-8000-000000000001', '0c000000-0000-4000-8000-000000000002']::uuid [],
+   'booking', 'b0000000-0000-4000-8000-000000000001', 'Active consultation',
+   '0c000000-0000-4000-8000-000000000001', 'active', null),
+  ('5e000000-0000-4000-8000-000000000002',
+   array['0c000000-0000-4000-8000-000000000001', '0c000000-0000-4000-8000-000000000002']::uuid [],
+   'support', null, 'Closed support chat',
+   '0c000000-0000-4000-8000-000000000001', 'closed', now() - interval '1 hour'),
+  ('5e000000-0000-4000-8000-000000000003',
+   array['0c000000-0000-4000-8000-000000000003', '0c000000-0000-4000-8000-000000000006']::uuid [],
+   'booking', 'b0000000-0000-4000-8000-000000000003', 'Outsider consultation',
+   '0c000000-0000-4000-8000-000000000003', 'active', null);
+
+  insert into public.chat_messages (id, session_id, sender_id, content, created_at)
+  values
+  ('3e000000-0000-4000-8000-000000000001', '5e000000-0000-4000-8000-000000000001',
+   '0c000000-0000-4000-8000-000000000001', 'Hello from the client', now() - interval '3 minutes'),
+  ('3e000000-0000-4000-8000-000000000002', '5e000000-0000-4000-8000-000000000001',
+   '0c000000-0000-4000-8000-000000000002', 'Hello from the reader', now() - interval '2 minutes'),
+  ('3e000000-0000-4000-8000-000000000003', '5e000000-0000-4000-8000-000000000002',
+   '0c000000-0000-4000-8000-000000000001', 'Said before closing', now() - interval '2 hours'),
+  ('3e000000-0000-4000-8000-000000000004', '5e000000-0000-4000-8000-000000000003',
+   '0c000000-0000-4000-8000-000000000003', 'Hello from the outsider', now() - interval '1 minute');
+end
+$$;
+
+-- ---------------------------------------------------------------- who may close
+select tests.authenticate_with_claims('{"role": "authenticated"}');
+select throws_ok(
+  $$ select public.close_chat_session('5e000000-0000-4000-8000-000000000001') $$,
+  '28000', 'not authenticated',
+  'A token without a subject cannot close a session.'
+);
+select tests.authenticate_as_service_role();
+select throws_ok(
+  $$ select public.close_chat_session('5e000000-0000-4000-8000-000000000001') $$,
+  '28000', 'not authenticated',
+  'The service role has no user id, so it cannot close through the function.'
+);
+select tests.authenticate_as('0c000000-0000-4000-8000-000000000003');
+select throws_ok(
+  $$ select public.close_chat_session('5e000000-0000-4000-8000-000000000001') $$,
+  'P0002', 'chat session 5e000000-0000-4000-8000-000000000001 not found',
+  'The outsider cannot close a session they do not take part in.'
+);
+select tests.authenticate_as('0c000000-0000-4000-8000-000000000004');
+select throws_ok(
+  $$ select public.close_chat_session('5e000000-0000-4000-8000-000000000001') $$,
+  'P0002', 'chat session 5e000000-0000-4000-8000-000000000001 not found',
+  'The admin cannot close a session they do not take part in.'
+);
+select tests.authenticate_as('0c000000-0000-4000-8000-000000000005');
+select throws_ok(
+  $$ select public.close_chat_session('5e000000-0000-4000-8000-000000000001') $$,
+  'P0002', 'chat session 5e000000-0000-4000-8000-000000000001 not found',
+  'A user whose user_metadata says admin cannot close a session of others.'
+);
+select tests.authenticate_as('0c000000-0000-4000-8000-000000000002');
+select throws_ok(
+  $$ select public.close_chat_session('5e000000-0000-4000-8000-0000000000ff') $$,
+  'P0002', 'chat session 5e000000-0000-4000-8000-0000000000ff not found',
+  'A session that does not exist is not found.'
+);
+reset role;
+select set_config('request.jwt.claims', '', true);
+select results_eq(
+  $$ select status from public.chat_sessions where id = '5e000000-0000-4000-8000-000000000001' $$,
+  $$ values ('active'::text) $$,
+  'No refused call closed the session.'
+);
+
+-- ---------------------------------------------------------------- the reader closes S1
+select tests.authenticate_as('0c000000-0000-4000-8000-000000000002');
+create temporary table closed_row on commit drop as
+select * from public.close_chat_session('5e000000-0000-4000-8000-000000000001');
+select results_eq(
+  $$ select id, status, closed_at from closed_row $$,
+  $$ values ('5e000000-0000-4000-8000-000000000001'::uuid, 'closed'::text, now()) $$,
+  'A participant closes their session; it is returned closed, with closed_at stamped.'
+);
+select results_eq(
+  $$ select sender_id, type, content, metadata from public.chat_messages
+     where session_id = '5e000000-0000-4000-8000-000000000001' and type = 'system' $$,
+  $$ values ('0c000000-0000-4000-8000-000000000002'::uuid, 'system'::text, 'Session closed'::text,
+             '{"event": "session_closed"}'::jsonb) $$,
+  'Closing leaves one system message in the session, sent in the name of whoever closed it.'
+);
+select results_eq(
+  $$ select last_message_at from public.chat_sessions where id = '5e000000-0000-4000-8000-000000000001' $$,
+  $$ values (now()) $$,
+  'The system message moves the session''s last_message_at.'
+);
+select results_eq(
+  $$ select c.id, c.status, c.closed_at, c.last_message_at, c.updated_at from closed_row as c $$,
+  $$ select s.id, s.status, s.closed_at, s.last_message_at, s.updated_at from public.chat_sessions as s
+     where s.id = '5e000000-0000-4000-8000-000000000001' $$,
+  'The row close_chat_session returns is the session as stored, last_message_at included.'
+);
+
+-- ---------------------------------------------------------------- after closing
+select tests.authenticate_as('0c000000-0000-4000-8000-000000000001');
+select results_eq(
+  $$ select status, closed_at from public.close_chat_session('5e000000-0000-4000-8000-000000000001') $$,
+  $$ values ('closed'::text, now()) $$,
+  'Closing a closed session again returns it unchanged.'
+);
+select results_eq(
+  $$ select count(*)::int from public.chat_messages
+     where session_id = '5e000000-0000-4000-8000-000000000001' and type = 'system' $$,
+  array[1],
+  'Closing twice leaves a single system message.'
+);
+select throws_ok(
+  $$ select public.send_chat_message('5e000000-0000-4000-8000-000000000001', 'One more thing') $$,
+  '55000', 'chat session 5e000000-0000-4000-8000-000000000001 is closed',
+  'Nobody can send to a session once it is closed.'
+);
+select throws_ok(
+  $$ update public.chat_sessions set status = 'active' where id = '5e000000-0000-4000-8000-000000000001' $$,
+  '55000', 'a closed chat session cannot be reopened',
+  'A participant cannot reopen the session they closed.'
+);
+select results_eq(
+  $$ select count(*)::int from public.get_chat_messages('5e000000-0000-4000-8000-000000000001') $$,
+  array[3],
+  'The history of a closed session stays readable: two messages and the system notice.'
+);
+select results_eq(
+  $$ select status, last_message ->> 'type' from public.list_my_chat_sessions()
+     where id = '5e000000-0000-4000-8000-000000000001' $$,
+  $$ values ('closed'::text, 'system'::text) $$,
+  'The session list shows the session closed, with the system notice as its last message.'
+);
+
+select * from finish();
+rollback;

@@ -1,0 +1,181 @@
+"""One message path: whatever writes the row (psql as a user, a lost LISTEN connection),
+joined sockets get it once. Also token expiry, refresh, and rate limits."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import asyncpg
+import pytest
+
+from .conftest import Users
+from .relay_helpers import Recorder, people, running_relay
+
+
+@pytest.fixture
+async def world(users: Users, superuser: asyncpg.Connection) -> dict[str, Any]:
+    return await people(users, superuser)
+
+
+@pytest.fixture
+async def clients() -> AsyncIterator[list[Recorder]]:
+    made: list[Recorder] = []
+    yield made
+    for recorder in made:
+        await recorder.close()
+
+
+async def join(clients: list[Recorder], url: str, token: str, session_id: uuid.UUID) -> Recorder:
+    recorder = Recorder()
+    clients.append(recorder)
+    await recorder.connect(url, token)
+    ack = await recorder.call("join_session", {"session_id": str(session_id)})
+    assert ack["ok"], ack
+    return recorder
+
+
+def _psql_as(database_url: str, user_id: uuid.UUID, sql: str) -> None:
+    claims = json.dumps({"sub": str(user_id), "role": "authenticated", "aud": "authenticated"})
+    script = (
+        "begin;\n"
+        "set local role authenticated;\n"
+        f"select set_config('request.jwt.claims', '{claims}', true);\n"
+        f"{sql}\n"
+        "commit;\n"
+    )
+    subprocess.run(
+        ["psql", database_url, "-v", "ON_ERROR_STOP=1", "-q"],
+        input=script,
+        text=True,
+        check=True,
+        capture_output=True,
+        timeout=30,
+    )
+
+
+async def test_message_inserted_with_psql_as_participant_reaches_sockets(
+    database_url: str, world: dict[str, Any], clients: list[Recorder]
+) -> None:
+    async with running_relay(database_url) as (url, _):
+        client = await join(clients, url, world["tokens"]["client"], world["session"])
+        _psql_as(
+            database_url,
+            world["reader"],
+            f"insert into public.chat_messages (session_id, sender_id, content) "
+            f"values ('{world['session']}', '{world['reader']}', 'typed in psql');",
+        )
+        (message,) = await client.wait_for("new_message")
+        assert message["content"] == "typed in psql"
+        assert message["sender_id"] == str(world["reader"])
+        assert message["sender_name"] == "Rhea Reader"
+
+
+async def test_lost_listen_connection_misses_nothing(
+    database_url: str,
+    world: dict[str, Any],
+    clients: list[Recorder],
+    db: Any,
+    users: Users,
+    superuser: asyncpg.Connection,
+) -> None:
+    async with running_relay(database_url) as (url, relay):
+        client = await join(clients, url, world["tokens"]["client"], world["session"])
+        reconnects = relay.changefeed.reconnects
+        killed = await superuser.fetchval(
+            "select count(pg_terminate_backend(pid)) from pg_stat_activity "
+            "where application_name = 'chat-changefeed' and datname = current_database()"
+        )
+        assert killed == 1
+        # Committed while the relay is not listening.
+        async with db.as_user(users.principal(world["reader"], "reader")) as conn:
+            for i in range(3):
+                await conn.execute(
+                    "select 1 from public.send_chat_message($1, $2)",
+                    world["session"],
+                    f"during outage {i}",
+                )
+        messages = await client.wait_for("new_message", 3, within=15)
+        assert [m["content"] for m in messages] == [f"during outage {i}" for i in range(3)]
+        assert relay.changefeed.reconnects > reconnects
+        # After the reconnect, live delivery works and nothing came twice.
+        async with db.as_user(users.principal(world["reader"], "reader")) as conn:
+            await conn.execute(
+                "select 1 from public.send_chat_message($1, 'after')", world["session"]
+            )
+        messages = await client.wait_for("new_message", 4)
+        await asyncio.sleep(0.3)
+        ids = [m["id"] for m in client.of("new_message")]
+        assert len(ids) == len(set(ids)) == 4
+
+
+async def test_expired_token_disconnects_unless_refreshed(
+    database_url: str, world: dict[str, Any], clients: list[Recorder], users: Users
+) -> None:
+    async with running_relay(database_url) as (url, _):
+        short = users.token(world["client"], "client", expires_in=2)
+        stays = Recorder("stays")
+        goes = Recorder("goes")
+        clients.extend([stays, goes])
+        await stays.connect(url, short)
+        await goes.connect(url, short)
+        fresh = users.token(world["client"], "client", expires_in=600)
+        ack = await stays.call("refresh_token", {"token": fresh})
+        assert ack["ok"] and ack["expires_at"] > 0
+        other_user = await stays.call("refresh_token", {"token": world["tokens"]["reader"]})
+        assert other_user["error"]["code"] == "forbidden"
+        (error,) = await goes.wait_for("error", within=20)
+        assert error["code"] == "token_expired"
+        await goes.wait_for("disconnect", within=5)
+        assert not goes.client.connected
+        assert stays.client.connected
+        ack = await stays.call("join_session", {"session_id": str(world["session"])})
+        assert ack["ok"]
+
+
+async def test_send_rate_limit(
+    database_url: str, world: dict[str, Any], clients: list[Recorder]
+) -> None:
+    async with running_relay(database_url, message_rate=0.1, message_burst=3) as (url, _):
+        client = await join(clients, url, world["tokens"]["client"], world["session"])
+        session = str(world["session"])
+        acks = [
+            await client.call("send_message", {"session_id": session, "content": f"n{i}"})
+            for i in range(4)
+        ]
+        assert [a["ok"] for a in acks] == [True, True, True, False]
+        assert acks[3]["error"]["code"] == "rate_limited"
+        (error,) = await client.wait_for("error")
+        assert error == acks[3]["error"]
+
+
+async def test_typing_rate_limit(
+    database_url: str, world: dict[str, Any], clients: list[Recorder]
+) -> None:
+    async with running_relay(database_url, typing_rate=0.1, typing_burst=2) as (url, _):
+        client = await join(clients, url, world["tokens"]["client"], world["session"])
+        session = {"session_id": str(world["session"])}
+        acks = [await client.call("typing_start", session) for _ in range(3)]
+        assert [a["ok"] for a in acks] == [True, True, False]
+        assert acks[2]["error"]["code"] == "rate_limited"
+
+
+async def test_closed_session_refuses_messages(
+    database_url: str, world: dict[str, Any], clients: list[Recorder], db: Any, users: Users
+) -> None:
+    async with running_relay(database_url) as (url, _):
+        client = await join(clients, url, world["tokens"]["client"], world["session"])
+        async with db.as_user(users.principal(world["reader"], "reader")) as conn:
+            await conn.execute("select 1 from public.close_chat_session($1)", world["session"])
+        (notice,) = await client.wait_for("new_message")
+        assert notice["type"] == "system"
+        (update,) = await client.wait_for("session_updated")
+        assert update["status"] == "closed"
+        ack = await client.call(
+            "send_message", {"session_id": str(world["session"]), "content": "x"}
+        )
+        assert ack["error"]["code"] == "conflict"

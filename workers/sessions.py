@@ -1,0 +1,108 @@
+"""Chat sessions as the REST API shows them: the SQL functions' rows (read as the user, so
+RLS decides), with the host platform's booking summary when there is one."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import asyncpg
+
+from .errors import ApiError
+
+_COLUMNS = (
+    "id, participants, type, booking_id, status, title, created_by, created_at, "
+    "updated_at, last_message_at, closed_at"
+)
+
+
+async def list_mine(
+    conn: asyncpg.Connection, *, limit: int, offset: int
+) -> tuple[list[dict[str, Any]], bool]:
+    """One page of the caller's sessions, newest activity first, and whether more follow."""
+    rows = await conn.fetch(
+        f"select {_COLUMNS}, unread_count, last_message "
+        "from public.list_my_chat_sessions(max_rows => $1, skip_rows => $2)",
+        limit,
+        offset,
+    )
+    total = await conn.fetchval(
+        "select count(*) from public.chat_sessions where participants @> array[(select auth.uid())]"
+    )
+    return await _with_bookings(conn, rows), offset + len(rows) < total
+
+
+async def get_mine(conn: asyncpg.Connection, session_id: uuid.UUID) -> dict[str, Any]:
+    """A session the caller takes part in; 404 for anyone else, existing or not."""
+    row = await conn.fetchrow(
+        f"select {_COLUMNS}, unread_count, last_message "
+        "from public.get_chat_session(session_id => $1)",
+        session_id,
+    )
+    if row is None:
+        raise ApiError(404, "not_found", f"chat session {session_id} not found")
+    (session,) = await _with_bookings(conn, [row])
+    return session
+
+
+async def create(
+    conn: asyncpg.Connection,
+    *,
+    participants: Sequence[uuid.UUID],
+    type_: str,
+    booking_id: uuid.UUID | None,
+    title: str | None,
+) -> dict[str, Any]:
+    row = await conn.fetchrow(
+        f"select {_COLUMNS} from public.create_chat_session("
+        "participants => $1::uuid[], type => $2, booking_id => $3, title => $4)",
+        list(participants),
+        type_,
+        booking_id,
+        title,
+    )
+    (session,) = await _with_bookings(conn, [row])
+    return session
+
+
+async def close(
+    conn: asyncpg.Connection, session_id: uuid.UUID, *, as_admin: bool
+) -> dict[str, Any]:
+    """Close a session: participants through ``close_chat_session``; admins through the
+    audited ``admin_close_chat_session``, which reaches sessions they are not in."""
+    function = "admin_close_chat_session" if as_admin else "close_chat_session"
+    closed = await conn.fetchrow(
+        f"select {_COLUMNS} from public.{function}(session_id => $1)", session_id
+    )
+    # Participants see the session as GET does (unread count, the closing message);
+    # an admin outside it gets the bare row.
+    row = await conn.fetchrow(
+        f"select {_COLUMNS}, unread_count, last_message "
+        "from public.get_chat_session(session_id => $1)",
+        session_id,
+    )
+    (session,) = await _with_bookings(conn, [row if row is not None else closed])
+    return session
+
+
+async def _with_bookings(
+    conn: asyncpg.Connection, rows: Sequence[Mapping[str, Any]]
+) -> list[dict[str, Any]]:
+    booking_ids = sorted({r["booking_id"] for r in rows if r["booking_id"] is not None})
+    summaries: dict[str, Any] = {}
+    if booking_ids:
+        summaries = await conn.fetchval(
+            "select public.chat_booking_summaries($1::uuid[])", booking_ids
+        )
+    sessions = []
+    for row in rows:
+        session = dict(row)
+        session.setdefault("unread_count", 0)
+        session.setdefault("last_message", None)
+        key = str(row["booking_id"]) if row["booking_id"] is not None else None
+        session["bookings"] = (
+            {"service_name": summaries[key]} if key is not None and key in summaries else None
+        )
+        sessions.append(session)
+    return sessions
