@@ -1,0 +1,89 @@
+-- Rules that hold for direct writes too (supabase-js straight to PostgREST), not only
+-- through the SQL functions: server-stamped created_at, participants that exist.
+begin;
+set local search_path = extensions, public;
+select plan(5);
+
+do $$
+begin
+  perform tests.create_supabase_user(
+    '0c000000-0000-4000-8000-000000000001', 'client@chat.test', '{"role": "client"}', '{}'
+  );
+  perform tests.create_supabase_user(
+    '0c000000-0000-4000-8000-000000000002', 'reader@chat.test', '{"role": "reader"}', '{}'
+  );
+  insert into public.chat_sessions (id, participants, type, created_by)
+  values (
+    '5e000000-0000-4000-8000-000000000001',
+    array['0c000000-0000-4000-8000-000000000001', '0c000000-0000-4000-8000-000000000002']::uuid[],
+    'support',
+    '0c000000-0000-4000-8000-000000000001'
+  );
+end
+$$;
+
+select tests.authenticate_as('0c000000-0000-4000-8000-000000000001');
+
+insert into public.chat_messages (id, session_id, sender_id, content, created_at)
+values (
+  '3e000000-0000-4000-8000-000000000001', '5e000000-0000-4000-8000-000000000001',
+  '0c000000-0000-4000-8000-000000000001', 'Backdated?', '2001-01-01'
+);
+
+select is(
+  (
+    select created_at from public.chat_messages
+    where id = '3e000000-0000-4000-8000-000000000001'
+  ),
+  now(),
+  'A participant cannot backdate a message: created_at is the server clock'
+);
+
+select throws_ok(
+  $$ insert into public.chat_sessions (participants, type, created_by)
+     values (array['0c000000-0000-4000-8000-000000000001',
+                   '0c000000-0000-4000-8000-0000000000ff']::uuid[], 'support',
+             '0c000000-0000-4000-8000-000000000001') $$,
+  '22023',
+  'unknown participants: 0c000000-0000-4000-8000-0000000000ff',
+  'A direct session insert naming a user that does not exist is refused'
+);
+
+select lives_ok(
+  $$ insert into public.chat_sessions (participants, type, created_by)
+     values (array['0c000000-0000-4000-8000-000000000001',
+                   '0c000000-0000-4000-8000-000000000002']::uuid[], 'emergency',
+             '0c000000-0000-4000-8000-000000000001') $$,
+  'A direct session insert between existing users is accepted'
+);
+
+select throws_ok(
+  $$ insert into public.chat_sessions (participants, type, created_by)
+     values (array['0c000000-0000-4000-8000-000000000001',
+                   '0c000000-0000-4000-8000-000000000001']::uuid[], 'support',
+             '0c000000-0000-4000-8000-000000000001') $$,
+  '23514',
+  null,
+  'A session listing the same user twice is refused by the participants check'
+);
+
+reset role;
+select set_config('request.jwt.claims', '', true);
+
+insert into public.chat_messages (id, session_id, sender_id, content, created_at)
+values (
+  '3e000000-0000-4000-8000-000000000002', '5e000000-0000-4000-8000-000000000001',
+  '0c000000-0000-4000-8000-000000000002', 'Imported', '2001-01-01'
+);
+
+select is(
+  (
+    select created_at from public.chat_messages
+    where id = '3e000000-0000-4000-8000-000000000002'
+  ),
+  '2001-01-01'::timestamptz,
+  'The table owner (imports, seeds) may still set created_at'
+);
+
+select * from finish();
+rollback;
