@@ -12,7 +12,7 @@ from .api.errors import error_middleware
 from .auth import TokenVerifier
 from .config import Settings
 from .db import Database
-from .keys import DATABASE, RELAY, SETTINGS, SOCKET_STATS, VERIFIER
+from .keys import DATABASE, RELAY, SETTINGS, VERIFIER
 from .relay import Relay, new_relay_id
 
 log = logging.getLogger(__name__)
@@ -34,7 +34,6 @@ def create_app(settings: Settings, *, relay_id: str | None = None) -> web.Applic
     )
     relay.sio.attach(app)
     app[RELAY] = relay
-    app[SOCKET_STATS] = relay.stats
     app.cleanup_ctx.append(_database_ctx)
     app.cleanup_ctx.append(_relay_ctx)
     app.on_shutdown.append(_close_sockets)

@@ -14,6 +14,9 @@ from pathlib import Path
 
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/chat_dev"
 MIN_JWT_SECRET_LENGTH = 32
+# The secret scripts/dev uses when JWT_SECRET is unset. Never accepted implicitly by the
+# relay: only scripts/dev and `python -m workers token` fall back to it.
+DEV_JWT_SECRET = "local-development-secret-not-for-production-0000"
 
 
 class SettingsError(ValueError):

@@ -1,12 +1,19 @@
-"""GET /health (and /api/health, which the seed's admin dashboard polls)."""
+"""GET /health (and /api/health, which the seed's admin dashboard polls).
+
+The seed's shape (``status``, ``chat_socket``) plus the state of the database, Redis and
+the change listener. 503 and ``"status": "unhealthy"`` when the database or a configured
+Redis is unreachable.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import time
+from typing import Any
 
 from aiohttp import web
 
-from ..keys import DATABASE, SOCKET_STATS
+from ..keys import DATABASE, RELAY
 
 _STARTED = time.monotonic()
 
@@ -16,30 +23,36 @@ def setup(app: web.Application) -> None:
     app.router.add_get("/api/health", health)
 
 
-def _socket_counters(app: web.Application) -> dict[str, int]:
-    stats = app.get(SOCKET_STATS)
-    if stats is None:
-        return {
-            "active_connections": 0,
-            "active_sessions": 0,
-            "typing_sessions": 0,
-            "total_socket_connections": 0,
-        }
-    return stats()
+async def _redis_state(app: web.Application) -> dict[str, Any]:
+    redis = app[RELAY].redis
+    if redis is None:
+        return {"status": "not_configured"}
+    try:
+        await asyncio.wait_for(redis.ping(), timeout=2.0)
+    except Exception as exc:  # any failure to reach Redis
+        return {"status": "down", "error": type(exc).__name__}
+    return {"status": "up"}
 
 
 async def health(request: web.Request) -> web.Response:
-    db = request.app[DATABASE]
+    app = request.app
+    relay = app[RELAY]
     try:
-        database = await db.ping(wait=2.0)
+        database = await app[DATABASE].ping(wait=2.0)
     except Exception as exc:  # any failure to reach the database means unhealthy
         database = {"status": "down", "error": type(exc).__name__}
-    healthy = database["status"] == "up"
+    redis = await _redis_state(app)
+    healthy = database["status"] == "up" and redis["status"] != "down"
     body = {
         "status": "healthy" if healthy else "unhealthy",
         "database": database,
-        "redis": {"status": "not_configured"},
+        "redis": redis,
+        "changefeed": {
+            "status": "listening" if relay.changefeed.connected.is_set() else "reconnecting",
+            "reconnects": relay.changefeed.reconnects,
+        },
+        "relay_id": relay.relay_id,
         "uptime_seconds": round(time.monotonic() - _STARTED, 1),
-        "chat_socket": _socket_counters(request.app),
+        "chat_socket": relay.stats(),
     }
     return web.json_response(body, status=200 if healthy else 503)
