@@ -128,3 +128,16 @@ prepare_database() {
   apply_platform "$1"
   migrate "$1"
 }
+
+# Redis for the multi-relay tests: the machine's, started if it is down, else installed.
+ensure_redis() {
+  local url="${1:-redis://127.0.0.1:6379}"
+  have redis-cli || apt_install redis-tools
+  redis-cli -u "$url" ping >/dev/null 2>&1 && return
+  have redis-server || apt_install redis-server
+  log "starting redis-server"
+  redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no \
+    --dir /tmp >/dev/null
+  for _ in $(seq 1 20); do redis-cli -u "$url" ping >/dev/null 2>&1 && return; sleep 0.5; done
+  die "no Redis reachable at $url"
+}
