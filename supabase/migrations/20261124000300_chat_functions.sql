@@ -324,6 +324,45 @@ comment on function public.mark_chat_messages_read(uuid, uuid) is
 'Advance the caller''s read cursor to a message (default: the newest). Returns how many messages from others became read.';
 
 -- ---------------------------------------------------------------- list_my_chat_sessions
+-- Per session, for the caller: messages from others past their read cursor, and the
+-- newest message. Security invoker: RLS applies. Shared by the session list and by
+-- get_chat_session.
+create or replace function chat_private.session_activity(target_session_id uuid)
+returns table (unread_count bigint, last_message jsonb)
+language sql
+stable
+security invoker
+set search_path = ''
+as $$
+  select
+    (
+      select count(*)
+      from public.chat_messages as m
+      left join public.chat_read_state as r
+        on r.session_id = m.session_id and r.user_id = (select auth.uid())
+      where m.session_id = target_session_id
+        and (m.created_at, m.seq)
+        > (coalesce(r.last_read_at, '-infinity'::timestamptz), coalesce(r.last_read_seq, 0))
+        and m.sender_id is distinct from (select auth.uid())
+    ) as unread_count,
+    (
+      select jsonb_build_object(
+        'id', m.id,
+        'sender_id', m.sender_id,
+        'type', m.type,
+        'content', left(m.content, 200),
+        'created_at', m.created_at
+      )
+      from public.chat_messages as m
+      where m.session_id = target_session_id
+      order by m.created_at desc, m.seq desc
+      limit 1
+    ) as last_message
+$$;
+
+revoke all on function chat_private.session_activity(uuid) from public;
+grant execute on function chat_private.session_activity(uuid) to authenticated, service_role;
+
 create or replace function public.list_my_chat_sessions(
   max_rows integer default 50,
   skip_rows integer default 0
@@ -359,32 +398,10 @@ as $$
     s.updated_at,
     s.last_message_at,
     s.closed_at,
-    unread.n as unread_count,
-    last_msg.msg as last_message
+    a.unread_count,
+    a.last_message
   from public.chat_sessions as s
-  left join public.chat_read_state as r
-    on r.session_id = s.id and r.user_id = (select auth.uid())
-  cross join lateral (
-    select count(*) as n
-    from public.chat_messages as m
-    where m.session_id = s.id
-      and (m.created_at, m.seq)
-      > (coalesce(r.last_read_at, '-infinity'::timestamptz), coalesce(r.last_read_seq, 0))
-      and m.sender_id is distinct from (select auth.uid())
-  ) as unread
-  left join lateral (
-    select jsonb_build_object(
-      'id', m.id,
-      'sender_id', m.sender_id,
-      'type', m.type,
-      'content', left(m.content, 200),
-      'created_at', m.created_at
-    ) as msg
-    from public.chat_messages as m
-    where m.session_id = s.id
-    order by m.created_at desc, m.seq desc
-    limit 1
-  ) as last_msg on true
+  cross join lateral chat_private.session_activity(s.id) as a
   where s.participants @> array[(select auth.uid())]
   order by coalesce(s.last_message_at, s.created_at) desc, s.id
   limit least(greatest(coalesce(max_rows, 50), 1), 200)

@@ -95,32 +95,10 @@ as $$
     s.updated_at,
     s.last_message_at,
     s.closed_at,
-    unread.n as unread_count,
-    last_msg.msg as last_message
+    a.unread_count,
+    a.last_message
   from public.chat_sessions as s
-  left join public.chat_read_state as r
-    on r.session_id = s.id and r.user_id = (select auth.uid())
-  cross join lateral (
-    select count(*) as n
-    from public.chat_messages as m
-    where m.session_id = s.id
-      and (m.created_at, m.seq)
-      > (coalesce(r.last_read_at, '-infinity'::timestamptz), coalesce(r.last_read_seq, 0))
-      and m.sender_id is distinct from (select auth.uid())
-  ) as unread
-  left join lateral (
-    select jsonb_build_object(
-      'id', m.id,
-      'sender_id', m.sender_id,
-      'type', m.type,
-      'content', left(m.content, 200),
-      'created_at', m.created_at
-    ) as msg
-    from public.chat_messages as m
-    where m.session_id = s.id
-    order by m.created_at desc, m.seq desc
-    limit 1
-  ) as last_msg on true
+  cross join lateral chat_private.session_activity(s.id) as a
   where s.id = get_chat_session.session_id
     and s.participants @> array[(select auth.uid())]
 $$;
