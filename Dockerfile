@@ -7,7 +7,11 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_NO_CACHE_DIR=1 \
     PORT=5001
 
-RUN useradd --create-home --uid 10001 chat
+RUN useradd --create-home --uid 10001 chat \
+    && mkdir -p /data && chown chat /data
+# Local uploads (STORAGE_BACKEND=local) and uploads in progress (either backend).
+ENV DATA_DIR=/data
+VOLUME /data
 
 WORKDIR /app
 COPY pyproject.toml README.md ./

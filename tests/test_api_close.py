@@ -97,7 +97,7 @@ async def test_admin_closes_a_session_they_are_not_in_and_it_is_audited(
 
     audit = await superuser.fetch(
         "select actor_id, actor_role, action, details from public.chat_audit_logs "
-        "where session_id = $1",
+        "where session_id = $1 and action = 'admin_close_session'",
         session_id,
     )
     assert [(a["actor_id"], a["actor_role"], a["action"]) for a in audit] == [

@@ -88,12 +88,18 @@ async def test_openapi_document_covers_every_route(api: TestClient) -> None:
         ("GET", "/api/chat/messages/{sessionId}"),
         ("POST", "/api/chat/messages"),
         ("PUT", "/api/chat/messages/{sessionId}/read"),
+        ("POST", "/api/chat/upload"),
+        ("GET", "/api/chat/files/{path}"),
+        ("GET", "/api/chat/audit"),
+        ("GET", "/api/chat/audit/verify"),
+        ("GET", "/api/chat/monitoring"),
+        ("GET", "/api/chat/monitoring/{sessionId}"),
     }
     assert doc["components"]["securitySchemes"]["bearerAuth"]["scheme"] == "bearer"
     error_ref = {"$ref": "#/components/schemas/ErrorBody"}
     for item in doc["paths"].values():
         for operation in item.values():
-            assert operation["security"] == [{"bearerAuth": []}]
+            assert operation["security"][0] == {"bearerAuth": []}
             assert operation["responses"]["401"]["content"]["application/json"]["schema"] == (
                 error_ref
             )

@@ -7,7 +7,8 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from .api import chat, health
+from . import telemetry
+from .api import admin, chat, files, health
 from .api.errors import error_middleware
 from .auth import TokenVerifier
 from .config import Settings
@@ -39,6 +40,9 @@ def create_app(settings: Settings, *, relay_id: str | None = None) -> web.Applic
     app.on_shutdown.append(_close_sockets)
     health.setup(app)
     chat.setup(app)
+    admin.setup(app)
+    telemetry.setup(app)
+    files.setup(app)
     return app
 
 

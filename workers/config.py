@@ -35,6 +35,10 @@ class Settings:
     cors_origins: tuple[str, ...] = ("*",)
     storage_backend: str = "local"
     data_dir: Path = Path(".data")
+    upload_max_bytes: int = 10 * 1024 * 1024
+    file_url_ttl: int = 900
+    file_url_secret: str | None = None
+    public_url: str | None = None
     db_pool_max: int = 10
     typing_timeout: float = 5.0
     message_rate: float = 5.0
@@ -45,6 +49,10 @@ class Settings:
     max_packet_bytes: int = 1_000_000
     presence_ttl: int = 15
     log_level: str = "INFO"
+    event_batch_size: int = 200
+    event_flush_seconds: float = 1.0
+    event_queue_limit: int = 10_000
+    monitoring_retention_days: float = 30.0
 
     @property
     def jwks_url(self) -> str | None:
@@ -67,6 +75,12 @@ class Settings:
             cors_origins=get.origins("CORS_ORIGINS", ("*",)),
             storage_backend=get.choice("STORAGE_BACKEND", "local", ("local", "supabase")),
             data_dir=Path(get.text("DATA_DIR", ".data")),
+            upload_max_bytes=get.integer(
+                "UPLOAD_MAX_BYTES", 10 * 1024 * 1024, low=1, high=10 * 1024 * 1024
+            ),
+            file_url_ttl=get.integer("FILE_URL_TTL", 900, low=10, high=7 * 24 * 3600),
+            file_url_secret=get.optional("FILE_URL_SECRET"),
+            public_url=get.http_url("PUBLIC_URL"),
             db_pool_max=get.integer("DB_POOL_MAX", 10, low=1, high=1000),
             typing_timeout=get.number("TYPING_TIMEOUT", 5.0, low=0.1, high=600),
             message_rate=get.number("MESSAGE_RATE", 5.0, low=0, high=10_000),
@@ -78,6 +92,12 @@ class Settings:
             presence_ttl=get.integer("PRESENCE_TTL", 15, low=2, high=300),
             log_level=get.choice(
                 "LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR"), upper=True
+            ),
+            event_batch_size=get.integer("EVENT_BATCH_SIZE", 200, low=1, high=10_000),
+            event_flush_seconds=get.number("EVENT_FLUSH_SECONDS", 1.0, low=0.01, high=60),
+            event_queue_limit=get.integer("EVENT_QUEUE_LIMIT", 10_000, low=1, high=10_000_000),
+            monitoring_retention_days=get.number(
+                "MONITORING_RETENTION_DAYS", 30.0, low=0, high=36_500
             ),
         )
         settings._check()
@@ -94,6 +114,8 @@ class Settings:
                 f"JWT_SECRET: must be at least {MIN_JWT_SECRET_LENGTH} characters "
                 "(Supabase's are 40 or more)"
             )
+        if self.file_url_secret is not None and len(self.file_url_secret) < 32:
+            raise SettingsError("FILE_URL_SECRET: must be at least 32 characters")
         if self.storage_backend == "supabase":
             if not self.supabase_url:
                 raise SettingsError("SUPABASE_URL: required when STORAGE_BACKEND=supabase")

@@ -6,9 +6,13 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
+from .audit import AuditWriter
 from .auth import TokenVerifier
 from .config import Settings
 from .db import Database
+from .metrics import Metrics
+from .monitoring import MonitoringWriter
+from .storage import ObjectStore, UrlSigner
 
 if TYPE_CHECKING:
     from .relay import Relay
@@ -17,3 +21,8 @@ SETTINGS = web.AppKey("settings", Settings)
 DATABASE = web.AppKey("database", Database)
 VERIFIER = web.AppKey("verifier", TokenVerifier)
 RELAY: web.AppKey[Relay] = web.AppKey("relay")
+OBJECT_STORE = web.AppKey("object_store", ObjectStore)
+URL_SIGNER = web.AppKey("url_signer", UrlSigner)
+AUDIT = web.AppKey("audit", AuditWriter)
+MONITORING = web.AppKey("monitoring", MonitoringWriter)
+METRICS = web.AppKey("metrics", Metrics)

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
 import asyncpg
+
+log = logging.getLogger(__name__)
 
 # Columns of a message row, in the order the payload uses them.
 MESSAGE_COLUMNS = (
@@ -39,8 +42,50 @@ async def user_names(
     return {r["user_id"]: r["name"] for r in rows}
 
 
-def message_payload(row: Mapping[str, Any], names: Mapping[uuid.UUID, str]) -> dict[str, Any]:
+# Optional: storage paths -> short-lived download URLs, set at start-up by the app that
+# serves files (workers/api/files.py). With it, file messages carry ``metadata.url``.
+FileUrlSigner = Callable[[list[str]], Awaitable[Mapping[str, str]]]
+_file_url_signer: FileUrlSigner | None = None
+_FILE_TYPES = ("audio", "image", "file")
+
+
+def set_file_url_signer(signer: FileUrlSigner | None) -> FileUrlSigner | None:
+    """Install (or, with None, remove) the signer; returns the one it replaces."""
+    global _file_url_signer
+    previous, _file_url_signer = _file_url_signer, signer
+    return previous
+
+
+def _storage_path(row: Mapping[str, Any]) -> str | None:
+    metadata = row["metadata"]
+    if row["type"] not in _FILE_TYPES or not isinstance(metadata, dict):
+        return None
+    path = metadata.get("storage_path")
+    return path if isinstance(path, str) else None
+
+
+async def _file_urls(rows: Iterable[Mapping[str, Any]]) -> Mapping[str, str]:
+    signer = _file_url_signer
+    paths = sorted({p for p in map(_storage_path, rows) if p})
+    if signer is None or not paths:
+        return {}
+    try:
+        return await signer(paths)
+    except Exception:  # a URL is a convenience: never lose a message over it
+        log.warning("could not sign %d file URL(s)", len(paths), exc_info=True)
+        return {}
+
+
+def message_payload(
+    row: Mapping[str, Any],
+    names: Mapping[uuid.UUID, str],
+    urls: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
     sender = row["sender_id"]
+    metadata = row["metadata"] or {}
+    path = _storage_path(row)
+    if urls and path is not None and path in urls:
+        metadata = {**metadata, "url": urls[path]}
     return {
         "id": str(row["id"]),
         "session_id": str(row["session_id"]),
@@ -53,7 +98,7 @@ def message_payload(row: Mapping[str, Any], names: Mapping[uuid.UUID, str]) -> d
         "reply_to_message_id": str(row["reply_to_message_id"])
         if row["reply_to_message_id"]
         else None,
-        "metadata": row["metadata"] or {},
+        "metadata": metadata,
         "client_message_id": row["client_message_id"],
         "created_at": iso(row["created_at"]),
         "seq": row["seq"],
@@ -64,4 +109,5 @@ async def message_payloads(
     conn: asyncpg.Connection, rows: list[Mapping[str, Any]]
 ) -> list[dict[str, Any]]:
     names = await user_names(conn, (r["sender_id"] for r in rows))
-    return [message_payload(r, names) for r in rows]
+    urls = await _file_urls(rows)
+    return [message_payload(r, names, urls) for r in rows]

@@ -2,6 +2,10 @@
 begin;
 set local search_path = extensions, public;
 select plan(57);
+-- Link audit rows into the hash chain at the end of each statement instead of at commit
+-- (this transaction never commits): TRUNCATE then meets the append-only trigger, not the
+-- pending chain events.
+set constraints public.chat_audit_logs_chain immediate;
 
 -- Fixtures (as postgres): a client and a reader who share an active session (S1) and a
 -- closed one (S2); an outsider in a session of their own (S3); an admin (app_metadata) who
@@ -292,7 +296,7 @@ select throws_ok(
 -- ---------------------------------------------------------------- service role: audit
 select tests.authenticate_as_service_role();
 select results_eq(
-  $$ select actor_role, action from public.chat_audit_logs where session_id = '5e000000-0000-4000-8000-000000000001' $$,
+  $$ select actor_role, action from public.chat_audit_logs where session_id = '5e000000-0000-4000-8000-000000000001' and action in ('session.read', 'session.export') $$,
   $$ values ('admin'::text, 'session.read'::text) $$,
   'The service role reads audit rows.'
 );
@@ -352,7 +356,7 @@ select throws_ok(
   'The table owner cannot truncate the audit log.'
 );
 select results_eq(
-  $$ select action, details from public.chat_audit_logs where session_id = '5e000000-0000-4000-8000-000000000001' order by id $$,
+  $$ select action, details from public.chat_audit_logs where session_id = '5e000000-0000-4000-8000-000000000001' and action in ('session.read', 'session.export') order by id $$,
   $$ values ('session.read'::text, '{"reason": "dispute"}'::jsonb), ('session.export'::text, '{}'::jsonb) $$,
   'The audit rows are exactly as written after every attempt to change them.'
 );

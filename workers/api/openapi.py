@@ -32,15 +32,17 @@ _SUCCESS_DESCRIPTIONS = {200: "OK", 201: "Created"}
 def build_document(routes: list[Route], *, title: str, version: str) -> dict[str, Any]:
     pairs: set[tuple[type[BaseModel], JsonSchemaMode]] = {(ErrorBody, "serialization")}
     for route in routes:
-        pairs.add((route.response, "serialization"))
-        if route.body is not None:
-            pairs.add((route.body, "validation"))
+        if route.response is not None:
+            pairs.add((route.response, "serialization"))
+        for model in (route.body, route.form):
+            if model is not None:
+                pairs.add((model, "validation"))
     refs, definitions = models_json_schema(
         sorted(pairs, key=lambda p: (p[0].__name__, p[1])), ref_template=_REF
     )
     paths: dict[str, dict[str, Any]] = {}
     for route in routes:
-        paths.setdefault(route.path, {})[route.method.lower()] = _operation(route, refs)
+        paths.setdefault(route.document_path, {})[route.method.lower()] = _operation(route, refs)
     return {
         "openapi": "3.1.0",
         "info": {
@@ -80,16 +82,28 @@ def _operation(route: Route, refs: dict[Any, dict[str, Any]]) -> dict[str, Any]:
             "required": True,
             "content": {"application/json": {"schema": refs[(route.body, "validation")]}},
         }
+    if route.form is not None:
+        operation["requestBody"] = {
+            "required": True,
+            "content": {"multipart/form-data": {"schema": refs[(route.form, "validation")]}},
+        }
     error_schema = {"application/json": {"schema": refs[(ErrorBody, "serialization")]}}
-    responses: dict[str, Any] = {
-        str(route.status): {
+    responses: dict[str, Any] = {}
+    if route.binary:
+        binary = {
+            media: {"schema": {"type": "string", "format": "binary"}} for media in route.binary
+        }
+        responses[str(route.status)] = {"description": "The file", "content": binary}
+        responses["206"] = {"description": "Part of the file (Range)", "content": binary}
+    elif route.response is not None:
+        responses[str(route.status)] = {
             "description": _SUCCESS_DESCRIPTIONS.get(route.status, "Success"),
             "content": {"application/json": {"schema": refs[(route.response, "serialization")]}},
         }
-    }
+    notes = dict(route.notes)
     for status in route.error_statuses:
         responses[str(status)] = {
-            "description": ERROR_DESCRIPTIONS.get(status, "Error"),
+            "description": notes.get(status, ERROR_DESCRIPTIONS.get(status, "Error")),
             "content": error_schema,
         }
     if route.authenticated:
@@ -97,6 +111,8 @@ def _operation(route: Route, refs: dict[Any, dict[str, Any]]) -> dict[str, Any]:
             "WWW-Authenticate": {"schema": {"type": "string"}, "required": True}
         }
         operation["security"] = [{_SECURITY_SCHEME: []}]
+        if route.token_optional:  # also served without a token (a signed URL)
+            operation["security"].append({})
     operation["responses"] = responses
     return operation
 

@@ -14,7 +14,8 @@ from pydantic import BaseModel
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
-_PATH_PARAM = re.compile(r"{(\w+)}")
+# {name} or aiohttp's {name:regex}; the document shows {name}.
+_PATH_PARAM = re.compile(r"{(\w+)(?::[^{}]*)?}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,14 +24,17 @@ class Route:
     parameters (by alias, as named in ``path``), query string and JSON body. ``errors``
     lists the error statuses it may answer besides those implied by the rest (401 when
     authenticated, 404 for path parameters, 400 for a query, 400/413/415/422 for a body,
-    503 always)."""
+    503 always). ``form`` is a ``multipart/form-data`` body described by a model;
+    ``binary`` lists the media types of a non-JSON success body (then 206 too, for
+    Range requests); ``notes`` override the generic descriptions of error statuses;
+    ``token_optional`` marks an operation that also answers without a token."""
 
     method: str
     path: str
     handler: Handler
     operation_id: str
     summary: str
-    response: type[BaseModel]
+    response: type[BaseModel] | None
     status: int = 200
     params: type[BaseModel] | None = None
     body: type[BaseModel] | None = None
@@ -39,12 +43,20 @@ class Route:
     tag: str = "chat"
     description: str = ""
     authenticated: bool = True
+    form: type[BaseModel] | None = None
+    binary: tuple[str, ...] = ()
+    notes: tuple[tuple[int, str], ...] = ()
+    token_optional: bool = False
 
     def __post_init__(self) -> None:
         named = set(_PATH_PARAM.findall(self.path))
         declared = set(self.params.model_json_schema()["properties"]) if self.params else set()
         if named != declared:
             raise ValueError(f"{self.operation_id}: path {self.path} needs a params model {named}")
+
+    @property
+    def document_path(self) -> str:
+        return _PATH_PARAM.sub(r"{\1}", self.path)
 
     @property
     def error_statuses(self) -> list[int]:
@@ -55,7 +67,7 @@ class Route:
             statuses.add(404)
         if self.query is not None:
             statuses.add(400)
-        if self.body is not None:
+        if self.body is not None or self.form is not None:
             statuses |= {400, 413, 415, 422}
         return sorted(statuses)
 

@@ -30,6 +30,7 @@ from ..db import Database
 from ..errors import ApiError, AuthError, from_postgres
 from ..messages import MESSAGE_COLUMNS, message_payloads, now_iso, user_names
 from ..tasks import spawn
+from .hooks import RelayHooks
 from .models import JoinSession, MarkRead, RefreshToken, SendMessage, SessionRef, describe
 from .presence import Presence
 from .ratelimit import RateLimiter
@@ -99,6 +100,7 @@ class Relay:
         self._sockets: dict[str, _Socket] = {}
         self.total_connections = 0
         self._shut_down = False
+        self.hooks = RelayHooks()  # audit, monitoring and metrics (the app installs them)
         self._register()
 
     # ------------------------------------------------------------------ lifecycle
@@ -165,6 +167,7 @@ class Relay:
             try:
                 payload = model.model_validate(data if data is not None else {})
                 result = await handler(sid, state, payload)
+                self.hooks.handled(event, state.principal, payload, result)
                 return {"ok": True, **(result or {})}
             except ValidationError as exc:
                 err = ApiError(400, "invalid_payload", describe(exc))
@@ -181,6 +184,7 @@ class Relay:
                 log.exception("unhandled error in %s", event)
                 err = ApiError(500, "internal_error", "internal error")
             body = {"code": err.code, "message": err.message, "event": event}
+            self.hooks.failed(event, state.principal, err, data)
             await self.sio.emit("error", body, to=sid)
             return {"ok": False, "error": body}
 
@@ -194,6 +198,7 @@ class Relay:
         try:
             principal = await self.verifier.verify(token)
         except AuthError as exc:
+            self.hooks.connection_refused(exc, environ, token)
             raise socketio.exceptions.ConnectionRefusedError(
                 exc.message, {"code": exc.code}
             ) from None
@@ -201,6 +206,7 @@ class Relay:
         self._sockets[sid] = state
         self.total_connections += 1
         self._schedule_expiry(sid, state)
+        self.hooks.connected(sid, principal)
 
     async def _disconnect(self, sid: str, reason: Any = None) -> None:
         state = self._sockets.pop(sid, None)
@@ -208,6 +214,7 @@ class Relay:
             return
         if state.expiry is not None:
             state.expiry.cancel()
+        self.hooks.disconnected(sid, state.principal, reason, list(state.sessions))
         for session_id in list(state.sessions):
             with contextlib.suppress(Exception):
                 await self._leave(sid, state, session_id)
@@ -333,6 +340,7 @@ class Relay:
         others = self.presence.local_sids(session_id, principal.user_id) - {sid}
         if not others and self.typing.stop(session_id, principal.user_id):
             await self._emit_stopped_typing(principal, session_id, skip={sid})
+        self.hooks.left(principal, session_id)
         with contextlib.suppress(ValueError, KeyError):
             await self.sio.leave_room(sid, room(session_id))
         if await self.presence.remove(session_id, principal.user_id, sid):
@@ -422,6 +430,7 @@ class Relay:
         await self.sio.emit(
             "new_message", payload, room=room(payload["session_id"]), ignore_queue=True
         )
+        self.hooks.delivered(payload)
 
     async def _db_read(self, event: dict[str, Any]) -> None:
         user_id = uuid.UUID(event["user_id"])

@@ -1,0 +1,454 @@
+-- Audit trail: one chat_audit_logs row per change, whatever path made it, with the actor
+-- from the JWT claims in force; the rows form a hash chain that verification checks.
+begin;
+set local search_path = extensions, public;
+select plan(44);
+
+-- Fixtures (as postgres): a client and a reader, an outsider, an admin (app_metadata) and
+-- a user whose user_metadata (editable by the user) claims admin.
+do $$
+begin
+  perform tests.create_supabase_user('0c000000-0000-4000-8000-000000000001', 'client@chat.test', '{"role": "client"}', '{}');
+  perform tests.create_supabase_user('0c000000-0000-4000-8000-000000000002', 'reader@chat.test', '{"role": "reader"}', '{}');
+  perform tests.create_supabase_user('0c000000-0000-4000-8000-000000000003', 'outsider@chat.test', '{"role": "client"}', '{}');
+  perform tests.create_supabase_user('0c000000-0000-4000-8000-000000000004', 'admin@chat.test', '{"role": "admin"}', '{}');
+  perform tests.create_supabase_user('0c000000-0000-4000-8000-000000000005', 'forger@chat.test', '{"role": "client"}', '{"role": "admin"}');
+
+  insert into public.chat_sessions (id, participants, type, booking_id, title, created_by)
+  values
+  ('5e000000-0000-4000-8000-000000000001',
+   array['0c000000-0000-4000-8000-000000000001', '0c000000-0000-4000-8000-000000000002']::uuid [],
+   'booking', 'b0000000-0000-4000-8000-000000000001', 'Active consultation',
+   '0c000000-0000-4000-8000-000000000001'),
+  ('5e000000-0000-4000-8000-000000000002',
+   array['0c000000-0000-4000-8000-000000000001', '0c000000-0000-4000-8000-000000000002']::uuid [],
+   'support', null, 'Files', '0c000000-0000-4000-8000-000000000001');
+end
+$$;
+
+-- The audit rows of a session (or of no session) with one action, as "actor_role:actor_id".
+create function pg_temp.actors(target_session uuid, target_action text) returns text[]
+language sql
+as $$
+  select coalesce(array_agg(a.actor_role || ':' || coalesce(a.actor_id::text, '-') order by a.id), '{}')
+  from public.chat_audit_logs as a
+  where a.session_id is not distinct from target_session and a.action = target_action
+$$;
+
+-- ---------------------------------------------------------------- SQL as the table owner
+select is(
+  pg_temp.actors('5e000000-0000-4000-8000-000000000001', 'session.created'),
+  array['postgres:-'],
+  'A session inserted with no JWT claims is audited with the database role as actor.'
+);
+
+-- ---------------------------------------------------------------- as a participant (RPC)
+select tests.authenticate_as('0c000000-0000-4000-8000-000000000001');
+select public.create_chat_session(
+  array['0c000000-0000-4000-8000-000000000001', '0c000000-0000-4000-8000-000000000002']::uuid[],
+  'support', null, 'Created through the API'
+);
+reset role;
+select is(
+  (
+    select array_agg(a.actor_role || ':' || a.actor_id order by a.id)
+    from public.chat_audit_logs as a
+    where a.action = 'session.created' and a.details ->> 'title' = 'Created through the API'
+  ),
+  array['client:0c000000-0000-4000-8000-000000000001'],
+  'create_chat_session leaves session.created with the client as actor.'
+);
+
+select tests.authenticate_as('0c000000-0000-4000-8000-000000000001');
+select public.send_chat_message(
+  '5e000000-0000-4000-8000-000000000001', 'A private question', 'text', null, '{}', 'q-1'
+);
+reset role;
+select is(
+  pg_temp.actors('5e000000-0000-4000-8000-000000000001', 'message.created'),
+  array['client:0c000000-0000-4000-8000-000000000001'],
+  'send_chat_message leaves message.created with the sender as actor.'
+);
+select is(
+  (
+    select a.message_id from public.chat_audit_logs as a
+    where a.action = 'message.created' and a.session_id = '5e000000-0000-4000-8000-000000000001'
+  ),
+  (
+    select m.id from public.chat_messages as m
+    where m.client_message_id = 'q-1'
+  ),
+  'The message.created row names the message.'
+);
+select is(
+  (
+    select a.details - 'via' - 'seq' from public.chat_audit_logs as a
+    where a.action = 'message.created' and a.session_id = '5e000000-0000-4000-8000-000000000001'
+  ),
+  jsonb_build_object(
+    'type', 'text', 'sender_id', '0c000000-0000-4000-8000-000000000001',
+    'content_length', 18, 'client_message_id', 'q-1'
+  ),
+  'The audit keeps the message''s shape and length, never its content.'
+);
+
+-- The message moved the session's last_message_at: not an audited session change.
+select is(
+  pg_temp.actors('5e000000-0000-4000-8000-000000000001', 'session.updated'),
+  '{}'::text[],
+  'A new message does not count as a session update.'
+);
+
+select tests.authenticate_as('0c000000-0000-4000-8000-000000000002');
+select public.mark_chat_messages_read('5e000000-0000-4000-8000-000000000001');
+select public.mark_chat_messages_read('5e000000-0000-4000-8000-000000000001');
+reset role;
+select is(
+  pg_temp.actors('5e000000-0000-4000-8000-000000000001', 'read_state.advanced'),
+  array['reader:0c000000-0000-4000-8000-000000000002'],
+  'Marking read leaves one read_state.advanced row; marking again without new messages none.'
+);
+select is(
+  (
+    select a.message_id from public.chat_audit_logs as a
+    where a.action = 'read_state.advanced' and a.session_id = '5e000000-0000-4000-8000-000000000001'
+  ),
+  (
+    select m.id from public.chat_messages as m
+    where m.client_message_id = 'q-1'
+  ),
+  'The read_state.advanced row names the message read up to.'
+);
+
+-- ---------------------------------------------------------------- as a participant (tables)
+-- What supabase-js does through PostgREST: plain inserts and updates under RLS.
+select tests.authenticate_as('0c000000-0000-4000-8000-000000000002');
+insert into public.chat_messages (session_id, sender_id, content)
+values ('5e000000-0000-4000-8000-000000000001', '0c000000-0000-4000-8000-000000000002', 'An answer');
+update public.chat_sessions set title = 'Renamed'
+where id = '5e000000-0000-4000-8000-000000000001';
+reset role;
+select is(
+  pg_temp.actors('5e000000-0000-4000-8000-000000000001', 'message.created'),
+  array[
+    'client:0c000000-0000-4000-8000-000000000001', 'reader:0c000000-0000-4000-8000-000000000002'
+  ],
+  'A direct insert into chat_messages is audited like the function.'
+);
+select is(
+  (
+    select a.actor_role || ' ' || (a.details -> 'title')::text from public.chat_audit_logs as a
+    where a.action = 'session.updated' and a.session_id = '5e000000-0000-4000-8000-000000000001'
+  ),
+  'reader {"to": "Renamed", "from": "Active consultation"}',
+  'A title change is a session.updated row with the old and the new title.'
+);
+
+select tests.authenticate_as('0c000000-0000-4000-8000-000000000001');
+select public.close_chat_session('5e000000-0000-4000-8000-000000000001');
+reset role;
+select is(
+  pg_temp.actors('5e000000-0000-4000-8000-000000000001', 'session.closed'),
+  array['client:0c000000-0000-4000-8000-000000000001'],
+  'Closing leaves session.closed with the closer as actor.'
+);
+select is(
+  (
+    select count(*)::integer from public.chat_audit_logs as a
+    where a.action = 'message.created' and a.session_id = '5e000000-0000-4000-8000-000000000001'
+      and a.details ->> 'type' = 'system'
+  ),
+  1,
+  'The closing system message is audited too.'
+);
+
+-- ---------------------------------------------------------------- the service role
+select tests.authenticate_as_service_role();
+insert into public.chat_sessions (id, participants, type, created_by)
+values (
+  '5e000000-0000-4000-8000-000000000009', array['0c000000-0000-4000-8000-000000000003']::uuid[],
+  'support', null
+);
+delete from public.chat_messages
+where session_id = '5e000000-0000-4000-8000-000000000001' and content = 'An answer';
+reset role;
+select is(
+  pg_temp.actors('5e000000-0000-4000-8000-000000000009', 'session.created'),
+  array['service_role:-'],
+  'A write under the service role is audited as service_role.'
+);
+select is(
+  pg_temp.actors('5e000000-0000-4000-8000-000000000001', 'message.deleted'),
+  array['service_role:-'],
+  'Deleting a message is audited.'
+);
+
+-- ---------------------------------------------------------------- admins
+select tests.authenticate_as('0c000000-0000-4000-8000-000000000004');
+select public.admin_close_chat_session('5e000000-0000-4000-8000-000000000009');
+reset role;
+select is(
+  pg_temp.actors('5e000000-0000-4000-8000-000000000009', 'session.closed'),
+  array['admin:0c000000-0000-4000-8000-000000000004'],
+  'An admin closing someone else''s session is the actor, with the admin role.'
+);
+
+-- A role in user_metadata is not an app role.
+select tests.authenticate_as('0c000000-0000-4000-8000-000000000005');
+select public.create_chat_session(array['0c000000-0000-4000-8000-000000000005']::uuid[], 'support');
+reset role;
+select is(
+  (
+    select array_agg(a.actor_role) from public.chat_audit_logs as a
+    where a.action = 'session.created' and a.actor_id = '0c000000-0000-4000-8000-000000000005'
+  ),
+  array['client'],
+  'The actor role comes from app_metadata, never from user_metadata.'
+);
+
+-- ---------------------------------------------------------------- storage objects (chat-files)
+insert into storage.buckets (id, name, public) values ('avatars', 'avatars', false);
+select tests.authenticate_as('0c000000-0000-4000-8000-000000000001');
+insert into storage.objects (bucket_id, name, owner, owner_id, metadata)
+values (
+  'chat-files', '5e000000-0000-4000-8000-000000000002/0c000000-0000-4000-8000-000000000001/voice.ogg',
+  '0c000000-0000-4000-8000-000000000001', '0c000000-0000-4000-8000-000000000001',
+  '{"size": 2048, "mimetype": "audio/ogg"}'
+);
+delete from storage.objects
+where name = '5e000000-0000-4000-8000-000000000002/0c000000-0000-4000-8000-000000000001/voice.ogg';
+reset role;
+insert into storage.objects (bucket_id, name)
+values ('avatars', '5e000000-0000-4000-8000-000000000002/0c000000-0000-4000-8000-000000000001/me.png');
+select is(
+  pg_temp.actors('5e000000-0000-4000-8000-000000000002', 'file.created'),
+  array['client:0c000000-0000-4000-8000-000000000001'],
+  'Storing a chat file is audited with the uploader and the session of its folder.'
+);
+select is(
+  (
+    select a.details - 'via' from public.chat_audit_logs as a
+    where a.action = 'file.created' and a.session_id = '5e000000-0000-4000-8000-000000000002'
+  ),
+  jsonb_build_object(
+    'bucket', 'chat-files', 'size', 2048, 'mimetype', 'audio/ogg',
+    'name', '5e000000-0000-4000-8000-000000000002/0c000000-0000-4000-8000-000000000001/voice.ogg'
+  ),
+  'The file.created row carries the object''s name, size and type.'
+);
+select is(
+  pg_temp.actors('5e000000-0000-4000-8000-000000000002', 'file.removed'),
+  array['client:0c000000-0000-4000-8000-000000000001'],
+  'Removing a chat file is audited.'
+);
+select is(
+  (
+    select count(*)::integer from public.chat_audit_logs as a
+    where a.details ->> 'bucket' = 'avatars'
+  ),
+  0,
+  'Objects of other buckets are not audited.'
+);
+
+-- ---------------------------------------------------------------- the hash chain
+select is(chat_private.verify_audit_chain(), null, 'The chain verifies intact.');
+select is(
+  (
+    select count(*)::integer from public.chat_audit_logs as a
+    where a.hash is null or a.chain_seq is null
+  ),
+  0,
+  'Verification first links the rows still pending in this transaction.'
+);
+select is(
+  (
+    select bool_and(a.chain_seq = a.n)
+    from (
+      select
+        l.chain_seq,
+        row_number() over (order by l.chain_seq) as n
+      from public.chat_audit_logs as l
+    ) as a
+  ),
+  true,
+  'chain_seq numbers the rows 1, 2, 3, ... without a gap.'
+);
+select is(
+  (
+    select bool_and(a.prev_hash = a.before)
+    from (
+      select
+        l.prev_hash,
+        lag(l.hash, 1, repeat('0', 64)) over (order by l.chain_seq) as before
+      from public.chat_audit_logs as l
+    ) as a
+  ),
+  true,
+  'Each row''s prev_hash is the hash of the row before it.'
+);
+select is(
+  (select h.last_hash from chat_private.audit_chain_head as h),
+  (
+    select a.hash from public.chat_audit_logs as a
+    order by a.chain_seq desc limit 1
+  ),
+  'The chain head holds the newest row''s hash.'
+);
+
+-- Tampering as the table owner, who can disable the append-only trigger. Each case runs
+-- in a subtransaction that is undone after verification has named the first broken row.
+create function pg_temp.audit_id(nth integer) returns bigint
+language sql
+as $$ select a.id from public.chat_audit_logs as a where a.chain_seq = nth $$;
+
+create function pg_temp.broken_after(variadic tampering text[]) returns bigint
+language plpgsql
+as $$
+declare
+  _statement text;
+  _broken bigint;
+begin
+  begin
+    foreach _statement in array tampering loop
+      execute _statement;
+    end loop;
+    _broken := chat_private.verify_audit_chain();
+    raise exception 'undo the tampering';
+  exception when raise_exception then
+    if sqlerrm <> 'undo the tampering' then
+      raise;
+    end if;
+  end;
+  return _broken;
+end
+$$;
+
+select is(
+  pg_temp.broken_after(
+    'alter table public.chat_audit_logs disable trigger chat_audit_logs_append_only',
+    $$ update public.chat_audit_logs set details = details || '{"edited": true}'
+       where id = pg_temp.audit_id(3) $$
+  ),
+  pg_temp.audit_id(3),
+  'An edited row is named.'
+);
+select is(
+  pg_temp.broken_after(
+    'alter table public.chat_audit_logs disable trigger chat_audit_logs_append_only',
+    $$ update public.chat_audit_logs set actor_id = null, actor_role = 'postgres'
+       where id = pg_temp.audit_id(4) $$,
+    $$ update public.chat_audit_logs as a set hash = chat_private.audit_hash(a)
+       where a.id = pg_temp.audit_id(4) $$
+  ),
+  pg_temp.audit_id(5),
+  'A row edited with a recomputed hash breaks the link of the row after it.'
+);
+select is(
+  pg_temp.broken_after(
+    'alter table public.chat_audit_logs disable trigger chat_audit_logs_append_only',
+    'delete from public.chat_audit_logs where id = pg_temp.audit_id(5)'
+  ),
+  pg_temp.audit_id(6),
+  'The row after a removed one is named.'
+);
+select is(
+  pg_temp.broken_after(
+    'alter table public.chat_audit_logs disable trigger chat_audit_logs_append_only',
+    $$ delete from public.chat_audit_logs
+       where id = (select h.last_id from chat_private.audit_chain_head as h) $$
+  ),
+  (select h.last_id from chat_private.audit_chain_head as h),
+  'A removed newest row is named.'
+);
+select ok(
+  pg_temp.broken_after(
+    'alter table public.chat_audit_logs disable trigger chat_audit_logs_chain',
+    $$ insert into public.chat_audit_logs (actor_role, action) values ('admin', 'forged.entry') $$
+  ) > (select h.last_id from chat_private.audit_chain_head as h),
+  'A row slipped in outside the chain (newer than the chain head) is named.'
+);
+
+select is(chat_private.verify_audit_chain(), null, 'Undone, the chain verifies intact again.');
+
+-- ---------------------------------------------------------------- append-only, every role
+-- Privileges are tested in 04; here the trigger, with UPDATE and DELETE granted to all.
+grant update, delete on public.chat_audit_logs to anon, authenticated, service_role;
+create policy "Test only: anyone may change audit rows"
+on public.chat_audit_logs for all to anon, authenticated using (true) with check (true);
+
+select tests.clear_authentication();
+select throws_ok(
+  $$ update public.chat_audit_logs set action = 'edited' $$,
+  '42501', 'chat_audit_logs is append-only: UPDATE is not allowed',
+  'anon cannot update audit rows, even when granted UPDATE.'
+);
+select throws_ok(
+  $$ delete from public.chat_audit_logs $$,
+  '42501', 'chat_audit_logs is append-only: DELETE is not allowed',
+  'anon cannot delete audit rows, even when granted DELETE.'
+);
+select tests.authenticate_as('0c000000-0000-4000-8000-000000000001');
+select throws_ok(
+  $$ update public.chat_audit_logs set action = 'edited' $$,
+  '42501', 'chat_audit_logs is append-only: UPDATE is not allowed',
+  'A client cannot update audit rows, even when granted UPDATE.'
+);
+select throws_ok(
+  $$ delete from public.chat_audit_logs $$,
+  '42501', 'chat_audit_logs is append-only: DELETE is not allowed',
+  'A client cannot delete audit rows, even when granted DELETE.'
+);
+select tests.authenticate_as('0c000000-0000-4000-8000-000000000002');
+select throws_ok(
+  $$ update public.chat_audit_logs set action = 'edited' $$,
+  '42501', 'chat_audit_logs is append-only: UPDATE is not allowed',
+  'A reader cannot update audit rows, even when granted UPDATE.'
+);
+select throws_ok(
+  $$ delete from public.chat_audit_logs $$,
+  '42501', 'chat_audit_logs is append-only: DELETE is not allowed',
+  'A reader cannot delete audit rows, even when granted DELETE.'
+);
+select tests.authenticate_as('0c000000-0000-4000-8000-000000000004');
+select throws_ok(
+  $$ update public.chat_audit_logs set action = 'edited' $$,
+  '42501', 'chat_audit_logs is append-only: UPDATE is not allowed',
+  'An admin cannot update audit rows, even when granted UPDATE.'
+);
+select throws_ok(
+  $$ delete from public.chat_audit_logs $$,
+  '42501', 'chat_audit_logs is append-only: DELETE is not allowed',
+  'An admin cannot delete audit rows, even when granted DELETE.'
+);
+select tests.authenticate_as_service_role();
+select throws_ok(
+  $$ update public.chat_audit_logs set hash = repeat('a', 64) $$,
+  '42501', 'chat_audit_logs is append-only: UPDATE is not allowed',
+  'The service role cannot rewrite a hash, even when granted UPDATE.'
+);
+select throws_ok(
+  $$ delete from public.chat_audit_logs $$,
+  '42501', 'chat_audit_logs is append-only: DELETE is not allowed',
+  'The service role cannot delete audit rows, even when granted DELETE.'
+);
+reset role;
+select set_config('request.jwt.claims', '', true);
+select throws_ok(
+  $$ update public.chat_audit_logs set chain_seq = null, prev_hash = null, hash = null $$,
+  '42501', 'chat_audit_logs is append-only: UPDATE is not allowed',
+  'The table owner cannot unlink rows from the chain.'
+);
+
+-- Linking fills the chain columns of a pending row once; nothing else may ride along.
+insert into public.chat_audit_logs (actor_role, action) values ('postgres', 'pending.entry');
+select throws_ok(
+  $$ update public.chat_audit_logs
+     set action = 'rewritten', chain_seq = 999999, prev_hash = repeat('0', 64), hash = repeat('0', 64)
+     where action = 'pending.entry' $$,
+  '42501', 'chat_audit_logs is append-only: UPDATE is not allowed',
+  'A pending row cannot be changed under cover of linking it.'
+);
+select is(chat_private.verify_audit_chain(), null, 'The pending row is linked by verification.');
+
+select * from finish();
+rollback;

@@ -1,0 +1,176 @@
+"""Rows written in batches: the audit and monitoring writers share this.
+
+``record()`` only appends to an in-memory queue (never a database round trip on the
+request path). A background task writes what waits as one multi-row INSERT (rows passed
+as one JSON array to ``jsonb_to_recordset``) under the service role: as soon as
+``batch_size`` rows wait, else every ``flush_interval`` seconds. While the database is
+away, rows wait (the oldest dropped beyond ``max_queue``, counted in ``dropped``) and the
+writer retries with capped back-off. ``stop()`` writes what is left.
+
+What a crash loses: the rows still in memory, at most one batch (``batch_size`` rows or
+``flush_interval`` seconds of events) while the database is reachable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+import asyncpg
+
+from .db import Database
+
+log = logging.getLogger(__name__)
+
+_MAX_BACKOFF = 30.0
+_WRITE_TIMEOUT = 10.0
+# Errors in the rows themselves (bad value, constraint, SQL): retrying cannot help.
+_DATA_ERRORS = ("22", "23", "42")
+
+Row = dict[str, Any]
+
+
+class BatchWriter:
+    def __init__(
+        self,
+        *,
+        name: str,
+        db: Database,
+        sql: str,
+        batch_size: int = 200,
+        flush_interval: float = 1.0,
+        max_queue: int = 10_000,
+        on_drop: Callable[[int], None] | None = None,
+    ) -> None:
+        """``sql`` takes the batch as ``$1`` (a JSON array of row objects)."""
+        self.name = name
+        self._db = db
+        self._sql = sql
+        self.batch_size = batch_size
+        self.flush_interval = flush_interval
+        self.max_queue = max(max_queue, batch_size)
+        self._on_drop = on_drop
+        self._rows: deque[Row] = deque()
+        self._full = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._closed = False
+        self.dropped = 0
+        self.written = 0
+        self.batches = 0
+        self.failures = 0
+
+    @property
+    def pending(self) -> int:
+        return len(self._rows)
+
+    # ------------------------------------------------------------------ recording
+    def append(self, row: Row) -> None:
+        """Queue one row; never blocks, never raises."""
+        if self._closed:
+            self._drop(1)
+            return
+        if len(self._rows) >= self.max_queue:
+            self._rows.popleft()
+            self._drop(1)
+        self._rows.append(row)
+        if len(self._rows) >= self.batch_size:
+            self._full.set()
+
+    def _drop(self, count: int) -> None:
+        self.dropped += count
+        if self._on_drop is not None:
+            with contextlib.suppress(Exception):
+                self._on_drop(count)
+
+    # ------------------------------------------------------------------ lifecycle
+    async def start(self) -> None:
+        self._closed = False
+        self._task = asyncio.create_task(self._run(), name=f"{self.name}-writer")
+
+    async def stop(self, *, grace: float = 5.0) -> None:
+        """Stop the loop, then write what is left (within ``grace`` seconds)."""
+        self._closed = True
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        try:
+            async with asyncio.timeout(grace):
+                while self._rows:
+                    await self.flush()
+        except Exception:
+            log.warning("%s writer: %d row(s) not written at shutdown", self.name, len(self._rows))
+            self._drop(len(self._rows))
+            self._rows.clear()
+
+    async def _run(self) -> None:
+        backoff = 0.0
+        while True:
+            if backoff:
+                await asyncio.sleep(backoff)
+            else:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._full.wait(), timeout=self.flush_interval)
+            self._full.clear()
+            try:
+                while self._rows:
+                    await self.flush()
+                backoff = 0.0
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                backoff = min(max(backoff * 2, 0.5), _MAX_BACKOFF)
+                log.warning(
+                    "%s writer: write failed (%s); %d row(s) waiting, retrying in %.1fs",
+                    self.name,
+                    type(exc).__name__,
+                    len(self._rows),
+                    backoff,
+                )
+
+    # ------------------------------------------------------------------ writing
+    async def flush(self) -> int:
+        """Write one batch (at most ``batch_size`` rows, oldest first) in one INSERT.
+        On a connection failure the rows go back to the front of the queue and the error
+        is raised; rows the database refuses are dropped (logged), never retried."""
+        if not self._rows:
+            return 0
+        batch = [self._rows.popleft() for _ in range(min(self.batch_size, len(self._rows)))]
+        try:
+            async with asyncio.timeout(_WRITE_TIMEOUT), self._db.as_service() as conn:
+                await conn.execute(self._sql, batch)
+        except asyncpg.PostgresError as exc:
+            if (exc.sqlstate or "")[:2] in _DATA_ERRORS:
+                log.error("%s writer: %d row(s) refused: %s", self.name, len(batch), exc)
+                self.failures += 1
+                self._drop(len(batch))
+                return 0
+            self._requeue(batch)
+            raise
+        except BaseException:
+            self._requeue(batch)
+            raise
+        self.written += len(batch)
+        self.batches += 1
+        return len(batch)
+
+    def _requeue(self, batch: list[Row]) -> None:
+        self.failures += 1
+        room = self.max_queue - len(self._rows)
+        keep = batch[-room:] if room > 0 else []
+        if len(keep) < len(batch):
+            self._drop(len(batch) - len(keep))
+        self._rows.extendleft(reversed(keep))
+
+    def stats(self) -> dict[str, int]:
+        return {
+            "pending": self.pending,
+            "written": self.written,
+            "batches": self.batches,
+            "dropped": self.dropped,
+        }

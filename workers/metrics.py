@@ -1,0 +1,124 @@
+"""Prometheus metrics of one app (its own CollectorRegistry: tests build many apps), served
+at GET /metrics in the text exposition format."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterator, Mapping
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.exposition import choose_encoder
+from prometheus_client.registry import Collector
+
+# Send (the message's created_at) to delivery (emitted to the room), in seconds.
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.connections = Gauge(
+            "chat_socket_connections", "Open Socket.IO connections on this relay", registry=r
+        )
+        self.connects = Counter(
+            "chat_socket_connects", "Socket.IO connections accepted", registry=r
+        )
+        self.refused = Counter(
+            "chat_socket_refused", "Socket.IO connections refused, by reason", ["code"], registry=r
+        )
+        self.events = Counter(
+            "chat_socket_events",
+            "Socket.IO events received, by name and outcome (ok, error)",
+            ["event", "outcome"],
+            registry=r,
+        )
+        self.messages = Counter(
+            "chat_messages_sent",
+            "Messages sent through this service, by path",
+            ["path"],
+            registry=r,
+        )
+        self.delivered = Counter(
+            "chat_messages_delivered", "new_message events emitted to session rooms", registry=r
+        )
+        self.latency = Histogram(
+            "chat_message_delivery_seconds",
+            "From a message's created_at to its new_message emission",
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.errors = Counter(
+            "chat_errors",
+            "Errors answered to clients, by code and source (socket, http)",
+            ["code", "source"],
+            registry=r,
+        )
+        self.uploads = Counter(
+            "chat_uploads", "Uploads, by result (stored, refused)", ["result"], registry=r
+        )
+        self.upload_bytes = Counter("chat_upload_bytes", "Bytes of stored uploads", registry=r)
+
+    def observe_delivery(self, created_at: object) -> None:
+        """Record a delivery of a message created at ``created_at`` (ISO 8601)."""
+        self.delivered.inc()
+        if not isinstance(created_at, str):
+            return
+        try:
+            sent = dt.datetime.fromisoformat(created_at)
+        except ValueError:
+            return
+        if sent.tzinfo is None:
+            return
+        self.latency.observe(max(0.0, (dt.datetime.now(dt.UTC) - sent).total_seconds()))
+
+    def watch(self, collector: Collector) -> None:
+        self.registry.register(collector)
+
+    async def handle(self, request: web.Request) -> web.Response:
+        """The text format (0.0.4), or OpenMetrics when the scraper asks for it."""
+        encode, content_type = choose_encoder(request.headers.get("Accept", ""))
+        return web.Response(body=encode(self.registry), headers={"Content-Type": content_type})
+
+
+class StateCollector(Collector):
+    """Values read at scrape time: relay state and the event writers' counters."""
+
+    def __init__(
+        self,
+        *,
+        relay_stats: Callable[[], Mapping[str, int]],
+        writers: Callable[[], Mapping[str, Mapping[str, int]]],
+    ) -> None:
+        self._relay_stats = relay_stats
+        self._writers = writers
+
+    def collect(self) -> Iterator[Metric]:
+        stats = self._relay_stats()
+        sessions = GaugeMetricFamily(
+            "chat_active_sessions", "Sessions with a joined socket on this relay"
+        )
+        sessions.add_metric([], stats.get("active_sessions", 0))
+        typing = GaugeMetricFamily("chat_typing_sessions", "Sessions where someone is typing")
+        typing.add_metric([], stats.get("typing_sessions", 0))
+        pending = GaugeMetricFamily(
+            "chat_event_writer_pending", "Rows waiting to be written", labels=["writer"]
+        )
+        written = CounterMetricFamily(
+            "chat_event_writer_written", "Rows written", labels=["writer"]
+        )
+        dropped = CounterMetricFamily(
+            "chat_event_writer_dropped",
+            "Rows dropped (queue full while the database was away, or refused)",
+            labels=["writer"],
+        )
+        for name, values in self._writers().items():
+            pending.add_metric([name], values.get("pending", 0))
+            written.add_metric([name], values.get("written", 0))
+            dropped.add_metric([name], values.get("dropped", 0))
+        yield from (sessions, typing, pending, written, dropped)
+
+    def describe(self) -> Iterator[Metric]:
+        return iter(())

@@ -1,0 +1,41 @@
+"""What the relay reports as it works. This base does nothing; the app installs
+``workers.telemetry.Telemetry`` (audit, monitoring, metrics) as ``relay.hooks``.
+
+Every hook is synchronous and cheap (it queues, it never waits on I/O), and must not
+raise: the relay calls them on its hot paths.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from ..auth import Principal
+from ..errors import ApiError, AuthError
+
+
+class RelayHooks:
+    def connected(self, sid: str, principal: Principal) -> None:
+        """A socket was accepted."""
+
+    def connection_refused(
+        self, error: AuthError, environ: dict[str, Any], token: str | None
+    ) -> None:
+        """A connection was refused (no, bad or expired token)."""
+
+    def disconnected(
+        self, sid: str, principal: Principal, reason: Any, sessions: list[uuid.UUID]
+    ) -> None:
+        """An accepted socket went away; ``sessions`` it had joined."""
+
+    def handled(self, event: str, principal: Principal, payload: Any, result: Any) -> None:
+        """An event succeeded (``payload`` is the validated model)."""
+
+    def failed(self, event: str, principal: Principal, error: ApiError, data: Any) -> None:
+        """An event was refused or failed (``data`` is the raw payload)."""
+
+    def left(self, principal: Principal, session_id: uuid.UUID) -> None:
+        """A socket left a session (leave_session or disconnect)."""
+
+    def delivered(self, payload: dict[str, Any]) -> None:
+        """A committed message was emitted to its session's room as new_message."""

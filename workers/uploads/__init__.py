@@ -1,0 +1,1 @@
+"""Uploads: streamed multipart intake, content sniffing, safe names, the upload worker."""
