@@ -6,7 +6,8 @@ import os
 import socket
 import uuid
 
-from .server import Relay, room
+from .rooms import room
+from .server import Relay
 
 __all__ = ["Relay", "new_relay_id", "room"]
 

@@ -13,9 +13,7 @@ import contextlib
 import functools
 import logging
 import time
-import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import asyncpg
@@ -23,37 +21,26 @@ import redis.asyncio as aioredis
 import socketio
 from pydantic import BaseModel, ValidationError
 
-from ..auth import Principal, TokenVerifier
+from ..auth import TokenVerifier
 from ..changefeed import Changefeed
 from ..config import Settings
 from ..db import Database
 from ..errors import ApiError, AuthError, from_postgres
-from ..messages import MESSAGE_COLUMNS, message_payloads, now_iso, user_names
 from ..tasks import spawn
+from .events import RelayEvents
 from .hooks import RelayHooks
 from .models import JoinSession, MarkRead, RefreshToken, SendMessage, SessionRef, describe
 from .presence import Presence
 from .ratelimit import RateLimiter
+from .rooms import SocketState
 from .typing import TypingTracker
 
 log = logging.getLogger(__name__)
 
 M = TypeVar("M", bound=BaseModel)
-_CATCH_UP_LIMIT = 500
 
 
-def room(session_id: uuid.UUID | str) -> str:
-    return f"session:{session_id}"
-
-
-@dataclass(slots=True)
-class _Socket:
-    principal: Principal
-    sessions: set[uuid.UUID] = field(default_factory=set)
-    expiry: asyncio.TimerHandle | None = None
-
-
-class Relay:
+class Relay(RelayEvents):
     def __init__(
         self, *, settings: Settings, db: Database, verifier: TokenVerifier, relay_id: str
     ) -> None:
@@ -97,7 +84,7 @@ class Relay:
             on_read=self._db_read,
             on_session=self._db_session,
         )
-        self._sockets: dict[str, _Socket] = {}
+        self._sockets: dict[str, SocketState] = {}
         self.total_connections = 0
         self._shut_down = False
         self.hooks = RelayHooks()  # audit, monitoring and metrics (the app installs them)
@@ -154,7 +141,7 @@ class Relay:
 
     # ------------------------------------------------------------------ errors
     def _guarded(
-        self, event: str, model: type[M], handler: Callable[[str, _Socket, M], Awaitable[Any]]
+        self, event: str, model: type[M], handler: Callable[[str, SocketState, M], Awaitable[Any]]
     ) -> Callable[..., Awaitable[Any]]:
         """Validate the payload, run the handler, turn every failure into an ``error``
         event (and the ack's answer), never an exception."""
@@ -202,7 +189,7 @@ class Relay:
             raise socketio.exceptions.ConnectionRefusedError(
                 exc.message, {"code": exc.code}
             ) from None
-        state = _Socket(principal=principal)
+        state = SocketState(principal=principal)
         self._sockets[sid] = state
         self.total_connections += 1
         self._schedule_expiry(sid, state)
@@ -219,7 +206,7 @@ class Relay:
             with contextlib.suppress(Exception):
                 await self._leave(sid, state, session_id)
 
-    def _schedule_expiry(self, sid: str, state: _Socket) -> None:
+    def _schedule_expiry(self, sid: str, state: SocketState) -> None:
         if state.expiry is not None:
             state.expiry.cancel()
         delay = max(0.0, state.principal.expires_at - time.time())
@@ -228,7 +215,7 @@ class Relay:
             delay, lambda: spawn(self._expire(sid, state), name="token-expiry")
         )
 
-    async def _expire(self, sid: str, state: _Socket) -> None:
+    async def _expire(self, sid: str, state: SocketState) -> None:
         if self._sockets.get(sid) is not state or state.principal.expires_at > time.time():
             return
         await self.sio.emit(
@@ -243,216 +230,12 @@ class Relay:
         )
         await self.sio.disconnect(sid)
 
-    async def _refresh_token(self, sid: str, state: _Socket, data: RefreshToken) -> dict[str, Any]:
+    async def _refresh_token(
+        self, sid: str, state: SocketState, data: RefreshToken
+    ) -> dict[str, Any]:
         principal = await self.verifier.verify(data.token)
         if principal.user_id != state.principal.user_id:
             raise ApiError(403, "forbidden", "refresh_token must carry the same user")
         state.principal = principal
         self._schedule_expiry(sid, state)
         return {"expires_at": int(principal.expires_at)}
-
-    # ------------------------------------------------------------------ helpers
-    async def _require_participant(self, principal: Principal, session_id: uuid.UUID) -> None:
-        """Participation as the database sees it (RLS), never decided in Python."""
-        async with self.db.as_user(principal) as conn:
-            found = await conn.fetchval(
-                "select true from public.chat_sessions where id = $1", session_id
-            )
-        if not found:
-            raise ApiError(404, "not_found", f"chat session {session_id} not found")
-
-    def _person(self, principal: Principal, session_id: uuid.UUID) -> dict[str, Any]:
-        return {
-            "user_id": str(principal.user_id),
-            "user_name": principal.name,
-            "session_id": str(session_id),
-            "timestamp": now_iso(),
-        }
-
-    async def _emit_stopped_typing(
-        self, principal: Principal, session_id: uuid.UUID, *, skip: set[str]
-    ) -> None:
-        await self.sio.emit(
-            "user_stopped_typing",
-            self._person(principal, session_id),
-            room=room(session_id),
-            skip_sid=list(skip) or None,
-        )
-
-    # ------------------------------------------------------------------ rooms
-    async def _join_session(self, sid: str, state: _Socket, data: JoinSession) -> dict[str, Any]:
-        principal = state.principal
-        catch_up: list[dict[str, Any]] = []
-        async with self.db.as_user(principal) as conn:
-            found = await conn.fetchval(
-                "select true from public.chat_sessions where id = $1", data.session_id
-            )
-            if not found:
-                raise ApiError(404, "not_found", f"chat session {data.session_id} not found")
-            if data.last_message_id is not None:
-                catch_up = await self._missed(conn, data.session_id, data.last_message_id)
-        await self.sio.enter_room(sid, room(data.session_id))
-        state.sessions.add(data.session_id)
-        first = await self.presence.add(data.session_id, principal.user_id, sid)
-        online = [str(u) for u in await self.presence.online(data.session_id)]
-        if first:
-            await self.sio.emit(
-                "user_joined",
-                self._person(principal, data.session_id),
-                room=room(data.session_id),
-                skip_sid=list(self.presence.local_sids(data.session_id, principal.user_id)),
-            )
-        joined = {"session_id": str(data.session_id), "participants_online": online}
-        await self.sio.emit("session_joined", joined, to=sid)
-        for message in catch_up:
-            await self.sio.emit("new_message", message, to=sid)
-        return {**joined, "missed": len(catch_up)}
-
-    async def _missed(
-        self, conn: asyncpg.Connection, session_id: uuid.UUID, last_message_id: uuid.UUID
-    ) -> list[dict[str, Any]]:
-        anchor = await conn.fetchrow(
-            "select created_at, seq from public.chat_messages where id = $1 and session_id = $2",
-            last_message_id,
-            session_id,
-        )
-        if anchor is None:
-            raise ApiError(422, "invalid_value", "last_message_id is not a message of this session")
-        rows = await conn.fetch(
-            f"select {MESSAGE_COLUMNS} from public.chat_messages "
-            "where session_id = $1 and (created_at, seq) > ($2, $3) "
-            "order by created_at, seq limit $4",
-            session_id,
-            anchor["created_at"],
-            anchor["seq"],
-            _CATCH_UP_LIMIT,
-        )
-        return await message_payloads(conn, list(rows))
-
-    async def _leave_session(self, sid: str, state: _Socket, data: SessionRef) -> dict[str, Any]:
-        if data.session_id in state.sessions:
-            await self._leave(sid, state, data.session_id)
-        return {"session_id": str(data.session_id)}
-
-    async def _leave(self, sid: str, state: _Socket, session_id: uuid.UUID) -> None:
-        principal = state.principal
-        state.sessions.discard(session_id)
-        others = self.presence.local_sids(session_id, principal.user_id) - {sid}
-        if not others and self.typing.stop(session_id, principal.user_id):
-            await self._emit_stopped_typing(principal, session_id, skip={sid})
-        self.hooks.left(principal, session_id)
-        with contextlib.suppress(ValueError, KeyError):
-            await self.sio.leave_room(sid, room(session_id))
-        if await self.presence.remove(session_id, principal.user_id, sid):
-            await self.sio.emit(
-                "user_left", self._person(principal, session_id), room=room(session_id)
-            )
-
-    # ------------------------------------------------------------------ messages
-    async def _send_message(self, sid: str, state: _Socket, data: SendMessage) -> dict[str, Any]:
-        principal = state.principal
-        if not await self.send_limit.allow(principal.user_id):
-            raise ApiError(429, "rate_limited", "too many messages; slow down")
-        if data.content is not None and len(data.content) > self.settings.max_content_length:
-            raise ApiError(
-                422,
-                "invalid_value",
-                f"content may be at most {self.settings.max_content_length} characters",
-            )
-        async with self.db.as_user(principal) as conn:
-            row = await conn.fetchrow(
-                f"select {MESSAGE_COLUMNS} from public.send_chat_message("
-                "session_id => $1, content => $2, type => $3, reply_to_message_id => $4, "
-                "metadata => $5::jsonb, client_message_id => $6)",
-                data.session_id,
-                data.content,
-                data.type,
-                data.reply_to_message_id,
-                data.metadata,
-                data.client_message_id,
-            )
-            (message,) = await message_payloads(conn, [row])
-        if self.typing.stop(data.session_id, principal.user_id):
-            await self._emit_stopped_typing(principal, data.session_id, skip={sid})
-        return {"message": message}
-
-    async def _mark_read(self, sid: str, state: _Socket, data: MarkRead) -> dict[str, Any]:
-        async with self.db.as_user(state.principal) as conn:
-            count = await conn.fetchval(
-                "select public.mark_chat_messages_read($1, $2)",
-                data.session_id,
-                data.up_to_message_id,
-            )
-        return {"session_id": str(data.session_id), "read_count": count}
-
-    # ------------------------------------------------------------------ typing
-    async def _typing_start(self, sid: str, state: _Socket, data: SessionRef) -> dict[str, Any]:
-        principal = state.principal
-        if not await self.typing_limit.allow(principal.user_id):
-            raise ApiError(429, "rate_limited", "too many typing events; slow down")
-        if data.session_id not in state.sessions:
-            await self._require_participant(principal, data.session_id)
-        if self.typing.start(data.session_id, principal.user_id, sid):
-            await self.sio.emit(
-                "user_typing",
-                self._person(principal, data.session_id),
-                room=room(data.session_id),
-                skip_sid=list(self.presence.local_sids(data.session_id, principal.user_id) | {sid}),
-            )
-        return {"session_id": str(data.session_id)}
-
-    async def _typing_stop(self, sid: str, state: _Socket, data: SessionRef) -> dict[str, Any]:
-        principal = state.principal
-        if data.session_id not in state.sessions:
-            await self._require_participant(principal, data.session_id)
-        if self.typing.stop(data.session_id, principal.user_id):
-            skip = self.presence.local_sids(data.session_id, principal.user_id) | {sid}
-            await self._emit_stopped_typing(principal, data.session_id, skip=skip)
-        return {"session_id": str(data.session_id)}
-
-    async def _typing_timed_out(self, session_id: uuid.UUID, user_id: uuid.UUID, sid: str) -> None:
-        state = self._sockets.get(sid)
-        if state is None:
-            return
-        skip = self.presence.local_sids(session_id, user_id) | {sid}
-        await self._emit_stopped_typing(state.principal, session_id, skip=skip)
-
-    # ------------------------------------------------------------------ presence
-    async def _get_online_users(self, sid: str, state: _Socket, data: SessionRef) -> dict[str, Any]:
-        await self._require_participant(state.principal, data.session_id)
-        users = [str(u) for u in await self.presence.online(data.session_id)]
-        body = {"session_id": str(data.session_id), "users": users, "count": len(users)}
-        await self.sio.emit("online_users", body, to=sid)
-        return body
-
-    # ------------------------------------------------------------------ database events
-    async def _db_message(self, payload: dict[str, Any]) -> None:
-        await self.sio.emit(
-            "new_message", payload, room=room(payload["session_id"]), ignore_queue=True
-        )
-        self.hooks.delivered(payload)
-
-    async def _db_read(self, event: dict[str, Any]) -> None:
-        user_id = uuid.UUID(event["user_id"])
-        async with self.db.as_service() as conn:
-            names = await user_names(conn, [user_id])
-        body = {
-            "user_id": str(user_id),
-            "user_name": names.get(user_id, "user"),
-            "session_id": event["session_id"],
-            "up_to_message_id": event["up_to_message_id"],
-            "read_count": event.get("read_count", 0),
-            "timestamp": now_iso(),
-        }
-        await self.sio.emit(
-            "messages_read", body, room=room(event["session_id"]), ignore_queue=True
-        )
-
-    async def _db_session(self, event: dict[str, Any]) -> None:
-        if event.get("op") == "update":
-            body = {
-                "session_id": event["id"],
-                "status": event.get("status"),
-                "timestamp": now_iso(),
-            }
-            await self.sio.emit("session_updated", body, room=room(event["id"]), ignore_queue=True)

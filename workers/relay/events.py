@@ -1,0 +1,258 @@
+"""What the relay does with each client event and each database event.
+
+Every action on a session checks participation through the database as the user (RLS);
+a socket that has joined a session (checked then) may type in it without a new query.
+The :class:`~workers.relay.server.Relay` mixes this in; the state it uses is declared
+below for the type checker.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from typing import Any
+
+import asyncpg
+import socketio
+
+from ..auth import Principal
+from ..config import Settings
+from ..db import Database
+from ..errors import ApiError
+from ..messages import MESSAGE_COLUMNS, message_payloads, now_iso, user_names
+from .hooks import RelayHooks
+from .models import JoinSession, MarkRead, SendMessage, SessionRef
+from .presence import Presence
+from .ratelimit import RateLimiter
+from .rooms import SocketState, room
+from .typing import TypingTracker
+
+_CATCH_UP_LIMIT = 500
+
+
+class RelayEvents:
+    """Handlers of the seed's events; needs the attributes below (set by Relay)."""
+
+    settings: Settings
+    db: Database
+    sio: socketio.AsyncServer
+    presence: Presence
+    typing: TypingTracker
+    send_limit: RateLimiter
+    typing_limit: RateLimiter
+    hooks: RelayHooks
+    _sockets: dict[str, SocketState]
+
+    # ------------------------------------------------------------------ helpers
+    async def _require_participant(self, principal: Principal, session_id: uuid.UUID) -> None:
+        """Participation as the database sees it (RLS), never decided in Python."""
+        async with self.db.as_user(principal) as conn:
+            found = await conn.fetchval(
+                "select true from public.chat_sessions where id = $1", session_id
+            )
+        if not found:
+            raise ApiError(404, "not_found", f"chat session {session_id} not found")
+
+    def _person(self, principal: Principal, session_id: uuid.UUID) -> dict[str, Any]:
+        return {
+            "user_id": str(principal.user_id),
+            "user_name": principal.name,
+            "session_id": str(session_id),
+            "timestamp": now_iso(),
+        }
+
+    async def _emit_stopped_typing(
+        self, principal: Principal, session_id: uuid.UUID, *, skip: set[str]
+    ) -> None:
+        await self.sio.emit(
+            "user_stopped_typing",
+            self._person(principal, session_id),
+            room=room(session_id),
+            skip_sid=list(skip) or None,
+        )
+
+    # ------------------------------------------------------------------ rooms
+    async def _join_session(
+        self, sid: str, state: SocketState, data: JoinSession
+    ) -> dict[str, Any]:
+        principal = state.principal
+        catch_up: list[dict[str, Any]] = []
+        async with self.db.as_user(principal) as conn:
+            found = await conn.fetchval(
+                "select true from public.chat_sessions where id = $1", data.session_id
+            )
+            if not found:
+                raise ApiError(404, "not_found", f"chat session {data.session_id} not found")
+            if data.last_message_id is not None:
+                catch_up = await self._missed(conn, data.session_id, data.last_message_id)
+        await self.sio.enter_room(sid, room(data.session_id))
+        state.sessions.add(data.session_id)
+        first = await self.presence.add(data.session_id, principal.user_id, sid)
+        online = [str(u) for u in await self.presence.online(data.session_id)]
+        if first:
+            await self.sio.emit(
+                "user_joined",
+                self._person(principal, data.session_id),
+                room=room(data.session_id),
+                skip_sid=list(self.presence.local_sids(data.session_id, principal.user_id)),
+            )
+        joined = {"session_id": str(data.session_id), "participants_online": online}
+        await self.sio.emit("session_joined", joined, to=sid)
+        for message in catch_up:
+            await self.sio.emit("new_message", message, to=sid)
+        return {**joined, "missed": len(catch_up)}
+
+    async def _missed(
+        self, conn: asyncpg.Connection, session_id: uuid.UUID, last_message_id: uuid.UUID
+    ) -> list[dict[str, Any]]:
+        anchor = await conn.fetchrow(
+            "select created_at, seq from public.chat_messages where id = $1 and session_id = $2",
+            last_message_id,
+            session_id,
+        )
+        if anchor is None:
+            raise ApiError(422, "invalid_value", "last_message_id is not a message of this session")
+        rows = await conn.fetch(
+            f"select {MESSAGE_COLUMNS} from public.chat_messages "
+            "where session_id = $1 and (created_at, seq) > ($2, $3) "
+            "order by created_at, seq limit $4",
+            session_id,
+            anchor["created_at"],
+            anchor["seq"],
+            _CATCH_UP_LIMIT,
+        )
+        return await message_payloads(conn, list(rows))
+
+    async def _leave_session(
+        self, sid: str, state: SocketState, data: SessionRef
+    ) -> dict[str, Any]:
+        if data.session_id in state.sessions:
+            await self._leave(sid, state, data.session_id)
+        return {"session_id": str(data.session_id)}
+
+    async def _leave(self, sid: str, state: SocketState, session_id: uuid.UUID) -> None:
+        principal = state.principal
+        state.sessions.discard(session_id)
+        others = self.presence.local_sids(session_id, principal.user_id) - {sid}
+        if not others and self.typing.stop(session_id, principal.user_id):
+            await self._emit_stopped_typing(principal, session_id, skip={sid})
+        self.hooks.left(principal, session_id)
+        with contextlib.suppress(ValueError, KeyError):
+            await self.sio.leave_room(sid, room(session_id))
+        if await self.presence.remove(session_id, principal.user_id, sid):
+            await self.sio.emit(
+                "user_left", self._person(principal, session_id), room=room(session_id)
+            )
+
+    # ------------------------------------------------------------------ messages
+    async def _send_message(
+        self, sid: str, state: SocketState, data: SendMessage
+    ) -> dict[str, Any]:
+        principal = state.principal
+        if not await self.send_limit.allow(principal.user_id):
+            raise ApiError(429, "rate_limited", "too many messages; slow down")
+        if data.content is not None and len(data.content) > self.settings.max_content_length:
+            raise ApiError(
+                422,
+                "invalid_value",
+                f"content may be at most {self.settings.max_content_length} characters",
+            )
+        async with self.db.as_user(principal) as conn:
+            row = await conn.fetchrow(
+                f"select {MESSAGE_COLUMNS} from public.send_chat_message("
+                "session_id => $1, content => $2, type => $3, reply_to_message_id => $4, "
+                "metadata => $5::jsonb, client_message_id => $6)",
+                data.session_id,
+                data.content,
+                data.type,
+                data.reply_to_message_id,
+                data.metadata,
+                data.client_message_id,
+            )
+            (message,) = await message_payloads(conn, [row])
+        if self.typing.stop(data.session_id, principal.user_id):
+            await self._emit_stopped_typing(principal, data.session_id, skip={sid})
+        return {"message": message}
+
+    async def _mark_read(self, sid: str, state: SocketState, data: MarkRead) -> dict[str, Any]:
+        async with self.db.as_user(state.principal) as conn:
+            count = await conn.fetchval(
+                "select public.mark_chat_messages_read($1, $2)",
+                data.session_id,
+                data.up_to_message_id,
+            )
+        return {"session_id": str(data.session_id), "read_count": count}
+
+    # ------------------------------------------------------------------ typing
+    async def _typing_start(self, sid: str, state: SocketState, data: SessionRef) -> dict[str, Any]:
+        principal = state.principal
+        if not await self.typing_limit.allow(principal.user_id):
+            raise ApiError(429, "rate_limited", "too many typing events; slow down")
+        if data.session_id not in state.sessions:
+            await self._require_participant(principal, data.session_id)
+        if self.typing.start(data.session_id, principal.user_id, sid):
+            await self.sio.emit(
+                "user_typing",
+                self._person(principal, data.session_id),
+                room=room(data.session_id),
+                skip_sid=list(self.presence.local_sids(data.session_id, principal.user_id) | {sid}),
+            )
+        return {"session_id": str(data.session_id)}
+
+    async def _typing_stop(self, sid: str, state: SocketState, data: SessionRef) -> dict[str, Any]:
+        principal = state.principal
+        if data.session_id not in state.sessions:
+            await self._require_participant(principal, data.session_id)
+        if self.typing.stop(data.session_id, principal.user_id):
+            skip = self.presence.local_sids(data.session_id, principal.user_id) | {sid}
+            await self._emit_stopped_typing(principal, data.session_id, skip=skip)
+        return {"session_id": str(data.session_id)}
+
+    async def _typing_timed_out(self, session_id: uuid.UUID, user_id: uuid.UUID, sid: str) -> None:
+        state = self._sockets.get(sid)
+        if state is None:
+            return
+        skip = self.presence.local_sids(session_id, user_id) | {sid}
+        await self._emit_stopped_typing(state.principal, session_id, skip=skip)
+
+    # ------------------------------------------------------------------ presence
+    async def _get_online_users(
+        self, sid: str, state: SocketState, data: SessionRef
+    ) -> dict[str, Any]:
+        await self._require_participant(state.principal, data.session_id)
+        users = [str(u) for u in await self.presence.online(data.session_id)]
+        body = {"session_id": str(data.session_id), "users": users, "count": len(users)}
+        await self.sio.emit("online_users", body, to=sid)
+        return body
+
+    # ------------------------------------------------------------------ database events
+    async def _db_message(self, payload: dict[str, Any]) -> None:
+        await self.sio.emit(
+            "new_message", payload, room=room(payload["session_id"]), ignore_queue=True
+        )
+        self.hooks.delivered(payload)
+
+    async def _db_read(self, event: dict[str, Any]) -> None:
+        user_id = uuid.UUID(event["user_id"])
+        async with self.db.as_service() as conn:
+            names = await user_names(conn, [user_id])
+        body = {
+            "user_id": str(user_id),
+            "user_name": names.get(user_id, "user"),
+            "session_id": event["session_id"],
+            "up_to_message_id": event["up_to_message_id"],
+            "read_count": event.get("read_count", 0),
+            "timestamp": now_iso(),
+        }
+        await self.sio.emit(
+            "messages_read", body, room=room(event["session_id"]), ignore_queue=True
+        )
+
+    async def _db_session(self, event: dict[str, Any]) -> None:
+        if event.get("op") == "update":
+            body = {
+                "session_id": event["id"],
+                "status": event.get("status"),
+                "timestamp": now_iso(),
+            }
+            await self.sio.emit("session_updated", body, room=room(event["id"]), ignore_queue=True)

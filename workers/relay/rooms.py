@@ -1,0 +1,23 @@
+"""Room names and per-socket state."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from dataclasses import dataclass, field
+
+from ..auth import Principal
+
+
+def room(session_id: uuid.UUID | str) -> str:
+    """The Socket.IO room of a chat session."""
+    return f"session:{session_id}"
+
+
+@dataclass(slots=True)
+class SocketState:
+    """What the relay knows about one connected socket."""
+
+    principal: Principal
+    sessions: set[uuid.UUID] = field(default_factory=set)
+    expiry: asyncio.TimerHandle | None = None
