@@ -28,6 +28,8 @@ def _relay(args: argparse.Namespace) -> None:
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    for warning in settings.warnings():
+        logging.getLogger("workers").warning(warning)
     port = args.port or settings.port
     print(f"chat relay listening on http://{settings.host}:{port}", flush=True)
     web.run_app(create_app(settings), host=settings.host, port=port, print=None, access_log=None)

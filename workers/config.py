@@ -103,16 +103,23 @@ class Settings:
         settings._check()
         return settings
 
+    def warnings(self) -> list[str]:
+        """Legal but unwise values, logged at start-up."""
+        found = []
+        if self.jwt_secret is not None and len(self.jwt_secret) < MIN_JWT_SECRET_LENGTH:
+            found.append(
+                f"JWT_SECRET is shorter than {MIN_JWT_SECRET_LENGTH} characters: tokens signed "
+                "with it are easy to forge (Supabase's secrets are 40 or more)"
+            )
+        if self.jwt_secret == DEV_JWT_SECRET:
+            found.append("JWT_SECRET is the development secret of scripts/dev: not for production")
+        return found
+
     def _check(self) -> None:
         if not self.jwt_secret and not self.supabase_url:
             raise SettingsError(
                 "JWT_SECRET: set it to the project's JWT secret (or set SUPABASE_URL to "
                 "verify tokens with the project's signing keys)"
-            )
-        if self.jwt_secret is not None and len(self.jwt_secret) < MIN_JWT_SECRET_LENGTH:
-            raise SettingsError(
-                f"JWT_SECRET: must be at least {MIN_JWT_SECRET_LENGTH} characters "
-                "(Supabase's are 40 or more)"
             )
         if self.file_url_secret is not None and len(self.file_url_secret) < 32:
             raise SettingsError("FILE_URL_SECRET: must be at least 32 characters")
