@@ -9,10 +9,12 @@ from typing import Any
 
 import asyncpg
 import pytest
-from aiohttp.test_utils import TestClient
+from aiohttp.test_utils import TestClient, TestServer
+
+from workers.app import create_app
 
 from .api_helpers import add_message, api_client, bearer, error_of, make_session
-from .conftest import Users
+from .conftest import Users, settings_for
 
 MESSAGE_KEYS = {
     "id",
@@ -269,3 +271,30 @@ async def test_mark_read(
     )
     resp = await api.put(path, json={"up_to_message_id": str(other)}, headers=pair["client_h"])
     assert (await error_of(resp, 422))["code"] == "invalid_value"
+
+
+async def test_rest_sends_share_the_relays_rate_limit(
+    database_url: str, users: Users, superuser: asyncpg.Connection
+) -> None:
+    client_id = await users.create("client")
+    reader_id = await users.create("reader")
+    session_id = await superuser.fetchval(
+        "insert into chat_sessions (participants, type, created_by) "
+        "values ($1::uuid[], 'support', $2) returning id",
+        [client_id, reader_id],
+        client_id,
+    )
+    app = create_app(settings_for(database_url, message_rate=0.1, message_burst=2))
+    headers = {"Authorization": f"Bearer {users.token(client_id)}"}
+    async with TestClient(TestServer(app)) as http:
+        statuses = []
+        for i in range(3):
+            resp = await http.post(
+                "/api/chat/messages",
+                json={"session_id": str(session_id), "content": f"m{i}"},
+                headers=headers,
+            )
+            statuses.append(resp.status)
+        body = await resp.json()
+    assert statuses == [201, 201, 429]
+    assert body["error"]["code"] == "rate_limited"

@@ -7,7 +7,7 @@ from aiohttp import web
 
 from .. import message_store, sessions
 from ..errors import ApiError
-from ..keys import DATABASE, SETTINGS
+from ..keys import DATABASE, RELAY, SETTINGS
 from . import cors, openapi
 from .http import authenticate, json_body, path_params, query_params, reply
 from .models import (
@@ -91,6 +91,9 @@ async def send_message(request: web.Request) -> web.Response:
     limit = request.app[SETTINGS].max_content_length
     if body.content is not None and len(body.content) > limit:
         raise ApiError(422, "invalid_value", f"content may be at most {limit} characters")
+    # The same per-user bucket as the relay's send_message (shared through Redis).
+    if not await request.app[RELAY].send_limit.allow(principal.user_id):
+        raise ApiError(429, "rate_limited", "too many messages; slow down")
     async with request.app[DATABASE].as_user(principal) as conn:
         message = await message_store.send(
             conn,
@@ -175,7 +178,7 @@ ROUTES = (
         body=SendMessage,
         response=MessageEnvelope,
         status=201,
-        errors=(404, 409),
+        errors=(404, 409, 429),
     ),
     Route(
         "PUT",
