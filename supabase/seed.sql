@@ -1,4 +1,5 @@
--- Demo data for local development: a client, a reader, an admin, and a booking session
+-- Demo data for local development: a client, a reader, an admin, a client who takes part
+-- in nothing (the outsider), and a booking session
 -- between the client and the reader with two messages. Idempotent.
 -- Tokens for these users: `python -m workers token --user <id> --role <role>` (scripts/dev
 -- prints them).
@@ -16,6 +17,10 @@ values
 (
   '33333333-3333-4333-8333-333333333333', 'admin@example.com',
   '{"role": "admin"}', '{"full_name": "Demo Admin"}'
+),
+(
+  '44444444-4444-4444-8444-444444444444', 'outsider@example.com',
+  '{"role": "client"}', '{"full_name": "Demo Outsider"}'
 )
 on conflict (id) do nothing;
 
