@@ -464,3 +464,19 @@ async def test_health_counters_are_live(
     assert stats["active_connections"] == 2
     assert stats["active_sessions"] == 1
     assert stats["total_socket_connections"] == before + 2
+
+
+async def test_unknown_event_gets_an_error_event(
+    relay: tuple[str, Relay], world: dict[str, Any], clients: list[Recorder]
+) -> None:
+    url, _ = relay
+    client = await connected(clients, url, world["tokens"]["client"])
+    ack = await client.call("delete_everything", {"session_id": str(world["session"])})
+    assert ack["ok"] is False
+    (error,) = await client.wait_for("error")
+    assert error == {
+        "code": "unknown_event",
+        "message": "unknown event 'delete_everything'",
+        "event": "delete_everything",
+    }
+    assert client.client.connected

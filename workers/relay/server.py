@@ -138,6 +138,18 @@ class Relay(RelayEvents):
         }
         for name, (model, handler) in events.items():
             self.sio.on(name, self._guarded(name, model, handler))
+        self.sio.on("*", self._unknown_event)
+
+    async def _unknown_event(self, event: str, sid: str, *_args: Any) -> dict[str, Any]:
+        """Any other event name: an ``error`` event rather than silence."""
+        body = {
+            "code": "unknown_event",
+            "message": f"unknown event {str(event)[:64]!r}",
+            "event": str(event)[:64],
+        }
+        if sid in self._sockets:
+            await self.sio.emit("error", body, to=sid)
+        return {"ok": False, "error": body}
 
     # ------------------------------------------------------------------ errors
     def _guarded(
