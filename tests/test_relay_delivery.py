@@ -14,7 +14,7 @@ import asyncpg
 import pytest
 
 from .conftest import Users
-from .relay_helpers import Recorder, people, running_relay
+from .relay_helpers import Recorder, make_session, people, running_relay
 
 
 @pytest.fixture
@@ -111,6 +111,59 @@ async def test_lost_listen_connection_misses_nothing(
         await asyncio.sleep(0.3)
         ids = [m["id"] for m in client.of("new_message")]
         assert len(ids) == len(set(ids)) == 4
+
+
+async def test_late_committing_transaction_is_replayed_after_reconnect(
+    database_url: str,
+    world: dict[str, Any],
+    clients: list[Recorder],
+    db: Any,
+    users: Users,
+    superuser: asyncpg.Connection,
+) -> None:
+    """A transaction that wrote first but commits last, while the feed is away, is found by
+    the snapshot catch-up (its seq and created_at are older than what was delivered)."""
+    # Two sessions: writers to one session queue on its row (last_message_at).
+    other_session = await make_session(superuser, world["client"], world["reader"])
+    async with running_relay(database_url) as (url, _relay):
+        client = await join(clients, url, world["tokens"]["client"], world["session"])
+        ack = await client.call("join_session", {"session_id": str(other_session)})
+        assert ack["ok"]
+        slow = await asyncpg.connect(database_url)
+        try:
+            tx = slow.transaction()
+            await tx.start()
+            await slow.execute(
+                "select set_config('role', 'authenticated', true), "
+                "set_config('request.jwt.claims', $1, true)",
+                users.principal(world["reader"], "reader").claims_json(),
+            )
+            await slow.execute(
+                "select 1 from public.send_chat_message($1, 'written first, committed last')",
+                other_session,
+            )
+            async with db.as_user(users.principal(world["reader"], "reader")) as conn:
+                await conn.execute(
+                    "select 1 from public.send_chat_message($1, 'committed first')",
+                    world["session"],
+                )
+            (first,) = await client.wait_for("new_message")
+            assert first["content"] == "committed first"
+            await asyncio.sleep(5.5)  # the feed's snapshot moves past "committed first"
+            await superuser.execute(
+                "select pg_terminate_backend(pid) from pg_stat_activity "
+                "where application_name = 'chat-changefeed' and datname = current_database()"
+            )
+            await tx.commit()
+        finally:
+            await slow.close()
+        messages = await client.wait_for("new_message", 2, within=15)
+        assert [m["content"] for m in messages] == [
+            "committed first",
+            "written first, committed last",
+        ]
+        assert messages[1]["seq"] < messages[0]["seq"]
+        assert messages[1]["session_id"] == str(other_session)
 
 
 async def test_expired_token_disconnects_unless_refreshed(

@@ -4,10 +4,12 @@ One LISTEN connection per relay (asyncpg ``add_listener`` on channel ``chat_even
 notification carries ids only; a worker reads the rows (in batches, as the service role:
 the room's sockets were authorized by RLS when they joined) and hands them to the relay.
 
-The connection reconnects with capped exponential back-off. On reconnect it replays the
-messages committed while it was away, from its last seen position (with slack for
-transactions that committed out of sequence order); an LRU of delivered ids keeps each
-message to one delivery.
+Nothing committed is lost to a connected participant. The feed keeps a snapshot
+(``pg_current_snapshot()``) taken on the listening connection, advanced every few seconds
+once every notification before it has been handled. After a lost connection (or a batch
+that failed), it replays the messages whose writing transaction (``xact_id``) is not
+visible in that snapshot: exactly those committed since, whatever their seq or
+created_at. An LRU of delivered ids keeps each message to one delivery.
 """
 
 from __future__ import annotations
@@ -29,10 +31,9 @@ from .messages import MESSAGE_COLUMNS, message_payloads
 log = logging.getLogger(__name__)
 
 CHANNEL = "chat_events"
-_CATCH_UP_SLACK = 1000  # seqs re-read on reconnect; duplicates are dropped by the LRU
 _CATCH_UP_LIMIT = 5000
 _SEEN_LIMIT = 20_000
-_KEEPALIVE = 10.0
+_KEEPALIVE = 5.0  # also how often the snapshot advances
 _MAX_BACKOFF = 30.0
 
 MessageHandler = Callable[[dict[str, Any]], Awaitable[None]]
@@ -56,7 +57,10 @@ class Changefeed:
         self._on_session = on_session
         self._queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self._seen: OrderedDict[uuid.UUID, None] = OrderedDict()
-        self._last_seq: int | None = None
+        # Everything visible in this snapshot has been delivered (or was there at start).
+        self._snapshot: str | None = None
+        self._resync = False  # a batch failed: replay from the snapshot at the next tick
+        self._busy = False  # a batch is being handled
         self._tasks: list[asyncio.Task[None]] = []
         self.connected = asyncio.Event()
         self.reconnects = 0
@@ -87,15 +91,16 @@ class Changefeed:
                 lost = asyncio.Event()
                 conn.add_termination_listener(lambda _c, lost=lost: lost.set())
                 await conn.add_listener(CHANNEL, self._notified)
-                await self._catch_up(first=self._last_seq is None)
+                # Listening first, then the snapshot: what commits after it is notified.
+                await self._advance(conn, replay=self._snapshot is not None)
                 self.connected.set()
                 backoff = 0.5
                 log.info("changefeed listening on %s", CHANNEL)
                 while not lost.is_set():
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(lost.wait(), timeout=_KEEPALIVE)
-                    if not lost.is_set():
-                        await conn.execute("select 1", timeout=_KEEPALIVE)
+                    if not lost.is_set():  # keepalive, and the snapshot moves on
+                        await self._advance(conn, replay=self._resync)
                 raise ConnectionError("listen connection lost")
             except asyncio.CancelledError:
                 raise
@@ -118,23 +123,32 @@ class Changefeed:
             return
         self._queue.put_nowait(event)
 
-    async def _catch_up(self, *, first: bool) -> None:
-        """First connect: start from now. Reconnect: replay what was committed meanwhile."""
+    async def _advance(self, conn: asyncpg.Connection, *, replay: bool) -> None:
+        """Take a new snapshot; replay what committed since the old one when asked to (after
+        a reconnect or a failed batch); keep the new one only when nothing is pending."""
+        fresh = await conn.fetchval("select pg_current_snapshot()::text", timeout=_KEEPALIVE)
+        if replay and self._snapshot is not None:
+            self._resync = False
+            await self._replay_since(self._snapshot)
+        # Notifications of commits before `fresh` were queued before this query returned;
+        # advance only when all of them have been handled.
+        idle = self._queue.empty() and not self._busy and not self._resync
+        if self._snapshot is None or idle:
+            self._snapshot = fresh
+
+    async def _replay_since(self, snapshot: str) -> None:
         async with self._db.as_service() as conn:
-            if first:
-                self._last_seq = await conn.fetchval(
-                    "select coalesce(max(seq), 0) from public.chat_messages"
-                )
-                return
             rows = await conn.fetch(
                 f"select {MESSAGE_COLUMNS} from public.chat_messages "
-                "where seq > $1 order by seq limit $2",
-                max(0, (self._last_seq or 0) - _CATCH_UP_SLACK),
+                "where xact_id >= pg_snapshot_xmin($1::text::pg_snapshot) "
+                "and not pg_visible_in_snapshot(xact_id, $1::text::pg_snapshot) "
+                "order by created_at, seq limit $2",
+                snapshot,
                 _CATCH_UP_LIMIT,
             )
         missed = [r for r in rows if r["id"] not in self._seen]
         if missed:
-            log.info("changefeed replaying %d message(s) missed while disconnected", len(missed))
+            log.info("changefeed replaying %d message(s) committed while away", len(missed))
             await self._deliver(missed)
 
     # ------------------------------------------------------------------ delivering
@@ -144,12 +158,16 @@ class Changefeed:
             batch = [first]
             while not self._queue.empty() and len(batch) < 500:
                 batch.append(self._queue.get_nowait())
+            self._busy = True
             try:
                 await self._handle(batch)
             except asyncio.CancelledError:
                 raise
             except Exception:
+                self._resync = True  # the next tick replays from the last snapshot
                 log.exception("changefeed failed to handle %d event(s)", len(batch))
+            finally:
+                self._busy = False
 
     async def _handle(self, batch: list[dict[str, Any]]) -> None:
         ids = [
@@ -179,12 +197,10 @@ class Changefeed:
         async with self._db.as_service() as conn:
             payloads = await message_payloads(conn, rows)
         for row, payload in zip(rows, payloads, strict=True):
-            self._remember(row["id"], row["seq"])
+            self._remember(row["id"])
             await self._on_message(payload)
 
-    def _remember(self, message_id: uuid.UUID, seq: int) -> None:
+    def _remember(self, message_id: uuid.UUID) -> None:
         self._seen[message_id] = None
         if len(self._seen) > _SEEN_LIMIT:
             self._seen.popitem(last=False)
-        if self._last_seq is None or seq > self._last_seq:
-            self._last_seq = seq

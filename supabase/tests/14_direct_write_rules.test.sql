@@ -2,7 +2,7 @@
 -- through the SQL functions: server-stamped created_at, participants that exist.
 begin;
 set local search_path = extensions, public;
-select plan(5);
+select plan(6);
 
 do $$
 begin
@@ -37,6 +37,21 @@ select is(
   ),
   now(),
   'A participant cannot backdate a message: created_at is the server clock'
+);
+
+insert into public.chat_messages (id, session_id, sender_id, content, xact_id)
+values (
+  '3e000000-0000-4000-8000-000000000003', '5e000000-0000-4000-8000-000000000001',
+  '0c000000-0000-4000-8000-000000000001', 'Hidden from catch-up?', '1'::xid8
+);
+
+select is(
+  (
+    select xact_id from public.chat_messages
+    where id = '3e000000-0000-4000-8000-000000000003'
+  ),
+  pg_current_xact_id(),
+  'A participant cannot choose xact_id: it is the writing transaction (changefeed catch-up)'
 );
 
 select throws_ok(
