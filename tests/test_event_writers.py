@@ -134,6 +134,38 @@ async def test_rows_the_database_refuses_are_dropped_not_retried(
     assert (writer.pending, writer.dropped) == (0, 1)
 
 
+async def test_one_refused_row_does_not_take_its_batch_with_it(
+    db: Database, superuser: asyncpg.Connection
+) -> None:
+    marker = uuid.uuid4().hex
+    writer = MonitoringWriter(db=db, batch_size=10, flush_interval=60, retention_days=0)
+    writer.record("connect", details={"marker": marker, "i": 0})
+    writer.append({"event_type": "", "details": {}})  # violates the event_type check
+    writer.record("connect", details={"marker": marker, "i": 2})
+    assert await writer.flush() == 2
+    assert await _count(superuser, marker) == 2
+    assert (writer.pending, writer.dropped) == (0, 1)
+
+
+async def test_untrusted_text_is_cleaned_before_it_is_queued(
+    db: Database, superuser: asyncpg.Connection
+) -> None:
+    marker = uuid.uuid4().hex
+    writer = MonitoringWriter(db=db, batch_size=10, flush_interval=60, retention_days=0)
+    writer.record(
+        "error",
+        details={"marker": marker, "lone": "image/p\udcffng", "nul": "a\x00b", "big": "x" * 10**6},
+    )
+    assert await writer.flush() == 1
+    details = await superuser.fetchval(
+        "select details from public.chat_monitoring where details ->> 'marker' = $1", marker
+    )
+    details = json.loads(details) if isinstance(details, str) else details
+    assert details["lone"] == "image/p?ng"
+    assert details["nul"] == "ab"
+    assert len(details["big"]) <= 2001
+
+
 async def test_retention_deletes_only_events_older_than_the_age(
     db: Database, superuser: asyncpg.Connection
 ) -> None:

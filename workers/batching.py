@@ -32,6 +32,21 @@ _WRITE_TIMEOUT = 10.0
 _DATA_ERRORS = ("22", "23", "42")
 
 Row = dict[str, Any]
+_MAX_TEXT = 2000  # characters kept of any one string in a row
+
+
+def clean(value: Any) -> Any:
+    """What PostgreSQL's jsonb accepts: no NUL, no lone surrogates (text decoded with
+    surrogateescape), strings capped. Untrusted text (error messages, headers, names)
+    must not be able to make a batch fail or bloat an append-only table."""
+    if isinstance(value, str):
+        text = value.encode("utf-8", "replace").decode("utf-8").replace("\x00", "")
+        return text if len(text) <= _MAX_TEXT else text[:_MAX_TEXT] + "…"
+    if isinstance(value, dict):
+        return {str(clean(k)): clean(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [clean(v) for v in value]
+    return value
 
 
 class BatchWriter:
@@ -76,7 +91,7 @@ class BatchWriter:
         if len(self._rows) >= self.max_queue:
             self._rows.popleft()
             self._drop(1)
-        self._rows.append(row)
+        self._rows.append(clean(row))
         if len(self._rows) >= self.batch_size:
             self._full.set()
 
@@ -146,10 +161,8 @@ class BatchWriter:
                 await conn.execute(self._sql, batch)
         except asyncpg.PostgresError as exc:
             if (exc.sqlstate or "")[:2] in _DATA_ERRORS:
-                log.error("%s writer: %d row(s) refused: %s", self.name, len(batch), exc)
                 self.failures += 1
-                self._drop(len(batch))
-                return 0
+                return await self._write_one_by_one(batch, exc)
             self._requeue(batch)
             raise
         except BaseException:
@@ -158,6 +171,25 @@ class BatchWriter:
         self.written += len(batch)
         self.batches += 1
         return len(batch)
+
+    async def _write_one_by_one(self, batch: list[Row], exc: Exception) -> int:
+        """A row the database refuses must not take its batch with it: write the rows
+        singly and drop only those refused (rare: rows are cleaned when queued)."""
+        written = 0
+        for index, row in enumerate(batch):
+            try:
+                async with asyncio.timeout(_WRITE_TIMEOUT), self._db.as_service() as conn:
+                    await conn.execute(self._sql, [row])
+                written += 1
+            except asyncpg.PostgresError as row_exc:
+                if (row_exc.sqlstate or "")[:2] not in _DATA_ERRORS:
+                    self._requeue(batch[index:])
+                    raise
+                log.error("%s writer: row refused (%s): %s", self.name, row_exc, exc)
+                self._drop(1)
+        self.written += written
+        self.batches += 1
+        return written
 
     def _requeue(self, batch: list[Row]) -> None:
         self.failures += 1
