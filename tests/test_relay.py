@@ -480,3 +480,41 @@ async def test_unknown_event_gets_an_error_event(
         "event": "delete_everything",
     }
     assert client.client.connected
+
+
+async def test_creator_who_is_not_a_participant_cannot_join(
+    relay: tuple[str, Relay],
+    users: Users,
+    superuser: asyncpg.Connection,
+    clients: list[Recorder],
+    db: Any,
+) -> None:
+    """An admin may create a session for others; that does not make them a participant
+    (the creator may read the session row, but joining needs participation)."""
+    url, _ = relay
+    admin = await users.create("admin", "Ada Admin")
+    client = await users.create("client")
+    reader = await users.create("reader")
+    async with db.as_user(users.principal(admin, "admin")) as conn:
+        session_id = await conn.fetchval(
+            "select id from public.create_chat_session($1::uuid[], 'support')", [client, reader]
+        )
+    watcher = await connected(clients, url, users.token(admin, "admin"))
+    session = {"session_id": str(session_id)}
+    for event in ("join_session", "typing_start", "get_online_users"):
+        ack = await watcher.call(event, session)
+        assert ack["ok"] is False and ack["error"]["code"] == "not_found", (event, ack)
+
+
+async def test_typing_stops_when_the_typing_tab_closes_and_another_stays(
+    relay: tuple[str, Relay], world: dict[str, Any], clients: list[Recorder]
+) -> None:
+    url, _ = relay
+    tab_a = await joined(clients, url, world, "client")
+    await joined(clients, url, world, "client")  # tab B stays
+    reader = await joined(clients, url, world, "reader")
+    await tab_a.call("typing_start", {"session_id": str(world["session"])})
+    await reader.wait_for("user_typing")
+    await tab_a.close()
+    (stopped,) = await reader.wait_for("user_stopped_typing", within=3)  # timeout: 0.6 s
+    assert stopped["user_id"] == str(world["client"])

@@ -166,6 +166,52 @@ async def test_late_committing_transaction_is_replayed_after_reconnect(
         assert messages[1]["session_id"] == str(other_session)
 
 
+async def test_failed_fetches_are_replayed_while_listening(
+    database_url: str,
+    world: dict[str, Any],
+    clients: list[Recorder],
+    superuser: asyncpg.Connection,
+    users: Users,
+) -> None:
+    """The relay's pooled connections die while it reads the rows of notifications: the
+    batches that failed are replayed from the snapshot, with the LISTEN connection intact."""
+    async with running_relay(database_url) as (url, relay):
+        client = await join(clients, url, world["tokens"]["client"], world["session"])
+        writer = await asyncpg.connect(database_url)
+        stop = asyncio.Event()
+
+        async def sabotage() -> None:
+            while not stop.is_set():
+                await superuser.execute(
+                    "select pg_terminate_backend(pid) from pg_stat_activity "
+                    "where application_name = 'chat-workers' and datname = current_database()"
+                )
+                await asyncio.sleep(0.01)
+
+        saboteur = asyncio.create_task(sabotage())
+        try:
+            claims = users.principal(world["reader"], "reader").claims_json()
+            for i in range(60):
+                async with writer.transaction():
+                    await writer.execute(
+                        "select set_config('role', 'authenticated', true), "
+                        "set_config('request.jwt.claims', $1, true)",
+                        claims,
+                    )
+                    await writer.execute(
+                        "select 1 from public.send_chat_message($1, $2)", world["session"], f"n{i}"
+                    )
+                await asyncio.sleep(0.005)
+        finally:
+            stop.set()
+            await saboteur
+            await writer.close()
+        messages = await client.wait_for("new_message", 60, within=20)
+        assert sorted(m["content"] for m in messages) == sorted(f"n{i}" for i in range(60))
+        assert len({m["id"] for m in messages}) == 60
+        assert relay.changefeed.reconnects == 0  # recovered without losing LISTEN
+
+
 async def test_expired_token_disconnects_unless_refreshed(
     database_url: str, world: dict[str, Any], clients: list[Recorder], users: Users
 ) -> None:

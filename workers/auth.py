@@ -102,7 +102,7 @@ class TokenVerifier:
         elif alg in _ASYMMETRIC and self._jwks is not None:
             key = await self._signing_key(token)
         else:
-            raise AuthError(f"token algorithm {alg!r} is not accepted")
+            raise AuthError(f"token algorithm {str(alg)[:16]!r} is not accepted")
         try:
             claims = jwt.decode(
                 token,

@@ -21,6 +21,7 @@ import logging
 import uuid
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
@@ -31,7 +32,7 @@ from .messages import MESSAGE_COLUMNS, message_payloads
 log = logging.getLogger(__name__)
 
 CHANNEL = "chat_events"
-_CATCH_UP_LIMIT = 5000
+_CATCH_UP_PAGE = 1000
 _SEEN_LIMIT = 20_000
 _KEEPALIVE = 5.0  # also how often the snapshot advances
 _MAX_BACKOFF = 30.0
@@ -137,19 +138,32 @@ class Changefeed:
             self._snapshot = fresh
 
     async def _replay_since(self, snapshot: str) -> None:
-        async with self._db.as_service() as conn:
-            rows = await conn.fetch(
-                f"select {MESSAGE_COLUMNS} from public.chat_messages "
-                "where xact_id >= pg_snapshot_xmin($1::text::pg_snapshot) "
-                "and not pg_visible_in_snapshot(xact_id, $1::text::pg_snapshot) "
-                "order by created_at, seq limit $2",
-                snapshot,
-                _CATCH_UP_LIMIT,
-            )
-        missed = [r for r in rows if r["id"] not in self._seen]
-        if missed:
-            log.info("changefeed replaying %d message(s) committed while away", len(missed))
-            await self._deliver(missed)
+        """Deliver, oldest first and page by page, the messages committed after
+        ``snapshot`` that have not been delivered yet."""
+        after: tuple[Any, int] = (datetime.min.replace(tzinfo=UTC), 0)
+        replayed = 0
+        while True:
+            async with self._db.as_service() as conn:
+                rows = await conn.fetch(
+                    f"select {MESSAGE_COLUMNS} from public.chat_messages "
+                    "where xact_id >= pg_snapshot_xmin($1::text::pg_snapshot) "
+                    "and not pg_visible_in_snapshot(xact_id, $1::text::pg_snapshot) "
+                    "and (created_at, seq) > ($2, $3) "
+                    "order by created_at, seq limit $4",
+                    snapshot,
+                    after[0],
+                    after[1],
+                    _CATCH_UP_PAGE,
+                )
+            missed = [r for r in rows if r["id"] not in self._seen]
+            if missed:
+                replayed += len(missed)
+                await self._deliver(missed)
+            if len(rows) < _CATCH_UP_PAGE:
+                break
+            after = (rows[-1]["created_at"], rows[-1]["seq"])
+        if replayed:
+            log.info("changefeed replayed %d message(s) committed while away", replayed)
 
     # ------------------------------------------------------------------ delivering
     async def _work_forever(self) -> None:

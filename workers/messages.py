@@ -61,7 +61,14 @@ def _storage_path(row: Mapping[str, Any]) -> str | None:
     if row["type"] not in _FILE_TYPES or not isinstance(metadata, dict):
         return None
     path = metadata.get("storage_path")
-    return path if isinstance(path, str) else None
+    if not isinstance(path, str):
+        return None
+    # Only a file its sender stored under this session gets a signed URL: a message row
+    # written around the send function must not turn someone else's path into a link.
+    folders = path.split("/")
+    if len(folders) < 3 or folders[:2] != [str(row["session_id"]), str(row["sender_id"])]:
+        return None
+    return path
 
 
 async def _file_urls(rows: Iterable[Mapping[str, Any]]) -> Mapping[str, str]:
@@ -83,9 +90,10 @@ def message_payload(
 ) -> dict[str, Any]:
     sender = row["sender_id"]
     metadata = row["metadata"] or {}
+    metadata = {k: v for k, v in metadata.items() if k != "url"}  # only ours, below
     path = _storage_path(row)
     if urls and path is not None and path in urls:
-        metadata = {**metadata, "url": urls[path]}
+        metadata["url"] = urls[path]
     return {
         "id": str(row["id"]),
         "session_id": str(row["session_id"]),

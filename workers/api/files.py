@@ -11,7 +11,7 @@ from aiohttp import web
 
 from .. import messages
 from ..errors import ApiError
-from ..keys import DATABASE, OBJECT_STORE, SETTINGS, URL_SIGNER
+from ..keys import DATABASE, OBJECT_STORE, RELAY, SETTINGS, URL_SIGNER
 from ..storage import ObjectMissing, UrlSigner, build_store, catalog
 from ..uploads import intake, names, service
 from . import downloads
@@ -24,6 +24,9 @@ async def upload(request: web.Request) -> web.Response:
     principal = await authenticate(request)
     app = request.app
     settings, db = app[SETTINGS], app[DATABASE]
+    # An upload is a message: it draws from the same per-user bucket as sends.
+    if not await app[RELAY].send_limit.allow(principal.user_id):
+        raise ApiError(429, "rate_limited", "too many messages; slow down")
 
     async def participating(session_id: uuid.UUID) -> None:
         await service.check_session(db, principal, session_id)
@@ -89,7 +92,7 @@ ROUTES = (
         form=UploadFields,
         response=UploadResult,
         status=201,
-        errors=(404, 409),
+        errors=(404, 409, 429),
         notes=(
             (413, "The file is larger than 10 MB"),
             (415, "Not multipart/form-data, or a file type that is not accepted"),

@@ -45,13 +45,9 @@ class RelayEvents:
 
     # ------------------------------------------------------------------ helpers
     async def _require_participant(self, principal: Principal, session_id: uuid.UUID) -> None:
-        """Participation as the database sees it (RLS), never decided in Python."""
+        """Participation as the database sees it (as the user, under RLS)."""
         async with self.db.as_user(principal) as conn:
-            found = await conn.fetchval(
-                "select true from public.chat_sessions where id = $1", session_id
-            )
-        if not found:
-            raise ApiError(404, "not_found", f"chat session {session_id} not found")
+            await _check_participant(conn, session_id)
 
     def _person(self, principal: Principal, session_id: uuid.UUID) -> dict[str, Any]:
         return {
@@ -76,18 +72,20 @@ class RelayEvents:
         self, sid: str, state: SocketState, data: JoinSession
     ) -> dict[str, Any]:
         principal = state.principal
-        catch_up: list[dict[str, Any]] = []
+        anchor = None
         async with self.db.as_user(principal) as conn:
-            found = await conn.fetchval(
-                "select true from public.chat_sessions where id = $1", data.session_id
-            )
-            if not found:
-                raise ApiError(404, "not_found", f"chat session {data.session_id} not found")
+            await _check_participant(conn, data.session_id)
             if data.last_message_id is not None:
-                catch_up = await self._missed(conn, data.session_id, data.last_message_id)
+                anchor = await _anchor(conn, data.session_id, data.last_message_id)
+        # In the room first, then read the backlog: a message committed in between is in
+        # the backlog or in the live stream (or both: clients dedupe by id), never in neither.
         await self.sio.enter_room(sid, room(data.session_id))
         state.sessions.add(data.session_id)
         first = await self.presence.add(data.session_id, principal.user_id, sid)
+        catch_up: list[dict[str, Any]] = []
+        if anchor is not None:
+            async with self.db.as_user(principal) as conn:
+                catch_up = await _missed(conn, data.session_id, anchor)
         online = [str(u) for u in await self.presence.online(data.session_id)]
         if first:
             await self.sio.emit(
@@ -101,27 +99,6 @@ class RelayEvents:
         for message in catch_up:
             await self.sio.emit("new_message", message, to=sid)
         return {**joined, "missed": len(catch_up)}
-
-    async def _missed(
-        self, conn: asyncpg.Connection, session_id: uuid.UUID, last_message_id: uuid.UUID
-    ) -> list[dict[str, Any]]:
-        anchor = await conn.fetchrow(
-            "select created_at, seq from public.chat_messages where id = $1 and session_id = $2",
-            last_message_id,
-            session_id,
-        )
-        if anchor is None:
-            raise ApiError(422, "invalid_value", "last_message_id is not a message of this session")
-        rows = await conn.fetch(
-            f"select {MESSAGE_COLUMNS} from public.chat_messages "
-            "where session_id = $1 and (created_at, seq) > ($2, $3) "
-            "order by created_at, seq limit $4",
-            session_id,
-            anchor["created_at"],
-            anchor["seq"],
-            _CATCH_UP_LIMIT,
-        )
-        return await message_payloads(conn, list(rows))
 
     async def _leave_session(
         self, sid: str, state: SocketState, data: SessionRef
@@ -190,7 +167,7 @@ class RelayEvents:
             raise ApiError(429, "rate_limited", "too many typing events; slow down")
         if data.session_id not in state.sessions:
             await self._require_participant(principal, data.session_id)
-        if self.typing.start(data.session_id, principal.user_id, sid):
+        if self.typing.start(data.session_id, principal.user_id, principal):
             await self.sio.emit(
                 "user_typing",
                 self._person(principal, data.session_id),
@@ -208,12 +185,13 @@ class RelayEvents:
             await self._emit_stopped_typing(principal, data.session_id, skip=skip)
         return {"session_id": str(data.session_id)}
 
-    async def _typing_timed_out(self, session_id: uuid.UUID, user_id: uuid.UUID, sid: str) -> None:
-        state = self._sockets.get(sid)
-        if state is None:
-            return
-        skip = self.presence.local_sids(session_id, user_id) | {sid}
-        await self._emit_stopped_typing(state.principal, session_id, skip=skip)
+    async def _typing_timed_out(
+        self, session_id: uuid.UUID, user_id: uuid.UUID, who: Principal
+    ) -> None:
+        """No typing_start for TYPING_TIMEOUT: the relay says the user stopped (even when the
+        socket that started typing has gone and another of the user's sockets remains)."""
+        skip = self.presence.local_sids(session_id, user_id)
+        await self._emit_stopped_typing(who, session_id, skip=skip)
 
     # ------------------------------------------------------------------ presence
     async def _get_online_users(
@@ -256,3 +234,43 @@ class RelayEvents:
                 "timestamp": now_iso(),
             }
             await self.sio.emit("session_updated", body, room=room(event["id"]), ignore_queue=True)
+
+
+async def _check_participant(conn: asyncpg.Connection, session_id: uuid.UUID) -> None:
+    """A participant, not merely someone who may read the session row (its creator may)."""
+    found = await conn.fetchval(
+        "select true from public.chat_sessions "
+        "where id = $1 and participants @> array[(select auth.uid())]",
+        session_id,
+    )
+    if not found:
+        raise ApiError(404, "not_found", f"chat session {session_id} not found")
+
+
+async def _anchor(
+    conn: asyncpg.Connection, session_id: uuid.UUID, message_id: uuid.UUID
+) -> tuple[Any, int]:
+    row = await conn.fetchrow(
+        "select created_at, seq from public.chat_messages where id = $1 and session_id = $2",
+        message_id,
+        session_id,
+    )
+    if row is None:
+        raise ApiError(422, "invalid_value", "last_message_id is not a message of this session")
+    return row["created_at"], row["seq"]
+
+
+async def _missed(
+    conn: asyncpg.Connection, session_id: uuid.UUID, anchor: tuple[Any, int]
+) -> list[dict[str, Any]]:
+    """The session's messages after the anchor, oldest first (at most _CATCH_UP_LIMIT)."""
+    rows = await conn.fetch(
+        f"select {MESSAGE_COLUMNS} from public.chat_messages "
+        "where session_id = $1 and (created_at, seq) > ($2, $3) "
+        "order by created_at, seq limit $4",
+        session_id,
+        anchor[0],
+        anchor[1],
+        _CATCH_UP_LIMIT,
+    )
+    return await message_payloads(conn, list(rows))

@@ -120,9 +120,6 @@ class Presence:
     def local_sids(self, session_id: uuid.UUID, user_id: uuid.UUID) -> set[str]:
         return set(self._local.get(session_id, {}).get(user_id, set()))
 
-    def joined(self, session_id: uuid.UUID, sid: str) -> bool:
-        return any(sid in sids for sids in self._local.get(session_id, {}).values())
-
     # ------------------------------------------------------------------ queries
     async def online(self, session_id: uuid.UUID) -> list[uuid.UUID]:
         """Users with at least one joined socket on a live relay, sorted."""

@@ -17,13 +17,14 @@ from typing import Any
 from ..tasks import spawn
 
 Key = tuple[uuid.UUID, uuid.UUID]  # (session_id, user_id)
-OnStop = Callable[[uuid.UUID, uuid.UUID, str], Coroutine[Any, Any, None]]
+# (session_id, user_id, who): ``who`` is what start() was given (the relay: the principal).
+OnStop = Callable[[uuid.UUID, uuid.UUID, Any], Coroutine[Any, Any, None]]
 
 
 @dataclass(slots=True)
 class _State:
     last_emit: float
-    sid: str
+    who: Any
     timer: asyncio.TimerHandle | None = None
 
 
@@ -34,17 +35,17 @@ class TypingTracker:
         self._coalesce = coalesce
         self._states: dict[Key, _State] = {}
 
-    def start(self, session_id: uuid.UUID, user_id: uuid.UUID, sid: str) -> bool:
+    def start(self, session_id: uuid.UUID, user_id: uuid.UUID, who: Any) -> bool:
         """Record a typing_start. True when a ``user_typing`` should go out now."""
         key = (session_id, user_id)
         now = time.monotonic()
         state = self._states.get(key)
         emit = state is None or now - state.last_emit >= self._coalesce
         if state is None:
-            state = self._states[key] = _State(last_emit=now, sid=sid)
+            state = self._states[key] = _State(last_emit=now, who=who)
         elif emit:
             state.last_emit = now
-        state.sid = sid
+        state.who = who
         if state.timer is not None:
             state.timer.cancel()
         loop = asyncio.get_running_loop()
@@ -63,10 +64,7 @@ class TypingTracker:
     def _expire(self, key: Key) -> None:
         state = self._states.pop(key, None)
         if state is not None:
-            spawn(self._on_timeout(key[0], key[1], state.sid), name="typing-timeout")
-
-    def typing_in(self, session_id: uuid.UUID) -> list[uuid.UUID]:
-        return [user for (session, user) in self._states if session == session_id]
+            spawn(self._on_timeout(key[0], key[1], state.who), name="typing-timeout")
 
     @property
     def typing_sessions(self) -> int:
