@@ -15,6 +15,7 @@ from typing import Any
 import asyncpg
 import socketio
 
+from .. import message_store
 from ..auth import Principal
 from ..config import Settings
 from ..db import Database
@@ -135,29 +136,22 @@ class RelayEvents:
                 f"content may be at most {self.settings.max_content_length} characters",
             )
         async with self.db.as_user(principal) as conn:
-            row = await conn.fetchrow(
-                f"select {MESSAGE_COLUMNS} from public.send_chat_message("
-                "session_id => $1, content => $2, type => $3, reply_to_message_id => $4, "
-                "metadata => $5::jsonb, client_message_id => $6)",
-                data.session_id,
-                data.content,
-                data.type,
-                data.reply_to_message_id,
-                data.metadata,
-                data.client_message_id,
+            message = await message_store.send(
+                conn,
+                session_id=data.session_id,
+                type_=data.type,
+                content=data.content,
+                reply_to_message_id=data.reply_to_message_id,
+                metadata=data.metadata,
+                client_message_id=data.client_message_id,
             )
-            (message,) = await message_payloads(conn, [row])
         if self.typing.stop(data.session_id, principal.user_id):
             await self._emit_stopped_typing(principal, data.session_id, skip={sid})
         return {"message": message}
 
     async def _mark_read(self, sid: str, state: SocketState, data: MarkRead) -> dict[str, Any]:
         async with self.db.as_user(state.principal) as conn:
-            count = await conn.fetchval(
-                "select public.mark_chat_messages_read($1, $2)",
-                data.session_id,
-                data.up_to_message_id,
-            )
+            count = await message_store.mark_read(conn, data.session_id, data.up_to_message_id)
         return {"session_id": str(data.session_id), "read_count": count}
 
     # ------------------------------------------------------------------ typing
