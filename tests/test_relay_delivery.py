@@ -278,3 +278,21 @@ async def test_closed_session_refuses_messages(
             "send_message", {"session_id": str(world["session"]), "content": "x"}
         )
         assert ack["error"]["code"] == "conflict"
+
+
+async def test_any_event_flood_is_limited_per_socket_and_audited_once(
+    database_url: str, world: dict[str, Any], clients: list[Recorder], superuser: asyncpg.Connection
+) -> None:
+    async with running_relay(database_url, event_rate=0.1, event_burst=5) as (url, _):
+        client = await join(clients, url, world["tokens"]["client"], world["session"])  # 1 event
+        session = {"session_id": str(world["session"])}
+        acks = [await client.call("get_online_users", session) for _ in range(8)]
+        assert [a["ok"] for a in acks] == [True] * 4 + [False] * 4
+        assert {a["error"]["code"] for a in acks[4:]} == {"rate_limited"}
+        await asyncio.sleep(1.5)  # the audit writer flushes every second
+    audited = await superuser.fetchval(
+        "select count(*) from public.chat_audit_logs "
+        "where action = 'rate_limited' and actor_id = $1",
+        world["client"],
+    )
+    assert audited == 1

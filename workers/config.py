@@ -45,6 +45,8 @@ class Settings:
     message_burst: int = 20
     typing_rate: float = 5.0
     typing_burst: int = 10
+    event_rate: float = 20.0
+    event_burst: int = 60
     max_content_length: int = 10_000
     max_packet_bytes: int = 1_000_000
     presence_ttl: int = 15
@@ -87,6 +89,8 @@ class Settings:
             message_burst=get.integer("MESSAGE_BURST", 20, low=1, high=100_000),
             typing_rate=get.number("TYPING_RATE", 5.0, low=0, high=10_000),
             typing_burst=get.integer("TYPING_BURST", 10, low=1, high=100_000),
+            event_rate=get.number("EVENT_RATE", 20.0, low=0, high=100_000),
+            event_burst=get.integer("EVENT_BURST", 60, low=1, high=1_000_000),
             max_content_length=get.integer("MAX_CONTENT_LENGTH", 10_000, low=1, high=10_000),
             max_packet_bytes=get.integer("MAX_PACKET_BYTES", 1_000_000, low=1024, high=100_000_000),
             presence_ttl=get.integer("PRESENCE_TTL", 15, low=2, high=300),

@@ -35,9 +35,10 @@ class RateLimiter:
         self._burst = burst
         self._redis = redis
         self._script = redis.register_script(_LUA) if redis is not None else None
-        self._buckets: dict[uuid.UUID, tuple[float, float]] = {}
+        self._buckets: dict[uuid.UUID | str, tuple[float, float]] = {}
 
-    async def allow(self, user_id: uuid.UUID) -> bool:
+    async def allow(self, user_id: uuid.UUID | str) -> bool:
+        """Take one token for this key (a user id, or a socket id for local limits)."""
         if self._rate <= 0:
             return True
         now = time.time()

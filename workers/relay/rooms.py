@@ -21,3 +21,4 @@ class SocketState:
     principal: Principal
     sessions: set[uuid.UUID] = field(default_factory=set)
     expiry: asyncio.TimerHandle | None = None
+    quiet_until: float = 0.0  # rate-limit refusals before this are not audited again

@@ -38,6 +38,7 @@ from .typing import TypingTracker
 log = logging.getLogger(__name__)
 
 M = TypeVar("M", bound=BaseModel)
+_LIMIT_AUDIT_WINDOW = 10.0  # seconds between audited rate-limit refusals of one socket
 
 
 class Relay(RelayEvents):
@@ -73,6 +74,10 @@ class Relay(RelayEvents):
         )
         self.send_limit = RateLimiter(
             name="send", rate=settings.message_rate, burst=settings.message_burst, redis=self.redis
+        )
+        # Any event, per socket, in this process: a floor under every handler's cost.
+        self.event_limit = RateLimiter(
+            name="events", rate=settings.event_rate, burst=settings.event_burst, redis=None
         )
         self.typing_limit = RateLimiter(
             name="typing", rate=settings.typing_rate, burst=settings.typing_burst, redis=self.redis
@@ -164,6 +169,8 @@ class Relay(RelayEvents):
             if state is None:
                 return None
             try:
+                if not await self.event_limit.allow(sid):
+                    raise ApiError(429, "rate_limited", "too many events; slow down")
                 payload = model.model_validate(data if data is not None else {})
                 result = await handler(sid, state, payload)
                 self.hooks.handled(event, state.principal, payload, result)
@@ -183,7 +190,11 @@ class Relay(RelayEvents):
                 log.exception("unhandled error in %s", event)
                 err = ApiError(500, "internal_error", "internal error")
             body = {"code": err.code, "message": err.message, "event": event}
-            self.hooks.failed(event, state.principal, err, data)
+            if err.code != "rate_limited" or time.monotonic() >= state.quiet_until:
+                # A flood is audited once per window, not once per refused packet.
+                if err.code == "rate_limited":
+                    state.quiet_until = time.monotonic() + _LIMIT_AUDIT_WINDOW
+                self.hooks.failed(event, state.principal, err, data)
             await self.sio.emit("error", body, to=sid)
             return {"ok": False, "error": body}
 
