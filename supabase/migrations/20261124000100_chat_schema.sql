@@ -62,6 +62,7 @@ create table public.chat_messages (
   metadata jsonb not null default '{}'::jsonb,
   client_message_id text,
   created_at timestamptz not null default now(),
+  xact_id xid8 not null default pg_current_xact_id(),
   constraint chat_messages_seq_key unique (seq),
   constraint chat_messages_id_session_key unique (id, session_id),
   constraint chat_messages_reply_same_session_fkey foreign key (reply_to_message_id, session_id)
@@ -90,6 +91,8 @@ comment on column public.chat_messages.reply_to_message_id is
 'A message of the same session (enforced by a composite foreign key).';
 comment on column public.chat_messages.metadata is
 'Type-specific details: file_name, mime_type, size_bytes, storage_path, duration_ms, width, height.';
+comment on column public.chat_messages.xact_id is
+'Transaction that wrote the row. seq and created_at are taken before commit; the changefeed replays rows not visible in its last snapshot (pg_visible_in_snapshot).';
 comment on column public.chat_messages.client_message_id is
 'Sender-chosen id that makes a retried send idempotent: one row per (session, sender, id).';
 
@@ -153,6 +156,8 @@ create index chat_messages_reply_to_message_id
 on public.chat_messages (reply_to_message_id) where reply_to_message_id is not null;
 -- Foreign-key checks when a user is deleted.
 create index chat_messages_sender_id on public.chat_messages (sender_id);
+-- The changefeed's catch-up: xact_id >= pg_snapshot_xmin(snapshot) and not visible in it.
+create index chat_messages_xact_id on public.chat_messages (xact_id);
 create index chat_read_state_user_id on public.chat_read_state (user_id);
 create index chat_read_state_message on public.chat_read_state (last_read_message_id, session_id);
 -- Admin audit queries: by time, by session, by actor.
@@ -244,13 +249,14 @@ create trigger chat_messages_guard_update
 before update on public.chat_messages
 for each row execute function chat_private.guard_message_update();
 
--- Clients cannot backdate or postdate messages: through the API roles, created_at is the
--- server's clock.
+-- Through the API roles, created_at and xact_id are the server's: a client can neither
+-- backdate a message nor hide it from the changefeed's catch-up.
 create or replace function chat_private.stamp_message_insert() returns trigger
 language plpgsql
 set search_path = ''
 as $$
 begin
+  new.xact_id := pg_current_xact_id();
   if coalesce(auth.role(), '') in ('authenticated', 'anon') then
     new.created_at := now();
   end if;

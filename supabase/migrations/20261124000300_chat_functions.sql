@@ -148,7 +148,6 @@ as $$
 declare
   _uid uuid := auth.uid();
   _status text;
-  _path text;
   _row public.chat_messages;
 begin
   if _uid is null then
@@ -189,22 +188,8 @@ begin
     raise exception 'client_message_id must be 1 to 128 characters' using errcode = '22023';
   end if;
 
-  -- A file message points at an object this sender stored under this session.
-  if type in ('audio', 'image', 'file') then
-    _path := metadata ->> 'storage_path';
-    if _path is null then
-      raise exception '% messages need metadata.storage_path', type using errcode = '22023';
-    end if;
-    if (storage.foldername(_path))[1] is distinct from session_id::text
-      or (storage.foldername(_path))[2] is distinct from _uid::text
-      or not exists (
-        select 1 from storage.objects as o
-        where o.bucket_id = 'chat-files' and o.name = _path
-      ) then
-      raise exception 'metadata.storage_path is not a file you uploaded to this session'
-        using errcode = '22023';
-    end if;
-  end if;
+  -- File messages (audio, image, file): chat_private.guard_message_insert checks that
+  -- metadata.storage_path is the sender's own object in this session, on every insert path.
 
   -- A retried send returns the row the first attempt stored.
   if client_message_id is not null then

@@ -19,6 +19,9 @@ begin
   new.metadata := coalesce(new.metadata, '{}'::jsonb) - 'url';
   if new.type in ('audio', 'image', 'file') then
     _path := new.metadata ->> 'storage_path';
+    if _path is null then
+      raise exception '% messages need metadata.storage_path', new.type using errcode = '22023';
+    end if;
     if (storage.foldername(_path))[1] is distinct from new.session_id::text
       or (storage.foldername(_path))[2] is distinct from new.sender_id::text then
       raise exception 'metadata.storage_path is not a file you uploaded to this session'
