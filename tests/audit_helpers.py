@@ -46,3 +46,17 @@ async def monitoring_where(
         *args,
     )
     return [{**dict(r), "details": json.loads(r["details"])} for r in rows]
+
+
+async def link_audit_chain(superuser: asyncpg.Connection, within: float = 15.0) -> None:
+    """Run the audit linker (as the service's background linker does) until every row
+    of this database is chained. Rows wait for every older transaction of the cluster to
+    end, so this polls."""
+
+    async def all_linked() -> bool:
+        await superuser.fetchval("select linked from chat_private.link_audit_chain()")
+        return not await superuser.fetchval(
+            "select exists (select 1 from public.chat_audit_logs where chain_seq is null)"
+        )
+
+    await eventually(all_linked, within=within)

@@ -115,6 +115,16 @@ async def test_audit_log_filters_pages_and_counts(
     admin = await users.create(role)
     h = bearer(users.token(admin, role))
     session = consultation["session"]
+
+    # The background linker chains committed rows within a fraction of a second.
+    await eventually(
+        lambda: superuser.fetchval(
+            "select count(*) = 5 and bool_and(hash is not null) from public.chat_audit_logs "
+            "where session_id = $1",
+            session,
+        ),
+        within=15,
+    )
     async with http.get(f"{url}/api/chat/audit?session_id={session}", headers=h) as resp:
         assert resp.status == 200, await resp.text()
         page = await resp.json()
@@ -146,7 +156,9 @@ async def test_audit_log_filters_pages_and_counts(
     async with http.get(f"{url}/api/chat/audit/verify", headers=h) as resp:
         verified = await resp.json()
     assert (verified["valid"], verified["first_broken_id"]) == (True, None)
-    assert verified["checked"] >= mine["logs"][0]["chain_seq"]
+    # The admin reads just audited may still wait for the background linker.
+    assert verified["checked"] >= 5 and verified["unlinked"] >= 0
+    assert verified["checked"] + verified["unlinked"] >= mine["logs"][0]["id"] - 1
 
 
 @pytest.mark.parametrize(

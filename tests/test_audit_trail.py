@@ -19,6 +19,7 @@ from aiohttp.test_utils import TestClient
 from workers.db import Database
 
 from .api_helpers import api_client, bearer, make_session
+from .audit_helpers import link_audit_chain
 from .conftest import Users
 from .relay_helpers import Recorder, running_relay
 
@@ -179,6 +180,7 @@ async def test_concurrent_writers_build_one_valid_chain(
     for n in range(40):
         jobs.append(send(members[n % 4], n) if n % 2 else service_event(n))
     await asyncio.gather(*jobs)
+    await link_audit_chain(superuser)
 
     seqs = await superuser.fetch(
         "select chain_seq from public.chat_audit_logs where chain_seq > $1 order by chain_seq",

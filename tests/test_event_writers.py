@@ -14,7 +14,7 @@ from workers.audit import AuditWriter
 from workers.db import Database
 from workers.monitoring import MonitoringWriter
 
-from .audit_helpers import eventually
+from .audit_helpers import eventually, link_audit_chain
 
 
 async def _count(superuser: asyncpg.Connection, marker: str) -> int:
@@ -78,6 +78,7 @@ async def test_audit_rows_keep_their_order_and_join_the_chain(
             details={"marker": marker, "i": i},
         )
     await writer.stop()  # stop writes what is left
+    await link_audit_chain(superuser)
     rows = await superuser.fetch(
         "select actor_role, session_id, details ->> 'i' as i, hash from public.chat_audit_logs "
         "where details ->> 'marker' = $1 order by id",

@@ -46,7 +46,7 @@ async def _redis_available() -> bool:
 
 
 class RelayProcess:
-    def __init__(self, database_url: str) -> None:
+    def __init__(self, database_url: str, **extra_env: str) -> None:
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = {
@@ -58,6 +58,7 @@ class RelayProcess:
             "REDIS_URL": REDIS_URL,
             "PRESENCE_TTL": str(PRESENCE_TTL),
             "LOG_LEVEL": "WARNING",
+            **extra_env,
         }
         self.log = tempfile.TemporaryFile()
         self.proc = subprocess.Popen(

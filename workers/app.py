@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 
@@ -10,11 +12,13 @@ from aiohttp import web
 from . import telemetry
 from .api import admin, chat, files, health
 from .api.errors import error_middleware
+from .audit_linker import AuditLinker
 from .auth import TokenVerifier
 from .config import Settings
 from .db import Database
-from .keys import DATABASE, RELAY, SETTINGS, VERIFIER
+from .keys import AUDIT_LINKER, DATABASE, RELAY, SETTINGS, VERIFIER
 from .relay import Relay, new_relay_id
+from .tasks import spawn
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +30,9 @@ def create_app(settings: Settings, *, relay_id: str | None = None) -> web.Applic
     app = web.Application(middlewares=[error_middleware], client_max_size=MAX_JSON_BODY)
     app[SETTINGS] = settings
     app[VERIFIER] = TokenVerifier(jwt_secret=settings.jwt_secret, jwks_url=settings.jwks_url)
-    app[DATABASE] = Database(settings.database_url, max_size=settings.db_pool_max)
+    app[DATABASE] = Database(
+        settings.database_url, max_size=settings.db_pool_max, min_size=settings.db_pool_min
+    )
     relay = Relay(
         settings=settings,
         db=app[DATABASE],
@@ -35,8 +41,10 @@ def create_app(settings: Settings, *, relay_id: str | None = None) -> web.Applic
     )
     relay.sio.attach(app)
     app[RELAY] = relay
+    app[AUDIT_LINKER] = AuditLinker(settings.database_url)
     app.cleanup_ctx.append(_database_ctx)
     app.cleanup_ctx.append(_relay_ctx)
+    app.cleanup_ctx.append(_audit_linker_ctx)
     app.on_shutdown.append(_close_sockets)
     health.setup(app)
     chat.setup(app)
@@ -48,7 +56,13 @@ def create_app(settings: Settings, *, relay_id: str | None = None) -> web.Applic
 
 async def _database_ctx(app: web.Application) -> AsyncIterator[None]:
     await app[DATABASE].open()
+    # Warm before serving when the database is there; otherwise serve (unhealthy) and
+    # keep warming in the background.
+    warm = spawn(app[DATABASE].warm_up(), name="pool-warm-up")
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(asyncio.shield(warm), timeout=5)
     yield
+    warm.cancel()
     await app[DATABASE].close()
 
 
@@ -60,3 +74,9 @@ async def _relay_ctx(app: web.Application) -> AsyncIterator[None]:
     await app[RELAY].start()
     yield
     await app[RELAY].stop()
+
+
+async def _audit_linker_ctx(app: web.Application) -> AsyncIterator[None]:
+    await app[AUDIT_LINKER].start()
+    yield
+    await app[AUDIT_LINKER].stop()

@@ -14,13 +14,16 @@ from typing import Any
 from .auth import Principal
 from .batching import BatchWriter
 
-# One statement per batch; the rows keep their order (ids follow it).
+# One statement per batch; the rows keep their order (ids follow it). The database stamps
+# created_at (no role may backdate an audit row): when the service saw the event is kept
+# in details.occurred_at.
 INSERT_AUDIT = """
 insert into public.chat_audit_logs (
-  actor_id, actor_role, action, session_id, message_id, details, created_at
+  actor_id, actor_role, action, session_id, message_id, details
 )
 select r.actor_id, r.actor_role, r.action, r.session_id, r.message_id,
-  coalesce(r.details, '{}'::jsonb), coalesce(r.created_at, now())
+  coalesce(r.details, '{}'::jsonb)
+  || jsonb_strip_nulls(jsonb_build_object('occurred_at', r.created_at))
 from rows from (
   jsonb_to_recordset($1::jsonb) as (
     actor_id uuid, actor_role text, action text, session_id uuid, message_id uuid,

@@ -1,15 +1,22 @@
 """Database changes -> socket events.
 
-One LISTEN connection per relay (asyncpg ``add_listener`` on channel ``chat_events``). The
-notification carries ids only; a worker reads the rows (in batches, as the service role:
-the room's sockets were authorized by RLS when they joined) and hands them to the relay.
+Messages written by a relay (group commit) are emitted by that relay itself, to every
+relay through the Socket.IO manager; they do not NOTIFY. Everything else (supabase-js,
+PostgREST, SQL, uploads, read cursors, session changes) notifies: one LISTEN connection
+per relay (asyncpg ``add_listener`` on channel ``chat_events``); the notification carries
+ids only; a worker reads the rows (in batches, as the service role: the room's sockets
+were authorized by RLS when they joined) and hands them to the relay.
 
-Nothing committed is lost to a connected participant. The feed keeps a snapshot
-(``pg_current_snapshot()``) taken on the listening connection, advanced every few seconds
-once every notification before it has been handled. After a lost connection (or a batch
-that failed), it replays the messages whose writing transaction (``xact_id``) is not
-visible in that snapshot: exactly those committed since, whatever their seq or
-created_at. An LRU of delivered ids keeps each message to one delivery.
+Nothing committed is lost to a connected participant, even when the relay that wrote a
+message died between its commit and its emit, or a notification was lost. Every
+``REPLAY_INTERVAL`` the feed takes a snapshot (``pg_current_snapshot()``) on the listening
+connection and replays the messages that committed between the two snapshots before it
+(their writing transaction, ``xact_id``, is visible in the newer one and not in the older
+one), skipping what it already delivered or saw relayed: one interval of grace for the
+writing relay's own emit to arrive, so a dead relay's messages arrive within about two
+intervals. After a lost connection (or a failed replay) the window simply stays open from
+the last snapshot whose messages were all handled. An LRU of ids keeps each message to
+one delivery.
 """
 
 from __future__ import annotations
@@ -33,8 +40,8 @@ log = logging.getLogger(__name__)
 
 CHANNEL = "chat_events"
 _CATCH_UP_PAGE = 1000
-_SEEN_LIMIT = 20_000
-_KEEPALIVE = 5.0  # also how often the snapshot advances
+_SEEN_LIMIT = 100_000
+REPLAY_INTERVAL = 0.5  # seconds between snapshots: the grace, and half the worst delay
 _MAX_BACKOFF = 30.0
 
 MessageHandler = Callable[[dict[str, Any]], Awaitable[None]]
@@ -50,21 +57,25 @@ class Changefeed:
         on_message: MessageHandler,
         on_read: EventHandler,
         on_session: EventHandler,
+        replay_interval: float = REPLAY_INTERVAL,
     ) -> None:
         self._dsn = dsn
         self._db = db
         self._on_message = on_message
         self._on_read = on_read
         self._on_session = on_session
+        self._replay_interval = replay_interval
         self._queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self._seen: OrderedDict[uuid.UUID, None] = OrderedDict()
         # Everything visible in this snapshot has been delivered (or was there at start).
         self._snapshot: str | None = None
-        self._resync = False  # a batch failed: replay from the snapshot at the next tick
-        self._busy = False  # a batch is being handled
+        # The newest snapshot, waiting one interval before what committed up to it is
+        # replayed (the writing relay's own emit arrives first).
+        self._pending: str | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self.connected = asyncio.Event()
         self.reconnects = 0
+        self.replayed = 0  # messages delivered by a replay (a lost notification or emit)
 
     async def start(self) -> None:
         self._tasks = [
@@ -92,16 +103,17 @@ class Changefeed:
                 lost = asyncio.Event()
                 conn.add_termination_listener(lambda _c, lost=lost: lost.set())
                 await conn.add_listener(CHANNEL, self._notified)
-                # Listening first, then the snapshot: what commits after it is notified.
-                await self._advance(conn, replay=self._snapshot is not None)
+                # Listening first, then the snapshot: what commits after it is notified
+                # (or emitted by its relay), and replayed from the window in any case.
+                await self._advance(conn, catch_up=True)
                 self.connected.set()
                 backoff = 0.5
                 log.info("changefeed listening on %s", CHANNEL)
                 while not lost.is_set():
                     with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(lost.wait(), timeout=_KEEPALIVE)
-                    if not lost.is_set():  # keepalive, and the snapshot moves on
-                        await self._advance(conn, replay=self._resync)
+                        await asyncio.wait_for(lost.wait(), timeout=self._replay_interval)
+                    if not lost.is_set():  # keepalive, and the window moves on
+                        await self._advance(conn, catch_up=False)
                 raise ConnectionError("listen connection lost")
             except asyncio.CancelledError:
                 raise
@@ -124,46 +136,66 @@ class Changefeed:
             return
         self._queue.put_nowait(event)
 
-    async def _advance(self, conn: asyncpg.Connection, *, replay: bool) -> None:
-        """Take a new snapshot; replay what committed since the old one when asked to (after
-        a reconnect or a failed batch); keep the new one only when nothing is pending."""
-        fresh = await conn.fetchval("select pg_current_snapshot()::text", timeout=_KEEPALIVE)
-        if replay and self._snapshot is not None:
-            self._resync = False
-            await self._replay_since(self._snapshot)
-        # Notifications of commits before `fresh` were queued before this query returned;
-        # advance only when all of them have been handled.
-        idle = self._queue.empty() and not self._busy and not self._resync
-        if self._snapshot is None or idle:
-            self._snapshot = fresh
+    async def _advance(self, conn: asyncpg.Connection, *, catch_up: bool) -> None:
+        """Take a new snapshot; replay what committed between the last handled snapshot
+        and the previous one (one interval of grace), or, to catch up after a (re)connect,
+        everything up to the new one."""
+        fresh = await conn.fetchval(
+            "select pg_current_snapshot()::text", timeout=max(5.0, self._replay_interval)
+        )
+        if self._snapshot is None:
+            self._snapshot = fresh  # start: what is already there is not news
+            return
+        upto = fresh if catch_up else self._pending
+        self._pending = None if catch_up else fresh
+        if upto is None:
+            return
+        try:
+            await self._replay(since=self._snapshot, upto=upto)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            # The window stays open from the last snapshot handled in full.
+            log.exception("changefeed replay failed; retrying at the next tick")
+            return
+        self._snapshot = upto
 
-    async def _replay_since(self, snapshot: str) -> None:
-        """Deliver, oldest first and page by page, the messages committed after
-        ``snapshot`` that have not been delivered yet."""
+    async def _replay(self, *, since: str, upto: str) -> None:
+        """Deliver, oldest first and page by page, the messages whose transaction is
+        visible in ``upto`` and not in ``since``, unless already delivered or relayed."""
         after: tuple[Any, int] = (datetime.min.replace(tzinfo=UTC), 0)
         replayed = 0
-        while True:
-            async with self._db.as_service() as conn:
+        async with self._db.as_service() as conn:
+            while True:
                 rows = await conn.fetch(
-                    f"select {MESSAGE_COLUMNS} from public.chat_messages "
+                    "select id, created_at, seq from public.chat_messages "
                     "where xact_id >= pg_snapshot_xmin($1::text::pg_snapshot) "
+                    "and xact_id < pg_snapshot_xmax($2::text::pg_snapshot) "
                     "and not pg_visible_in_snapshot(xact_id, $1::text::pg_snapshot) "
-                    "and (created_at, seq) > ($2, $3) "
-                    "order by created_at, seq limit $4",
-                    snapshot,
+                    "and pg_visible_in_snapshot(xact_id, $2::text::pg_snapshot) "
+                    "and (created_at, seq) > ($3, $4) "
+                    "order by created_at, seq limit $5",
+                    since,
+                    upto,
                     after[0],
                     after[1],
                     _CATCH_UP_PAGE,
                 )
-            missed = [r for r in rows if r["id"] not in self._seen]
-            if missed:
-                replayed += len(missed)
-                await self._deliver(missed)
-            if len(rows) < _CATCH_UP_PAGE:
-                break
-            after = (rows[-1]["created_at"], rows[-1]["seq"])
+                missed = [r["id"] for r in rows if r["id"] not in self._seen]
+                if missed:
+                    full = await conn.fetch(
+                        f"select {MESSAGE_COLUMNS} from public.chat_messages "
+                        "where id = any($1::uuid[]) order by created_at, seq",
+                        missed,
+                    )
+                    delivered = await self._deliver(full)
+                    self.replayed += delivered
+                    replayed += delivered
+                if len(rows) < _CATCH_UP_PAGE:
+                    break
+                after = (rows[-1]["created_at"], rows[-1]["seq"])
         if replayed:
-            log.info("changefeed replayed %d message(s) committed while away", replayed)
+            log.info("changefeed replayed %d message(s) nobody had emitted here", replayed)
 
     # ------------------------------------------------------------------ delivering
     async def _work_forever(self) -> None:
@@ -172,16 +204,12 @@ class Changefeed:
             batch = [first]
             while not self._queue.empty() and len(batch) < 500:
                 batch.append(self._queue.get_nowait())
-            self._busy = True
             try:
                 await self._handle(batch)
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                self._resync = True  # the next tick replays from the last snapshot
+            except Exception:  # the messages among them come back with the window replay
                 log.exception("changefeed failed to handle %d event(s)", len(batch))
-            finally:
-                self._busy = False
 
     async def _handle(self, batch: list[dict[str, Any]]) -> None:
         ids = [
@@ -204,17 +232,36 @@ class Changefeed:
             elif kind == "session":
                 await self._on_session(event)
 
-    async def _deliver(self, rows: list[asyncpg.Record]) -> None:
+    async def _deliver(self, rows: list[asyncpg.Record]) -> int:
         rows = [r for r in rows if r["id"] not in self._seen]
         if not rows:
-            return
+            return 0
         async with self._db.as_service() as conn:
             payloads = await message_payloads(conn, rows)
+        delivered = 0
         for row, payload in zip(rows, payloads, strict=True):
-            self._remember(row["id"])
+            if row["id"] in self._seen:  # emitted or relayed meanwhile
+                continue
+            self.remember(row["id"])
             await self._on_message(payload)
+            delivered += 1
+        return delivered
 
-    def _remember(self, message_id: uuid.UUID) -> None:
+    def seen(self, message_id: uuid.UUID | str | None) -> bool:
+        try:
+            key = message_id if isinstance(message_id, uuid.UUID) else uuid.UUID(str(message_id))
+        except ValueError:
+            return False
+        return key in self._seen
+
+    def remember(self, message_id: uuid.UUID | str | None) -> None:
+        """A message this relay's sockets have had (emitted here, or relayed from another
+        relay through the Socket.IO manager): never deliver it again."""
+        if not isinstance(message_id, uuid.UUID):
+            try:
+                message_id = uuid.UUID(str(message_id))
+            except ValueError:
+                return
         self._seen[message_id] = None
         if len(self._seen) > _SEEN_LIMIT:
             self._seen.popitem(last=False)

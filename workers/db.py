@@ -7,7 +7,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -16,8 +18,20 @@ import asyncpg
 
 from .auth import Principal
 
+log = logging.getLogger(__name__)
+
 _SERVICE_CLAIMS = json.dumps({"role": "service_role"})
 _IMPERSONATE = "select set_config('role', $1, true), set_config('request.jwt.claims', $2, true)"
+
+
+class _Connection(asyncpg.Connection):
+    """Released to the pool without a reset statement (``RESET ALL`` and friends): every
+    setting this service makes is transaction-local (``set_config(..., true)``), LISTEN and
+    advisory locks live on connections of their own, and an open transaction is still
+    rolled back. One round trip less per checkout, on the hottest paths."""
+
+    def get_reset_query(self) -> str:
+        return ""
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:
@@ -29,23 +43,52 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
 
 class Database:
     """Owns the pool. The pool is created lazily (min_size 0), so the service starts and
-    reports itself unhealthy while the database is away, and recovers when it is back."""
+    reports itself unhealthy while the database is away, and recovers when it is back.
+    ``warm_up()`` then opens ``min_size`` connections (type introspection included) before
+    the service reports healthy, and idle connections are kept: a send never waits for a
+    new connection."""
 
-    def __init__(self, dsn: str, *, max_size: int = 10, command_timeout: float = 30.0) -> None:
+    def __init__(
+        self, dsn: str, *, max_size: int = 10, min_size: int = 4, command_timeout: float = 30.0
+    ) -> None:
         self._dsn = dsn
         self._max_size = max_size
+        self._min_size = min(min_size, max_size)
         self._command_timeout = command_timeout
         self._pool: asyncpg.Pool | None = None
+        self.warm = False
 
     async def open(self) -> None:
         self._pool = await asyncpg.create_pool(
             self._dsn,
             min_size=0,
             max_size=self._max_size,
+            max_inactive_connection_lifetime=0,
             command_timeout=self._command_timeout,
             init=_init_connection,
+            connection_class=_Connection,
             server_settings={"application_name": "chat-workers"},
         )
+
+    async def warm_up(self) -> None:
+        """Open ``min_size`` connections now, retrying while the database is away."""
+        delay = 0.5
+        while not self.warm:
+            held: list[asyncpg.Connection] = []
+            try:
+                for _ in range(self._min_size):
+                    held.append(await self.pool.acquire(timeout=5))
+                self.warm = True
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("database not reachable at start-up (%s); retrying", exc)
+            finally:
+                for conn in held:
+                    await self.pool.release(conn)
+            if not self.warm:
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
 
     async def close(self) -> None:
         if self._pool is not None:

@@ -53,6 +53,12 @@ def from_postgres(exc: asyncpg.PostgresError) -> ApiError:
     """Map a database error to an ApiError; unknown ones become a generic 500-class error
     whose message hides the details."""
     sqlstate = getattr(exc, "sqlstate", None) or ""
+    return from_sqlstate(sqlstate, getattr(exc, "message", None) or str(exc))
+
+
+def from_sqlstate(sqlstate: str, message: str) -> ApiError:
+    """The same mapping for an error known by its SQLSTATE and text (a message of a group
+    commit fails inside the group function, which returns both)."""
     status, code = _SQLSTATE.get(sqlstate, (500, "internal_error"))
     if status == 500 and sqlstate.startswith("22"):
         # Any other data exception (a value out of range, an unstorable character) is
@@ -60,8 +66,6 @@ def from_postgres(exc: asyncpg.PostgresError) -> ApiError:
         status, code = 422, "invalid_value"
     if status == 500:
         return ApiError(500, code, "internal error")
-    if sqlstate == "42501" and "row-level security" in str(exc):
+    if sqlstate == "42501" and "row-level security" in message:
         message = "not allowed"
-    else:
-        message = getattr(exc, "message", None) or str(exc)
     return ApiError(status, code, message)

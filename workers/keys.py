@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from .audit import AuditWriter
+from .audit_linker import AuditLinker
 from .auth import TokenVerifier
 from .config import Settings
 from .db import Database
@@ -26,3 +27,4 @@ URL_SIGNER = web.AppKey("url_signer", UrlSigner)
 AUDIT = web.AppKey("audit", AuditWriter)
 MONITORING = web.AppKey("monitoring", MonitoringWriter)
 METRICS = web.AppKey("metrics", Metrics)
+AUDIT_LINKER = web.AppKey("audit_linker", AuditLinker)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
@@ -42,6 +43,44 @@ async def user_names(
     return {r["user_id"]: r["name"] for r in rows}
 
 
+class NameCache:
+    """Display names of senders for messages the service emits itself (the group commit),
+    kept for ``ttl`` seconds: a name is read once, not once per message. Misses are read
+    in one query as the service role (the sender shares the session with its room)."""
+
+    def __init__(self, db: Any, *, ttl: float = 300.0, limit: int = 100_000) -> None:
+        self._db = db
+        self._ttl = ttl
+        self._limit = limit
+        self._names: dict[uuid.UUID, tuple[str, float]] = {}
+
+    async def get(self, user_ids: Iterable[uuid.UUID | None]) -> dict[uuid.UUID, str]:
+        now = time.monotonic()
+        found: dict[uuid.UUID, str] = {}
+        missing: set[uuid.UUID] = set()
+        for user_id in user_ids:
+            if user_id is None or user_id in found:
+                continue
+            hit = self._names.get(user_id)
+            if hit is not None and hit[1] > now:
+                found[user_id] = hit[0]
+            else:
+                missing.add(user_id)
+        if missing:
+            try:
+                async with self._db.as_service() as conn:
+                    fetched = await user_names(conn, missing)
+            except Exception:  # a name is a convenience: never hold a message back for it
+                log.warning("could not read %d sender name(s)", len(missing), exc_info=True)
+                return found
+            if len(self._names) + len(fetched) > self._limit:
+                self._names.clear()
+            for user_id, name in fetched.items():
+                self._names[user_id] = (name, now + self._ttl)
+                found[user_id] = name
+        return found
+
+
 # Optional: storage paths -> short-lived download URLs, set at start-up by the app that
 # serves files (workers/api/files.py). With it, file messages carry ``metadata.url``.
 FileUrlSigner = Callable[[list[str]], Awaitable[Mapping[str, str]]]
@@ -71,7 +110,7 @@ def _storage_path(row: Mapping[str, Any]) -> str | None:
     return path
 
 
-async def _file_urls(rows: Iterable[Mapping[str, Any]]) -> Mapping[str, str]:
+async def file_urls(rows: Iterable[Mapping[str, Any]]) -> Mapping[str, str]:
     signer = _file_url_signer
     paths = sorted({p for p in map(_storage_path, rows) if p})
     if signer is None or not paths:
@@ -117,5 +156,5 @@ async def message_payloads(
     conn: asyncpg.Connection, rows: list[Mapping[str, Any]]
 ) -> list[dict[str, Any]]:
     names = await user_names(conn, (r["sender_id"] for r in rows))
-    urls = await _file_urls(rows)
+    urls = await file_urls(rows)
     return [message_payload(r, names, urls) for r in rows]

@@ -122,3 +122,36 @@ class StateCollector(Collector):
 
     def describe(self) -> Iterator[Metric]:
         return iter(())
+
+
+class MessagePathCollector(Collector):
+    """The group commit, the changefeed's replays and the audit linker, read at scrape time."""
+
+    def __init__(self, stats: Callable[[], Mapping[str, float]]) -> None:
+        self._stats = stats
+
+    def collect(self) -> Iterator[Metric]:
+        stats = self._stats()
+        for name, kind, help_text in _MESSAGE_PATH:
+            family: Metric = (
+                CounterMetricFamily(name, help_text)
+                if kind == "counter"
+                else GaugeMetricFamily(name, help_text)
+            )
+            family.add_metric([], float(stats.get(name, 0)))  # type: ignore[attr-defined]
+            yield family
+
+    def describe(self) -> Iterator[Metric]:
+        return iter(())
+
+
+_MESSAGE_PATH = (
+    ("chat_send_groups", "counter", "Group commits of sent messages"),
+    ("chat_send_group_messages", "counter", "Messages sent through group commits"),
+    ("chat_send_isolated_groups", "counter", "Groups retried message by message (a bad one)"),
+    ("chat_changefeed_replayed", "counter", "Messages delivered by the changefeed's replay"),
+    ("chat_relay_publish_dropped", "counter", "Message groups not published to other relays"),
+    ("chat_audit_linker_leader", "gauge", "1 when this relay's audit linker leads"),
+    ("chat_audit_linked", "counter", "Audit rows this relay's linker has chained"),
+    ("chat_audit_link_delay_ms", "gauge", "Longest wait of the last linked audit rows (ms)"),
+)

@@ -21,8 +21,8 @@ from aiohttp import web
 from .audit import AuditWriter
 from .auth import Principal
 from .errors import ApiError, AuthError
-from .keys import AUDIT, DATABASE, METRICS, MONITORING, RELAY, SETTINGS, VERIFIER
-from .metrics import Metrics, StateCollector
+from .keys import AUDIT, AUDIT_LINKER, DATABASE, METRICS, MONITORING, RELAY, SETTINGS, VERIFIER
+from .metrics import MessagePathCollector, Metrics, StateCollector
 from .monitoring import MonitoringWriter
 from .relay.hooks import RelayHooks
 
@@ -258,6 +258,21 @@ def setup(app: web.Application) -> None:
             writers=lambda: {"audit": audit.stats(), "monitoring": monitoring.stats()},
         )
     )
+    linker = app[AUDIT_LINKER]
+
+    def message_path() -> dict[str, float]:
+        return {
+            "chat_send_groups": relay.writer.groups,
+            "chat_send_group_messages": relay.writer.messages,
+            "chat_send_isolated_groups": relay.writer.isolated_groups,
+            "chat_changefeed_replayed": relay.changefeed.replayed,
+            "chat_relay_publish_dropped": relay.manager.dropped if relay.manager else 0,
+            "chat_audit_linker_leader": 1 if linker.is_leader else 0,
+            "chat_audit_linked": linker.linked,
+            "chat_audit_link_delay_ms": linker.last_delay_ms,
+        }
+
+    metrics.watch(MessagePathCollector(message_path))
 
     @web.middleware
     async def observe(request: web.Request, handler: Any) -> web.StreamResponse:

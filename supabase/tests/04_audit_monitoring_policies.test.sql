@@ -2,10 +2,6 @@
 begin;
 set local search_path = extensions, public;
 select plan(57);
--- Link audit rows into the hash chain at the end of each statement instead of at commit
--- (this transaction never commits): TRUNCATE then meets the append-only trigger, not the
--- pending chain events.
-set constraints public.chat_audit_logs_chain immediate;
 
 -- Fixtures (as postgres): a client and a reader who share an active session (S1) and a
 -- closed one (S2); an outsider in a session of their own (S3); an admin (app_metadata) who

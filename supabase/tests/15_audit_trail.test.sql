@@ -2,7 +2,7 @@
 -- from the JWT claims in force; the rows form a hash chain that verification checks.
 begin;
 set local search_path = extensions, public;
-select plan(44);
+select plan(52);
 
 -- Fixtures (as postgres): a client and a reader, an outsider, an admin (app_metadata) and
 -- a user whose user_metadata (editable by the user) claims admin.
@@ -251,6 +251,13 @@ select is(
 );
 
 -- ---------------------------------------------------------------- the hash chain
+-- The background linker chains committed rows; this transaction never commits, so the
+-- test links its own rows too.
+select is(
+  (select l.linked > 0 from chat_private.link_audit_chain(include_own_transaction => true) as l),
+  true,
+  'The linker chains the rows written so far.'
+);
 select is(chat_private.verify_audit_chain(), null, 'The chain verifies intact.');
 select is(
   (
@@ -258,7 +265,7 @@ select is(
     where a.hash is null or a.chain_seq is null
   ),
   0,
-  'Verification first links the rows still pending in this transaction.'
+  'Every row is linked.'
 );
 select is(
   (
@@ -362,10 +369,12 @@ select is(
 );
 select ok(
   pg_temp.broken_after(
-    'alter table public.chat_audit_logs disable trigger chat_audit_logs_chain',
-    $$ insert into public.chat_audit_logs (actor_role, action) values ('admin', 'forged.entry') $$
+    'alter table public.chat_audit_logs disable trigger chat_audit_logs_stamp_insert',
+    $$ insert into public.chat_audit_logs (actor_role, action, chain_seq, prev_hash, hash)
+       select 'admin', 'forged.entry', h.last_seq + 1, h.last_hash, repeat('0', 64)
+       from chat_private.audit_chain_head as h $$
   ) > (select h.last_id from chat_private.audit_chain_head as h),
-  'A row slipped in outside the chain (newer than the chain head) is named.'
+  'A row slipped in with a chain place the linker never gave (past the chain head) is named.'
 );
 
 select is(chat_private.verify_audit_chain(), null, 'Undone, the chain verifies intact again.');
@@ -448,7 +457,44 @@ select throws_ok(
   '42501', 'chat_audit_logs is append-only: UPDATE is not allowed',
   'A pending row cannot be changed under cover of linking it.'
 );
-select is(chat_private.verify_audit_chain(), null, 'The pending row is linked by verification.');
+select is(chat_private.verify_audit_chain(), null, 'An unlinked row does not break the chain.');
+select is(
+  (chat_private.audit_chain_status() ->> 'unlinked')::integer, 1,
+  'The status counts the unlinked tail.'
+);
+select is(
+  (select l.linked from chat_private.link_audit_chain() as l), 0,
+  'Rows of a transaction still running are not linked (they are not below its xmin).'
+);
+select is(
+  (select l.linked from chat_private.link_audit_chain(include_own_transaction => true) as l), 1,
+  'The pending row is linked once its transaction may be.'
+);
+select is(chat_private.verify_audit_chain(), null, 'The chain verifies intact with it.');
+
+-- Only the linker sets chain columns, and the database stamps every role's rows.
+select tests.authenticate_as_service_role();
+insert into public.chat_audit_logs (actor_role, action, created_at, chain_seq, prev_hash, hash)
+values (
+  'service_role', 'forged.entry', '2001-01-01', (select max(chain_seq) + 3 from public.chat_audit_logs),
+  repeat('0', 64), repeat('0', 64)
+);
+reset role;
+select set_config('request.jwt.claims', '', true);
+select is(
+  (
+    select row(a.chain_seq, a.prev_hash, a.hash, a.created_at = now())::text
+    from public.chat_audit_logs as a
+    where a.action = 'forged.entry'
+  ),
+  row(null::bigint, null::text, null::text, true)::text,
+  'A row inserted by the service role with its own chain columns and created_at is stamped by the database.'
+);
+select is(
+  (select l.linked from chat_private.link_audit_chain(include_own_transaction => true) as l), 1,
+  'The linker chains it in its place.'
+);
+select is(chat_private.verify_audit_chain(), null, 'The forged chain_seq broke nothing.');
 
 select * from finish();
 rollback;

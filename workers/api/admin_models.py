@@ -72,7 +72,15 @@ class ChainVerification(BaseModel):
     first_broken_id: int | None = Field(
         description="The first edited, inserted or removed row, or null."
     )
-    checked: int = Field(ge=0, description="Rows in the chain.")
+    checked: int = Field(ge=0, description="Rows linked into the chain (all verified).")
+    unlinked: int = Field(
+        default=0,
+        ge=0,
+        description="Committed rows the background linker has not chained yet (not a break).",
+    )
+    oldest_unlinked_at: dt.datetime | None = Field(
+        default=None, description="When the oldest unlinked row was written."
+    )
 
 
 # ---------------------------------------------------------------- GET /api/chat/monitoring/{id}

@@ -94,16 +94,16 @@ async def send_message(request: web.Request) -> web.Response:
     # The same per-user bucket as the relay's send_message (shared through Redis).
     if not await request.app[RELAY].send_limit.allow(principal.user_id):
         raise ApiError(429, "rate_limited", "too many messages; slow down")
-    async with request.app[DATABASE].as_user(principal) as conn:
-        message = await message_store.send(
-            conn,
-            session_id=body.session_id,
-            type_=body.type,
-            content=body.content,
-            reply_to_message_id=body.reply_to_message_id,
-            metadata=body.metadata,
-            client_message_id=body.client_message_id,
-        )
+    # The relay's group commit: the message reaches the session's sockets from there.
+    message = await request.app[RELAY].writer.send(
+        principal,
+        session_id=body.session_id,
+        type_=body.type,
+        content=body.content,
+        reply_to_message_id=body.reply_to_message_id,
+        metadata=body.metadata,
+        client_message_id=body.client_message_id,
+    )
     return reply(MessageEnvelope.model_validate({"message": message}), status=201)
 
 

@@ -17,11 +17,14 @@ import socketio
 
 from .. import message_store
 from ..auth import Principal
+from ..changefeed import Changefeed
 from ..config import Settings
 from ..db import Database
 from ..errors import ApiError
+from ..message_writer import MessageWriter
 from ..messages import MESSAGE_COLUMNS, message_payloads, now_iso, user_names
 from .hooks import RelayHooks
+from .manager import ChatRedisManager
 from .models import JoinSession, MarkRead, SendMessage, SessionRef
 from .presence import Presence
 from .ratelimit import RateLimiter
@@ -42,6 +45,9 @@ class RelayEvents:
     send_limit: RateLimiter
     typing_limit: RateLimiter
     hooks: RelayHooks
+    changefeed: Changefeed
+    writer: MessageWriter
+    manager: ChatRedisManager | None
     _sockets: dict[str, SocketState]
 
     # ------------------------------------------------------------------ helpers
@@ -135,16 +141,15 @@ class RelayEvents:
                 "invalid_value",
                 f"content may be at most {self.settings.max_content_length} characters",
             )
-        async with self.db.as_user(principal) as conn:
-            message = await message_store.send(
-                conn,
-                session_id=data.session_id,
-                type_=data.type,
-                content=data.content,
-                reply_to_message_id=data.reply_to_message_id,
-                metadata=data.metadata,
-                client_message_id=data.client_message_id,
-            )
+        message = await self.writer.send(
+            principal,
+            session_id=data.session_id,
+            type_=data.type,
+            content=data.content,
+            reply_to_message_id=data.reply_to_message_id,
+            metadata=data.metadata,
+            client_message_id=data.client_message_id,
+        )
         if self.typing.stop(data.session_id, principal.user_id):
             await self._emit_stopped_typing(principal, data.session_id, skip={sid})
         return {"message": message}
@@ -196,6 +201,29 @@ class RelayEvents:
         body = {"session_id": str(data.session_id), "users": users, "count": len(users)}
         await self.sio.emit("online_users", body, to=sid)
         return body
+
+    # ------------------------------------------------------------------ fan-out
+    async def _emit_committed(self, payloads: list[dict[str, Any]]) -> None:
+        """Messages this relay just committed (group commit): to its own sockets now, to
+        the other relays in one Redis message."""
+        for payload in payloads:
+            self.changefeed.remember(payload["id"])
+        for payload in payloads:
+            await self.sio.emit(
+                "new_message", payload, room=room(payload["session_id"]), ignore_queue=True
+            )
+            self.hooks.delivered(payload)
+        if self.manager is not None:
+            self.manager.publish_messages(payloads)
+
+    def _relayed(self, payload: dict[str, Any]) -> bool:
+        """A message another relay committed reached this one through Redis: emit it here
+        unless the changefeed has delivered it already."""
+        if self.changefeed.seen(payload.get("id")):
+            return False
+        self.changefeed.remember(payload.get("id"))
+        self.hooks.delivered(payload)
+        return True
 
     # ------------------------------------------------------------------ database events
     async def _db_message(self, payload: dict[str, Any]) -> None:

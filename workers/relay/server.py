@@ -1,9 +1,12 @@
 """The Socket.IO relay: connection auth, rooms, presence, typing, database fan-out.
 
-A message travels one way only: client -> SQL function (RLS) -> commit -> NOTIFY ->
-changefeed -> ``new_message`` to the session's room. Database events are emitted by each
-relay to its own sockets (``ignore_queue=True``); ephemeral events (typing, presence)
-go through the Socket.IO message queue (Redis) so every relay sees them.
+A message sent through a relay (socket or REST) goes client -> group commit (SQL send
+function as the sender, RLS) -> commit -> ``new_message`` emitted by that relay to its own
+sockets and, in one Redis message per group, to the other relays. A message written
+anywhere else goes -> commit -> NOTIFY -> every relay's changefeed -> its own sockets
+(``ignore_queue=True``). The changefeed's snapshot replay covers a relay that died
+between commit and emit. Ephemeral events (typing, presence) go through the Socket.IO
+message queue (Redis) so every relay sees them.
 """
 
 from __future__ import annotations
@@ -26,9 +29,12 @@ from ..changefeed import Changefeed
 from ..config import Settings
 from ..db import Database
 from ..errors import ApiError, AuthError, from_postgres
+from ..message_writer import MessageWriter
+from ..messages import NameCache
 from ..tasks import spawn
 from .events import RelayEvents
 from .hooks import RelayHooks
+from .manager import ChatRedisManager
 from .models import JoinSession, MarkRead, RefreshToken, SendMessage, SessionRef, describe
 from .presence import Presence
 from .ratelimit import RateLimiter
@@ -53,10 +59,11 @@ class Relay(RelayEvents):
             aioredis.Redis.from_url(settings.redis_url) if settings.redis_url else None
         )
         manager = (
-            socketio.AsyncRedisManager(settings.redis_url, channel="chat-relay")
+            ChatRedisManager(settings.redis_url, channel="chat-relay")
             if settings.redis_url
             else None
         )
+        self.manager = manager
         origins = settings.cors_origins
         self.sio = socketio.AsyncServer(
             async_mode="aiohttp",
@@ -89,6 +96,12 @@ class Relay(RelayEvents):
             on_read=self._db_read,
             on_session=self._db_session,
         )
+        if manager is not None:
+            manager.relayed = self._relayed
+        self.names = NameCache(db)
+        self.writer = MessageWriter(
+            db, names=self.names, max_group=settings.send_group_max, on_commit=self._emit_committed
+        )
         self._sockets: dict[str, SocketState] = {}
         self.total_connections = 0
         self._shut_down = False
@@ -99,6 +112,7 @@ class Relay(RelayEvents):
     async def start(self) -> None:
         await self.presence.start()
         await self.changefeed.start()
+        await self.writer.start()
 
     async def disconnect_all(self) -> None:
         """Close every socket (graceful shutdown: clients reconnect to another relay)."""
@@ -111,6 +125,9 @@ class Relay(RelayEvents):
                 await self.sio.shutdown()
 
     async def stop(self) -> None:
+        await self.writer.stop()
+        if self.manager is not None:
+            await self.manager.close_publisher()
         await self.changefeed.stop()
         self.typing.close()
         for state in self._sockets.values():

@@ -1,0 +1,184 @@
+-- chat_private.send_chat_messages: the service's group commit. Each message as its own
+-- sender under RLS; a bad one fails alone (isolate) or fails the group (the fast try);
+-- relay-written rows neither notify nor touch their session one by one.
+begin;
+set local search_path = extensions, public;
+select plan(17);
+
+do $$
+begin
+  perform tests.create_supabase_user('0c000000-0000-4000-8000-000000000001', 'client@chat.test', '{"role": "client"}', '{}');
+  perform tests.create_supabase_user('0c000000-0000-4000-8000-000000000002', 'reader@chat.test', '{"role": "reader"}', '{}');
+  perform tests.create_supabase_user('0c000000-0000-4000-8000-000000000003', 'outsider@chat.test', '{"role": "client"}', '{}');
+
+  insert into public.chat_sessions (id, participants, type, created_by, status, closed_at, last_message_at)
+  values
+  ('5e000000-0000-4000-8000-000000000001',
+   array['0c000000-0000-4000-8000-000000000001', '0c000000-0000-4000-8000-000000000002']::uuid [],
+   'support', '0c000000-0000-4000-8000-000000000001', 'active', null, '2001-01-01'),
+  ('5e000000-0000-4000-8000-000000000002',
+   array['0c000000-0000-4000-8000-000000000001', '0c000000-0000-4000-8000-000000000002']::uuid [],
+   'support', '0c000000-0000-4000-8000-000000000001', 'closed', now(), null);
+end
+$$;
+
+create function pg_temp.claims(uid text) returns text
+language sql
+as $$ select json_build_object('sub', uid, 'role', 'authenticated', 'app_metadata', json_build_object('role', 'client'))::text $$;
+
+-- A group of four: a good one, an outsider's, one to a closed session, another good one.
+create temp table sent as
+select * from chat_private.send_chat_messages(
+    array[
+      pg_temp.claims('0c000000-0000-4000-8000-000000000001'),
+      pg_temp.claims('0c000000-0000-4000-8000-000000000003'),
+      pg_temp.claims('0c000000-0000-4000-8000-000000000001'),
+      pg_temp.claims('0c000000-0000-4000-8000-000000000002')
+    ],
+    array[
+      '5e000000-0000-4000-8000-000000000001', '5e000000-0000-4000-8000-000000000001',
+      '5e000000-0000-4000-8000-000000000002', '5e000000-0000-4000-8000-000000000001'
+    ]::uuid[],
+    array['first', 'intruder', 'too late', 'second'],
+    array['text', 'text', 'text', 'text'],
+    array[null, null, null, null]::uuid[],
+    array['{}', '{}', '{}', '{}']::jsonb[],
+    array['c-1', null, null, 'r-1'],
+    true
+  );
+
+select results_eq(
+  $$ select ord, error_state from sent order by ord $$,
+  $$ values (1, null::text), (2, 'P0002'), (3, '55000'), (4, null) $$,
+  'In isolation, each bad message fails alone with its own SQLSTATE; the others are stored.'
+);
+select is(
+  (
+    select error_message from sent
+    where ord = 2
+  ),
+  'chat session 5e000000-0000-4000-8000-000000000001 not found',
+  'An outsider''s message is refused as not found, as send_chat_message refuses it (RLS).'
+);
+select is(
+  (
+    select error_message from sent
+    where ord = 3
+  ),
+  'chat session 5e000000-0000-4000-8000-000000000002 is closed',
+  'A message to a closed session is refused with its reason.'
+);
+select results_eq(
+  $$ select sender_id, content, inserted from sent where error_state is null order by ord $$,
+  $$ values ('0c000000-0000-4000-8000-000000000001'::uuid, 'first', true),
+            ('0c000000-0000-4000-8000-000000000002'::uuid, 'second', true) $$,
+  'Each stored message carries its own sender.'
+);
+select is(
+  (
+    select count(*)::integer from public.chat_messages
+    where session_id = '5e000000-0000-4000-8000-000000000001'
+  ),
+  2,
+  'Exactly the good messages are in the table.'
+);
+select is(
+  (
+    select last_message_at from public.chat_sessions
+    where id = '5e000000-0000-4000-8000-000000000001'
+  ),
+  (
+    select max(created_at) from sent
+    where error_state is null
+  ),
+  'The session''s last_message_at is set once for the group.'
+);
+select is(
+  (
+    select count(*)::integer from public.chat_audit_logs
+    where action = 'message.created' and session_id = '5e000000-0000-4000-8000-000000000001'
+  ),
+  2,
+  'Each stored message is audited in the same transaction.'
+);
+select is(
+  (
+    select array_agg(actor_id order by id) from public.chat_audit_logs
+    where action = 'message.created' and session_id = '5e000000-0000-4000-8000-000000000001'
+  ),
+  array['0c000000-0000-4000-8000-000000000001', '0c000000-0000-4000-8000-000000000002']::uuid[],
+  'The audit names each message''s own sender.'
+);
+select is(current_user::text, 'postgres', 'The caller''s role is restored after the group.');
+select is(
+  coalesce(current_setting('chat.relay_write', true), ''), 'off',
+  'The relay-write mark is cleared after the group.'
+);
+
+-- A retry in a later group returns the stored row, not a new one. (inserted means "written
+-- by this transaction": here, one transaction for the whole test, it stays true; the
+-- relay tests show a retry is not emitted again.)
+select results_eq(
+  $$ select content, error_state from chat_private.send_chat_messages(
+       array[pg_temp.claims('0c000000-0000-4000-8000-000000000001')],
+       array['5e000000-0000-4000-8000-000000000001']::uuid [],
+       array['first'], array['text'], array[null]::uuid [], array['{}']::jsonb [], array['c-1']
+     ) $$,
+  $$ values ('first', null::text) $$,
+  'A retried client_message_id returns the first message...'
+);
+select is(
+  (
+    select count(*)::integer from public.chat_messages
+    where client_message_id = 'c-1'
+  ),
+  1,
+  '... and stores nothing.'
+);
+
+-- The fast try (no isolation): one bad message fails the whole statement.
+select throws_ok(
+  $$ select * from chat_private.send_chat_messages(
+       array[pg_temp.claims('0c000000-0000-4000-8000-000000000001'), pg_temp.claims('0c000000-0000-4000-8000-000000000003')],
+       array['5e000000-0000-4000-8000-000000000001', '5e000000-0000-4000-8000-000000000001']::uuid [],
+       array['fine', 'intruder'], array['text', 'text'], array[null, null]::uuid [],
+       array['{}', '{}']::jsonb [], array[null, null]
+     ) $$,
+  'P0002', null,
+  'Without isolation a bad message fails the group (the service then retries in isolation).'
+);
+select is(current_user::text, 'postgres', 'A failed group leaves the caller''s role as it was.');
+
+-- Only the service's database role may call it.
+select tests.authenticate_as('0c000000-0000-4000-8000-000000000001');
+select throws_ok(
+  $$ select * from chat_private.send_chat_messages(
+       array['{}'], array['5e000000-0000-4000-8000-000000000001']::uuid [], array['x'],
+       array['text'], array[null]::uuid [], array['{}']::jsonb [], array[null]) $$,
+  '42501', null,
+  'A user cannot call the group function (they would choose their claims).'
+);
+reset role;
+select tests.authenticate_as_service_role();
+select throws_ok(
+  $$ select * from chat_private.send_chat_messages(
+       array['{}'], array['5e000000-0000-4000-8000-000000000001']::uuid [], array['x'],
+       array['text'], array[null]::uuid [], array['{}']::jsonb [], array[null]) $$,
+  '42501', null,
+  'The service role cannot call it either.'
+);
+reset role;
+
+-- Relay-written rows do not notify: the notify trigger skips them.
+select is(
+  (
+    select pg_get_triggerdef(t.oid) ~ 'chat.relay_write'
+    from pg_trigger as t
+    where t.tgname = 'chat_messages_notify'
+  ),
+  true,
+  'The NOTIFY trigger skips rows marked as written by a relay.'
+);
+
+select * from finish();
+rollback;

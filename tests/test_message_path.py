@@ -1,0 +1,241 @@
+"""The message path: group commit (a bad message fails alone), fan-out from the sending
+relay, the changefeed's replay of what a relay committed but never emitted (a relay that
+died between commit and emit), and the background audit linker's leadership."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+
+import asyncpg
+
+from workers.audit_linker import AuditLinker
+
+from .audit_helpers import eventually
+from .conftest import Users
+from .relay_helpers import Recorder, make_session, people, running_relay
+from .test_relay_cluster import RelayProcess
+
+UNLIMITED = {"message_rate": 0, "event_rate": 0}
+
+
+async def test_a_bad_message_in_a_group_fails_alone(
+    database_url: str, users: Users, superuser: asyncpg.Connection
+) -> None:
+    world = await people(users, superuser)
+    session = world["session"]
+    async with running_relay(database_url, **UNLIMITED) as (url, relay):
+        reader = Recorder("reader")
+        await reader.connect(url, world["tokens"]["reader"])
+        assert (await reader.call("join_session", {"session_id": str(session)}))["ok"]
+        senders = [Recorder(f"client{i}") for i in range(8)]
+        for sender in senders:
+            await sender.connect(url, world["tokens"]["client"])
+        outsider = Recorder("outsider")
+        await outsider.connect(url, world["tokens"]["outsider"])
+
+        # Hold the session row: the first send waits on its foreign-key check, so every
+        # other send queues up behind it and goes in one group, the outsider's among them.
+        lock = await asyncpg.connect(database_url)
+        held = lock.transaction()
+        await held.start()
+        await lock.execute("select 1 from chat_sessions where id = $1 for update", session)
+        groups_before = relay.writer.groups
+        isolated_before = relay.writer.isolated_groups
+        first = asyncio.ensure_future(
+            senders[0].call("send_message", {"session_id": str(session), "content": "first"})
+        )
+        await asyncio.sleep(0.3)
+        calls = [
+            sender.call("send_message", {"session_id": str(session), "content": f"m{i}"})
+            for i, sender in enumerate(senders[1:])
+        ]
+        calls.append(outsider.call("send_message", {"session_id": str(session), "content": "x"}))
+        pending = [asyncio.ensure_future(c) for c in calls]
+        await asyncio.sleep(0.3)
+        await held.rollback()
+        await lock.close()
+        acks = [await first, *await asyncio.gather(*pending)]
+
+        assert all(a["ok"] for a in acks[:-1]), acks
+        assert acks[-1]["error"]["code"] == "not_found"
+        assert relay.writer.groups - groups_before == 2  # the first, then all the others
+        assert relay.writer.isolated_groups - isolated_before == 1
+        stored = await reader.wait_for("new_message", 8)
+        await asyncio.sleep(0.3)  # a duplicate would have arrived by now
+        ids = [m["id"] for m in reader.of("new_message")]
+        assert len(ids) == 8 and len(set(ids)) == 8
+        assert {m["content"] for m in stored} == {"first", *(f"m{i}" for i in range(7))}
+        assert {m["sender_name"] for m in stored} == {"Cora Client"}
+
+
+async def test_a_relay_write_nobody_emitted_is_replayed_within_a_second(
+    database_url: str, users: Users, superuser: asyncpg.Connection
+) -> None:
+    """The state a relay leaves when it dies between commit and emit: a committed row
+    marked as relay-written (no NOTIFY) that no relay has emitted."""
+    world = await people(users, superuser)
+    session = world["session"]
+    async with running_relay(database_url) as (url, relay):
+        reader = Recorder("reader")
+        await reader.connect(url, world["tokens"]["reader"])
+        assert (await reader.call("join_session", {"session_id": str(session)}))["ok"]
+        replayed = relay.changefeed.replayed
+        loop = asyncio.get_running_loop()
+        async with superuser.transaction():
+            await superuser.execute("select set_config('chat.relay_write', 'on', true)")
+            message_id = await superuser.fetchval(
+                "insert into chat_messages (session_id, sender_id, content) "
+                "values ($1, $2, 'orphan') returning id",
+                session,
+                world["client"],
+            )
+        committed = loop.time()
+        (message,) = await reader.wait_for("new_message", within=5)
+        waited = loop.time() - committed
+        assert message["id"] == str(message_id)
+        assert message["sender_name"] == "Cora Client"
+        assert relay.changefeed.replayed == replayed + 1
+        assert waited < 1.5, waited
+        await asyncio.sleep(1.2)  # the next windows do not deliver it again
+        assert len(reader.of("new_message")) == 1
+
+
+async def test_the_linker_moves_to_another_relay_when_its_leader_dies(
+    database_url: str, superuser: asyncpg.Connection
+) -> None:
+    linkers = [AuditLinker(database_url, interval=0.05, retry=0.2) for _ in range(2)]
+    for linker in linkers:
+        await linker.start()
+    try:
+        await eventually(lambda: _async(any(x.is_leader for x in linkers)), within=10)
+        leader = next(x for x in linkers if x.is_leader)
+        other = next(x for x in linkers if x is not leader)
+        assert not other.is_leader
+        marker = uuid.uuid4().hex
+        await _audit(superuser, marker, 1)
+        await eventually(lambda: _linked(superuser, marker, 1), within=10)
+
+        # Its session dies (as when its relay is killed): the lock goes with it.
+        await superuser.execute(
+            "select pg_terminate_backend(l.pid) from pg_locks as l "
+            "join pg_stat_activity as a on a.pid = l.pid "
+            "where l.locktype = 'advisory' and l.granted "
+            "and a.application_name = 'chat-audit-linker' and a.datname = current_database()"
+        )
+        await eventually(lambda: _async(other.is_leader), within=10)
+        await _audit(superuser, marker, 2)
+        await eventually(lambda: _linked(superuser, marker, 2), within=10)
+        assert await superuser.fetchval("select chat_private.verify_audit_chain()") is None
+    finally:
+        for linker in linkers:
+            with contextlib.suppress(Exception):
+                await linker.stop()
+
+
+async def _async(value: bool) -> bool:
+    return value
+
+
+async def _audit(superuser: asyncpg.Connection, marker: str, n: int) -> None:
+    await superuser.execute(
+        "insert into chat_audit_logs (actor_role, action, details) "
+        "values ('service_role', 'test.linker', "
+        "jsonb_build_object('marker', $1::text, 'n', $2::int))",
+        marker,
+        n,
+    )
+
+
+async def _linked(superuser: asyncpg.Connection, marker: str, n: int) -> bool:
+    return bool(
+        await superuser.fetchval(
+            "select count(*) = $2 and bool_and(hash is not null) from chat_audit_logs "
+            "where details ->> 'marker' = $1",
+            marker,
+            n,
+        )
+    )
+
+
+async def test_sessions_touched_once_per_group_keep_the_list_order(
+    database_url: str, users: Users, superuser: asyncpg.Connection
+) -> None:
+    client, reader = await users.create("client"), await users.create("reader")
+    older = await make_session(superuser, client, reader)
+    newer = await make_session(superuser, client, reader)
+    async with running_relay(database_url, **UNLIMITED) as (url, _relay):
+        socket = Recorder()
+        await socket.connect(url, users.token(client))
+        for session in (newer, older):
+            ack = await socket.call("send_message", {"session_id": str(session), "content": "hi"})
+            assert ack["ok"], ack
+        rows = await superuser.fetch(
+            "select s.id, s.last_message_at, max(m.created_at) as newest "
+            "from chat_sessions as s join chat_messages as m on m.session_id = s.id "
+            "where s.id = any($1::uuid[]) group by s.id",
+            [older, newer],
+        )
+        assert all(r["last_message_at"] == r["newest"] for r in rows)
+        async with running_relay(database_url) as (_url, relay2):
+            async with relay2.db.as_user(users.principal(client)) as conn:
+                listed = await conn.fetch("select id from public.list_my_chat_sessions()")
+        assert [r["id"] for r in listed][:2] == [older, newer]
+
+
+async def test_killing_the_sending_relay_loses_no_committed_message(
+    database_url: str, users: Users, superuser: asyncpg.Connection
+) -> None:
+    """Two relays on Redis; the client's relay is SIGKILLed in the middle of a burst of
+    sends. Whatever committed (acknowledged or not, emitted or not) reaches the reader on
+    the other relay exactly once."""
+    world = await people(users, superuser)
+    session = world["session"]
+    unlimited = {"MESSAGE_RATE": "0", "EVENT_RATE": "0"}
+    one, two = RelayProcess(database_url, **unlimited), RelayProcess(database_url, **unlimited)
+    client, reader = Recorder("client@1"), Recorder("reader@2")
+    try:
+        await asyncio.gather(one.ready(), two.ready())
+        await reader.connect(two.url, world["tokens"]["reader"])
+        assert (await reader.call("join_session", {"session_id": str(session)}))["ok"]
+        await client.connect(one.url, world["tokens"]["client"])
+        assert (await client.call("join_session", {"session_id": str(session)}))["ok"]
+
+        async def send(i: int) -> None:
+            with contextlib.suppress(Exception):  # the relay goes away mid-burst
+                await client.client.emit(
+                    "send_message",
+                    {"session_id": str(session), "content": f"m{i}", "client_message_id": f"k{i}"},
+                )
+
+        for i in range(50):  # acknowledged before the kill
+            ack = await client.call(
+                "send_message", {"session_id": str(session), "content": f"a{i}"}
+            )
+            assert ack["ok"], ack
+        for i in range(400):  # in flight when it dies: some commit, some do not
+            await send(i)
+            await asyncio.sleep(0.002)
+            if i == 200:
+                one.kill()
+        committed = {
+            str(r["id"])
+            for r in await superuser.fetch(
+                "select id from chat_messages where session_id = $1", session
+            )
+        }
+        assert committed, "nothing committed before the kill"
+
+        async def all_arrived() -> bool:
+            return {m["id"] for m in reader.of("new_message")} >= committed
+
+        await eventually(all_arrived, within=10)
+        await asyncio.sleep(1.5)  # a duplicate would have arrived by now
+        ids = [m["id"] for m in reader.of("new_message")]
+        assert len(ids) == len(set(ids)) == len(committed)
+    finally:
+        await client.close()
+        await reader.close()
+        one.stop()
+        two.stop()

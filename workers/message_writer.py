@@ -1,0 +1,245 @@
+"""Group commit: every message the service sends (socket and REST) goes through here.
+
+Sends that arrive while a group is being committed wait for the next group: one
+statement, one transaction, one WAL flush for all of them
+(``chat_private.send_chat_messages``). Each message still runs as its own sender, under
+RLS, through ``public.send_chat_message``. A group is first tried whole; if it fails, it
+is tried again with each message in its own subtransaction, so a bad message fails alone
+with its own error and the others commit. A lone send on an idle server goes at once: the
+writer never waits for company.
+
+After the commit, ``on_commit`` receives the new messages (in commit order) before the
+senders' futures resolve: the relay emits them to their rooms from there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncpg
+
+from .auth import Principal
+from .db import Database
+from .errors import ApiError, from_postgres, from_sqlstate
+from .messages import NameCache, file_urls, message_payload
+
+log = logging.getLogger(__name__)
+
+_SEND_GROUP = """
+select ord, id, seq, session_id, sender_id, type, content, reply_to_message_id, metadata,
+  client_message_id, created_at, inserted, error_state, error_message
+from chat_private.send_chat_messages(
+  $1::text[], $2::uuid[], $3::text[], $4::text[], $5::uuid[], $6::jsonb[], $7::text[], $8
+)
+"""
+
+CommitHandler = Callable[[list[dict[str, Any]]], Awaitable[None]]
+
+
+@dataclass(slots=True)
+class _Send:
+    principal: Principal
+    session_id: uuid.UUID
+    type: str
+    content: str | None
+    reply_to_message_id: uuid.UUID | None
+    metadata: dict[str, Any]
+    client_message_id: str | None
+    future: asyncio.Future[dict[str, Any]] = field(repr=False)
+
+
+class MessageWriter:
+    def __init__(
+        self,
+        db: Database,
+        *,
+        names: NameCache,
+        max_group: int = 256,
+        on_commit: CommitHandler | None = None,
+    ) -> None:
+        self._db = db
+        self._names = names
+        self._max_group = max_group
+        self._on_commit = on_commit
+        self._pending: list[_Send] = []
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._conn: asyncpg.pool.PoolConnectionProxy | None = None
+        # Figures for /metrics and the benchmark.
+        self.groups = 0
+        self.messages = 0
+        self.isolated_groups = 0
+        self.last_group_size = 0
+
+    def set_commit_handler(self, handler: CommitHandler) -> None:
+        self._on_commit = handler
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="message-writer")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        await self._release()
+        for item in self._pending:
+            if not item.future.done():
+                item.future.set_exception(
+                    ApiError(503, "unavailable", "the service is shutting down")
+                )
+        self._pending.clear()
+
+    async def send(
+        self,
+        principal: Principal,
+        *,
+        session_id: uuid.UUID,
+        type_: str,
+        content: str | None,
+        reply_to_message_id: uuid.UUID | None,
+        metadata: dict[str, Any],
+        client_message_id: str | None,
+    ) -> dict[str, Any]:
+        """Send one message as ``principal``; returns it as clients see it once committed
+        (and emitted), or raises :class:`ApiError` with this message's own error."""
+        if self._task is None:
+            raise ApiError(503, "unavailable", "the message writer is not running")
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._pending.append(
+            _Send(
+                principal=principal,
+                session_id=session_id,
+                type=type_,
+                content=content,
+                reply_to_message_id=reply_to_message_id,
+                metadata=metadata,
+                client_message_id=client_message_id,
+                future=future,
+            )
+        )
+        self._wake.set()
+        return await future
+
+    # ------------------------------------------------------------------ the loop
+    async def _run(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._pending:
+                group = self._pending[: self._max_group]
+                del self._pending[: self._max_group]
+                try:
+                    await self._commit(group)
+                except asyncio.CancelledError:
+                    _fail(group, ApiError(503, "unavailable", "the service is shutting down"))
+                    raise
+                except Exception:  # never let one group stop the writer
+                    log.exception("message group of %d failed", len(group))
+                    _fail(group, ApiError(500, "internal_error", "internal error"))
+
+    async def _commit(self, group: list[_Send]) -> None:
+        args = _arguments(group)
+        try:
+            conn = await self._connection()
+            try:
+                rows = await conn.fetch(_SEND_GROUP, *args, False)
+            except asyncpg.PostgresError as exc:
+                if _is_connection_error(exc):
+                    raise
+                if len(group) == 1:
+                    _fail(group, from_postgres(exc))
+                    return
+                # One (or more) bad message aborted the group: each alone this time.
+                self.isolated_groups += 1
+                rows = await conn.fetch(_SEND_GROUP, *args, True)
+        except (OSError, asyncpg.InterfaceError, TimeoutError, asyncpg.PostgresError) as exc:
+            # Lost connection, database down, or a server-side failure of the whole
+            # statement: nobody knows whether it committed; the client may retry with its
+            # client_message_id (idempotent).
+            await self._release(broken=True)
+            log.warning("message group of %d not sent: %s", len(group), exc)
+            _fail(group, ApiError(503, "unavailable", "the database is unavailable"))
+            return
+        self.groups += 1
+        self.messages += len(group)
+        self.last_group_size = len(group)
+        await self._finish(group, rows)
+
+    async def _finish(self, group: list[_Send], rows: list[asyncpg.Record]) -> None:
+        ok = [r for r in rows if r["error_state"] is None and r["id"] is not None]
+        names = await self._names.get(r["sender_id"] for r in ok)
+        urls = await file_urls(ok)
+        payloads: dict[int, dict[str, Any]] = {}
+        fresh: list[dict[str, Any]] = []
+        emitted: set[str] = set()
+        for r in ok:
+            payload = message_payload(r, names, urls)
+            payloads[r["ord"]] = payload
+            # A retry in the same group returns the same row: emitted once.
+            if r["inserted"] and payload["id"] not in emitted:
+                emitted.add(payload["id"])
+                fresh.append(payload)
+        if fresh and self._on_commit is not None:
+            try:
+                await self._on_commit(fresh)
+            except Exception:  # committed is committed: the changefeed replays it
+                log.exception("emitting %d committed message(s) failed", len(fresh))
+        for r in rows:
+            item = group[r["ord"] - 1]
+            if item.future.done():
+                continue
+            if r["error_state"] is not None:
+                item.future.set_exception(from_sqlstate(r["error_state"], r["error_message"] or ""))
+            else:
+                item.future.set_result(payloads[r["ord"]])
+        _fail(group, ApiError(500, "internal_error", "internal error"))  # none left over
+
+    # ------------------------------------------------------------------ connection
+    async def _connection(self) -> asyncpg.pool.PoolConnectionProxy:
+        """One pooled connection held by the writer: no acquire and reset per group."""
+        if self._conn is None or self._conn.is_closed():
+            self._conn = None
+            self._conn = await self._db.pool.acquire(timeout=5)
+        return self._conn
+
+    async def _release(self, *, broken: bool = False) -> None:
+        conn, self._conn = self._conn, None
+        if conn is None:
+            return
+        with contextlib.suppress(Exception):
+            if broken:
+                conn.terminate()
+            await self._db.pool.release(conn, timeout=2)
+
+
+def _arguments(group: list[_Send]) -> tuple[list[Any], ...]:
+    return (
+        [g.principal.claims_json() for g in group],
+        [g.session_id for g in group],
+        [g.content for g in group],
+        [g.type for g in group],
+        [g.reply_to_message_id for g in group],
+        [g.metadata for g in group],
+        [g.client_message_id for g in group],
+    )
+
+
+def _fail(group: list[_Send], error: ApiError) -> None:
+    for item in group:
+        if not item.future.done():
+            item.future.set_exception(error)
+
+
+def _is_connection_error(exc: asyncpg.PostgresError) -> bool:
+    sqlstate = getattr(exc, "sqlstate", "") or ""
+    # 08: connection exceptions; 57P: operator intervention (shutdown, terminated); 53:
+    # insufficient resources. Not a bad message: retrying in isolation would not help.
+    return sqlstate.startswith(("08", "57P", "53"))
