@@ -25,7 +25,7 @@ async def test_a_bad_message_in_a_group_fails_alone(
 ) -> None:
     world = await people(users, superuser)
     session = world["session"]
-    async with running_relay(database_url, **UNLIMITED) as (url, relay):
+    async with running_relay(database_url, **UNLIMITED, send_pipeline=1) as (url, relay):
         reader = Recorder("reader")
         await reader.connect(url, world["tokens"]["reader"])
         assert (await reader.call("join_session", {"session_id": str(session)}))["ok"]

@@ -42,6 +42,7 @@ class Settings:
     db_pool_max: int = 10
     db_pool_min: int = 4
     send_group_max: int = 256
+    send_pipeline: int = 2
     typing_timeout: float = 5.0
     message_rate: float = 5.0
     message_burst: int = 20
@@ -88,6 +89,7 @@ class Settings:
             db_pool_max=get.integer("DB_POOL_MAX", 10, low=2, high=1000),
             db_pool_min=get.integer("DB_POOL_MIN", 4, low=1, high=1000),
             send_group_max=get.integer("SEND_GROUP_MAX", 256, low=1, high=10_000),
+            send_pipeline=get.integer("SEND_PIPELINE", 2, low=1, high=64),
             typing_timeout=get.number("TYPING_TIMEOUT", 5.0, low=0.1, high=600),
             message_rate=get.number("MESSAGE_RATE", 5.0, low=0, high=10_000),
             message_burst=get.integer("MESSAGE_BURST", 20, low=1, high=100_000),

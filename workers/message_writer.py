@@ -1,15 +1,16 @@
 """Group commit: every message the service sends (socket and REST) goes through here.
 
-Sends that arrive while a group is being committed wait for the next group: one
-statement, one transaction, one WAL flush for all of them
-(``chat_private.send_chat_messages``). Each message still runs as its own sender, under
-RLS, through ``public.send_chat_message``. A group is first tried whole; if it fails, it
-is tried again with each message in its own subtransaction, so a bad message fails alone
-with its own error and the others commit. A lone send on an idle server goes at once: the
-writer never waits for company.
+Sends that arrive while groups are being committed (at most ``pipeline`` at once, each on
+its own connection) wait for the next group: one statement, one transaction, one WAL flush
+for all of them (``chat_private.send_chat_messages``). Each message still runs as its own
+sender, under RLS, through ``public.send_chat_message``. A group is first tried whole; if
+it fails, it is tried again with each message in its own subtransaction, so a bad message
+fails alone with its own error and the others commit. A lone send on an idle server goes
+at once: the writer never waits for company.
 
-After the commit, ``on_commit`` receives the new messages (in commit order) before the
-senders' futures resolve: the relay emits them to their rooms from there.
+After the commit, ``on_commit`` receives the new messages before the senders' futures
+resolve (the relay emits them to their rooms from there), group after group in the order
+the groups were formed.
 """
 
 from __future__ import annotations
@@ -61,6 +62,7 @@ class MessageWriter:
         *,
         names: NameCache,
         max_group: int = 256,
+        pipeline: int = 2,
         on_commit: CommitHandler | None = None,
     ) -> None:
         self._db = db
@@ -70,7 +72,10 @@ class MessageWriter:
         self._pending: list[_Send] = []
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self._conn: asyncpg.pool.PoolConnectionProxy | None = None
+        # Groups in the database at once, each on its own pooled connection: a second
+        # group commits while the first one's WAL flush is under way.
+        self._slots = asyncio.Semaphore(pipeline)
+        self._groups_running: set[asyncio.Task[None]] = set()
         # Figures for /metrics and the benchmark.
         self.groups = 0
         self.messages = 0
@@ -89,7 +94,11 @@ class MessageWriter:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
-        await self._release()
+        for task in list(self._groups_running):
+            task.cancel()
+        for task in list(self._groups_running):
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         for item in self._pending:
             if not item.future.done():
                 item.future.set_exception(
@@ -130,48 +139,76 @@ class MessageWriter:
 
     # ------------------------------------------------------------------ the loop
     async def _run(self) -> None:
+        previous: asyncio.Future[None] | None = None
         while True:
             await self._wake.wait()
             self._wake.clear()
             while self._pending:
+                await self._slots.acquire()  # at most ``pipeline`` groups in the database
                 group = self._pending[: self._max_group]
                 del self._pending[: self._max_group]
-                try:
-                    await self._commit(group)
-                except asyncio.CancelledError:
-                    _fail(group, ApiError(503, "unavailable", "the service is shutting down"))
-                    raise
-                except Exception:  # never let one group stop the writer
-                    log.exception("message group of %d failed", len(group))
-                    _fail(group, ApiError(500, "internal_error", "internal error"))
+                if not group:
+                    self._slots.release()
+                    break
+                emitted: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+                task = asyncio.create_task(self._group(group, previous, emitted))
+                self._groups_running.add(task)
+                task.add_done_callback(self._groups_running.discard)
+                previous = emitted
 
-    async def _commit(self, group: list[_Send]) -> None:
+    async def _group(
+        self,
+        group: list[_Send],
+        previous: asyncio.Future[None] | None,
+        emitted: asyncio.Future[None],
+    ) -> None:
+        """Commit one group; then, once the group before it has been emitted (groups
+        reach sockets in the order they were formed), emit and answer its senders."""
+        try:
+            try:
+                rows = await self._commit(group)
+            finally:
+                self._slots.release()
+            if previous is not None:
+                await asyncio.shield(previous)
+            if rows is not None:
+                await self._finish(group, rows)
+        except asyncio.CancelledError:
+            _fail(group, ApiError(503, "unavailable", "the service is shutting down"))
+            raise
+        except Exception:  # never let one group stop the writer
+            log.exception("message group of %d failed", len(group))
+            _fail(group, ApiError(500, "internal_error", "internal error"))
+        finally:
+            if not emitted.done():
+                emitted.set_result(None)
+
+    async def _commit(self, group: list[_Send]) -> list[asyncpg.Record] | None:
         args = _arguments(group)
         try:
-            conn = await self._connection()
-            try:
-                rows = await conn.fetch(_SEND_GROUP, *args, False)
-            except asyncpg.PostgresError as exc:
-                if _is_connection_error(exc):
-                    raise
-                if len(group) == 1:
-                    _fail(group, from_postgres(exc))
-                    return
-                # One (or more) bad message aborted the group: each alone this time.
-                self.isolated_groups += 1
-                rows = await conn.fetch(_SEND_GROUP, *args, True)
+            async with self._db.pool.acquire(timeout=5) as conn:
+                try:
+                    rows = await conn.fetch(_SEND_GROUP, *args, False)
+                except asyncpg.PostgresError as exc:
+                    if _is_connection_error(exc):
+                        raise
+                    if len(group) == 1:
+                        _fail(group, from_postgres(exc))
+                        return None
+                    # One (or more) bad message aborted the group: each alone this time.
+                    self.isolated_groups += 1
+                    rows = await conn.fetch(_SEND_GROUP, *args, True)
         except (OSError, asyncpg.InterfaceError, TimeoutError, asyncpg.PostgresError) as exc:
             # Lost connection, database down, or a server-side failure of the whole
             # statement: nobody knows whether it committed; the client may retry with its
-            # client_message_id (idempotent).
-            await self._release(broken=True)
+            # client_message_id (idempotent), and the changefeed replays what committed.
             log.warning("message group of %d not sent: %s", len(group), exc)
             _fail(group, ApiError(503, "unavailable", "the database is unavailable"))
-            return
+            return None
         self.groups += 1
         self.messages += len(group)
         self.last_group_size = len(group)
-        await self._finish(group, rows)
+        return rows
 
     async def _finish(self, group: list[_Send], rows: list[asyncpg.Record]) -> None:
         ok = [r for r in rows if r["error_state"] is None and r["id"] is not None]
@@ -201,23 +238,6 @@ class MessageWriter:
             else:
                 item.future.set_result(payloads[r["ord"]])
         _fail(group, ApiError(500, "internal_error", "internal error"))  # none left over
-
-    # ------------------------------------------------------------------ connection
-    async def _connection(self) -> asyncpg.pool.PoolConnectionProxy:
-        """One pooled connection held by the writer: no acquire and reset per group."""
-        if self._conn is None or self._conn.is_closed():
-            self._conn = None
-            self._conn = await self._db.pool.acquire(timeout=5)
-        return self._conn
-
-    async def _release(self, *, broken: bool = False) -> None:
-        conn, self._conn = self._conn, None
-        if conn is None:
-            return
-        with contextlib.suppress(Exception):
-            if broken:
-                conn.terminate()
-            await self._db.pool.release(conn, timeout=2)
 
 
 def _arguments(group: list[_Send]) -> tuple[list[Any], ...]:

@@ -39,6 +39,7 @@ from .models import JoinSession, MarkRead, RefreshToken, SendMessage, SessionRef
 from .presence import Presence
 from .ratelimit import RateLimiter
 from .rooms import SocketState
+from .transport import FastJson, without_compression
 from .typing import TypingTracker
 
 log = logging.getLogger(__name__)
@@ -74,7 +75,9 @@ class Relay(RelayEvents):
             async_handlers=False,
             logger=False,
             engineio_logger=False,
+            json=FastJson,
         )
+        without_compression(self.sio.eio)
         self.presence = Presence(redis=self.redis, relay_id=relay_id, ttl=settings.presence_ttl)
         self.typing = TypingTracker(
             on_timeout=self._typing_timed_out, timeout=settings.typing_timeout
@@ -100,7 +103,11 @@ class Relay(RelayEvents):
             manager.relayed = self._relayed
         self.names = NameCache(db)
         self.writer = MessageWriter(
-            db, names=self.names, max_group=settings.send_group_max, on_commit=self._emit_committed
+            db,
+            names=self.names,
+            max_group=settings.send_group_max,
+            pipeline=settings.send_pipeline,
+            on_commit=self._emit_committed,
         )
         self._sockets: dict[str, SocketState] = {}
         self.total_connections = 0
