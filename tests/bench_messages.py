@@ -1,8 +1,8 @@
 """Benchmark (not collected by pytest): the message write rate through the SQL send
-function, as users under RLS, with the audit trail on (every insert audited and
-hash-chained at commit) against a baseline run in the same process with the audit
-triggers disabled. Each writer is its own connection and session, one transaction per
-message, as the relay and the REST API do.
+function, as users under RLS, with the audit trail on (every insert audited in the same
+transaction; chained later by the background linker) against a baseline run in the same
+process with the audit triggers disabled. Each writer is its own connection and session,
+one transaction per message, as writers outside the relay (supabase-js, SQL) do.
 
     scripts/bench messages                  # makes a throwaway database, then runs this
     python -m tests.bench_messages --database-url postgresql://.../migrated_db
