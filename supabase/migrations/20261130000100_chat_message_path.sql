@@ -391,6 +391,7 @@ begin
   end loop;
   perform set_config('request.jwt.claims', '', true);
   -- Each session once, in id order (no lock-order deadlock between two relays' groups).
+  perform set_config('chat.session_touch', 'on', true);
   for _touch in
     select t.sid, max(t.at) as at
     from unnest(_sessions, _times) as t (sid, at)
@@ -401,6 +402,7 @@ begin
     set last_message_at = greatest(coalesce(s.last_message_at, _touch.at), _touch.at)
     where s.id = _touch.sid;
   end loop;
+  perform set_config('chat.session_touch', 'off', true);
   perform set_config('chat.relay_write', 'off', true);
 end
 $$;

@@ -260,10 +260,10 @@ select throws_ok(
   '42501', 'chat message id, seq, session_id, sender_id and created_at cannot change',
   'Not even the service role can reattribute a message to another sender.'
 );
-select is(
-  pg_temp.affected_rows($$ update public.chat_messages set sender_id = null where id = '3e000000-0000-4000-8000-000000000004' $$),
-  1,
-  'The sender of a message may be cleared (what deleting the user does).'
+select throws_ok(
+  $$ update public.chat_messages set sender_id = null where id = '3e000000-0000-4000-8000-000000000004' $$,
+  '42501', 'chat message id, seq, session_id, sender_id and created_at cannot change',
+  'Not even the service role can clear the sender of a message (only deleting the user does).'
 );
 select is(
   pg_temp.affected_rows($$ delete from public.chat_messages where id = '3e000000-0000-4000-8000-000000000004' $$),
