@@ -9,6 +9,7 @@ import contextlib
 import uuid
 
 import asyncpg
+import pytest
 
 from workers.audit_linker import AuditLinker
 
@@ -184,6 +185,7 @@ async def test_sessions_touched_once_per_group_keep_the_list_order(
         assert [r["id"] for r in listed][:2] == [older, newer]
 
 
+@pytest.mark.fault
 async def test_killing_the_sending_relay_loses_no_committed_message(
     database_url: str, users: Users, superuser: asyncpg.Connection
 ) -> None:

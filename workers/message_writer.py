@@ -198,7 +198,13 @@ class MessageWriter:
                     # One (or more) bad message aborted the group: each alone this time.
                     self.isolated_groups += 1
                     rows = await conn.fetch(_SEND_GROUP, *args, True)
-        except (OSError, asyncpg.InterfaceError, TimeoutError, asyncpg.PostgresError) as exc:
+        except (
+            OSError,
+            asyncpg.InterfaceError,
+            asyncpg.InternalClientError,
+            TimeoutError,
+            asyncpg.PostgresError,
+        ) as exc:
             # Lost connection, database down, or a server-side failure of the whole
             # statement: nobody knows whether it committed; the client may retry with its
             # client_message_id (idempotent), and the changefeed replays what committed.

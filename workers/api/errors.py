@@ -52,7 +52,7 @@ async def error_middleware(request: web.Request, handler) -> web.StreamResponse:
         if mapped.status >= 500:
             log.exception("database error on %s %s", request.method, request.path)
         return error_response(mapped)
-    except (OSError, asyncpg.InterfaceError, TimeoutError):
+    except (OSError, asyncpg.InterfaceError, asyncpg.InternalClientError, TimeoutError):
         log.exception("service unavailable on %s %s", request.method, request.path)
         return error_response(ApiError(503, "unavailable", "a backing service is unavailable"))
     except Exception:

@@ -207,7 +207,7 @@ class Relay(RelayEvents):
                 err = from_postgres(exc)
                 if err.status >= 500:
                     log.exception("database error in %s", event)
-            except (OSError, asyncpg.InterfaceError, TimeoutError):
+            except (OSError, asyncpg.InterfaceError, asyncpg.InternalClientError, TimeoutError):
                 log.exception("backing service unavailable in %s", event)
                 err = ApiError(503, "unavailable", "a backing service is unavailable")
             except Exception:
