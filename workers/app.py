@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from . import telemetry
-from .api import admin, chat, files, health
+from .api import admin, chat, console, files, health, search
 from .api.errors import error_middleware
 from .auth import TokenVerifier
 from .config import Settings
@@ -43,6 +43,8 @@ def create_app(settings: Settings, *, relay_id: str | None = None) -> web.Applic
     admin.setup(app)
     telemetry.setup(app)
     files.setup(app)
+    search.setup(app)
+    console.setup(app)  # last: its catch-all serves the console at /
     return app
 
 

@@ -50,12 +50,14 @@ class Changefeed:
         on_message: MessageHandler,
         on_read: EventHandler,
         on_session: EventHandler,
+        on_delivered: EventHandler | None = None,
     ) -> None:
         self._dsn = dsn
         self._db = db
         self._on_message = on_message
         self._on_read = on_read
         self._on_session = on_session
+        self._on_delivered = on_delivered
         self._queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self._seen: OrderedDict[uuid.UUID, None] = OrderedDict()
         # Everything visible in this snapshot has been delivered (or was there at start).
@@ -203,6 +205,8 @@ class Changefeed:
                 await self._on_read(event)
             elif kind == "session":
                 await self._on_session(event)
+            elif kind == "delivered" and self._on_delivered is not None:
+                await self._on_delivered(event)
 
     async def _deliver(self, rows: list[asyncpg.Record]) -> None:
         rows = [r for r in rows if r["id"] not in self._seen]

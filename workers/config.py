@@ -55,6 +55,7 @@ class Settings:
     event_flush_seconds: float = 1.0
     event_queue_limit: int = 10_000
     monitoring_retention_days: float = 30.0
+    console_dir: Path | None = None  # None: the repository's web/dist
 
     @property
     def jwks_url(self) -> str | None:
@@ -83,6 +84,7 @@ class Settings:
             file_url_ttl=get.integer("FILE_URL_TTL", 900, low=10, high=7 * 24 * 3600),
             file_url_secret=get.optional("FILE_URL_SECRET"),
             public_url=get.http_url("PUBLIC_URL"),
+            console_dir=_optional_path(get.optional("CONSOLE_DIR")),
             db_pool_max=get.integer("DB_POOL_MAX", 10, low=1, high=1000),
             typing_timeout=get.number("TYPING_TIMEOUT", 5.0, low=0.1, high=600),
             message_rate=get.number("MESSAGE_RATE", 5.0, low=0, high=10_000),
@@ -217,3 +219,7 @@ class _Reader:
                     f"got {origin!r}"
                 )
         return origins or default
+
+
+def _optional_path(value: str | None) -> Path | None:
+    return Path(value) if value else None
