@@ -1,8 +1,12 @@
 import type { ErrorInfo } from './client';
 
+/** The time, with the date when it is not today. */
 export function time(iso: string): string {
   const d = new Date(iso);
-  return d.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
+  const t = d.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
+  return d.toDateString() === new Date().toDateString()
+    ? t
+    : `${d.toLocaleDateString([], { day: 'numeric', month: 'short' })} ${t}`;
 }
 
 export function dateTime(iso: string): string {
@@ -49,7 +53,7 @@ export function explain(e: ErrorInfo): string {
   }
 }
 
-const PALETTE = ['#2563eb', '#9333ea', '#db2777', '#ea580c', '#16a34a', '#0891b2'];
+const PALETTE = ['#1d4ed8', '#7e22ce', '#be185d', '#9a3412', '#166534', '#155e75'];
 export function colorFor(id: string): string {
   let h = 0;
   for (const c of id) h = (h * 31 + c.charCodeAt(0)) >>> 0;

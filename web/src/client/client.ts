@@ -203,8 +203,23 @@ export class ChatClient {
   connect(): void {
     this.closed = false;
     this.scheduleRefresh();
+    if (typeof window !== 'undefined' && !this.watchingNetwork) {
+      // A browser knows when the network goes: drop the transport at once (an open
+      // WebSocket may otherwise linger until its ping times out) and come back with it.
+      this.watchingNetwork = true;
+      window.addEventListener('offline', this.onOffline);
+      window.addEventListener('online', this.onOnline);
+    }
     this.socket.connect();
   }
+
+  private watchingNetwork = false;
+  private readonly onOffline = () => {
+    if (this.socket.connected) this.socket.io.engine?.close();
+  };
+  private readonly onOnline = () => {
+    if (!this.closed && !this.socket.connected) this.socket.connect();
+  };
 
   close(): void {
     this.closed = true;
@@ -215,6 +230,11 @@ export class ChatClient {
       for (const t of s.typing.values()) clearTimeout(t.timer);
     }
     for (const t of this.typingSent.values()) clearTimeout(t.idle);
+    if (this.watchingNetwork) {
+      window.removeEventListener('offline', this.onOffline);
+      window.removeEventListener('online', this.onOnline);
+      this.watchingNetwork = false;
+    }
     this.socket.disconnect();
   }
 
