@@ -9,8 +9,8 @@ using gin (to_tsvector('simple'::regconfig, coalesce(content, '')));
 
 -- ---------------------------------------------------------------- search_chat_messages
 -- Best match first (ts_rank_cd), then newest; before_id continues after a result of the
--- same query (a keyset on rank, created_at, seq). snippet: the matching fragments with
--- each hit between U+0002 and U+0003 (characters never kept in a snippet otherwise), so a
+-- same query (a keyset on rank, created_at, seq). snippet: the text around the best match
+-- with each hit between U+0002 and U+0003 (characters removed from the text first), so a
 -- client highlights them without trusting any markup from the content.
 create or replace function public.search_chat_messages(
   query text,
@@ -79,11 +79,17 @@ begin
     m.client_message_id,
     m.created_at,
     hit.rank,
-    ts_headline(
-      'simple'::regconfig,
-      translate(coalesce(m.content, ''), e'\x02\x03', ''),
-      _q,
-      e'StartSel=\x02, StopSel=\x03, MaxWords=24, MinWords=8, MaxFragments=2, FragmentDelimiter=" … "'
+    -- The parser would take <...> for markup and drop it: hide < and > from it (as two
+    -- private-use characters) so the snippet shows the text as written.
+    translate(
+      ts_headline(
+        'simple'::regconfig,
+        translate(coalesce(m.content, ''), e'<>\x02\x03', e'\uE000\uE001'),
+        _q,
+        e'StartSel=\x02, StopSel=\x03, MaxWords=30, MinWords=12, ShortWord=0'
+      ),
+      e'\uE000\uE001',
+      '<>'
     )
   from public.chat_messages as m
   cross join lateral (
