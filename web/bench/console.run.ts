@@ -38,25 +38,36 @@ it(`opens a session of ${MESSAGES} messages`, async () => {
     const link = `${svc.url}/#access_token=${svc.token(DEMO.reader, 'reader', 'Demo Reader')}`;
     const cold: number[] = [];
     const click: number[] = [];
+    const listed: number[] = [];
     let rendered = 0;
     let back = 0;
     for (let run = 0; run < RUNS; run++) {
       const ctx = await browser.newContext({ viewport: { width: 1280, height: 800 } });
       const page = await ctx.newPage();
-      const t0 = Date.now();
       await page.goto(link);
-      const item = page.getByRole('list', { name: 'Sessions' }).getByRole('button', { name: /Demo consultation/ });
-      await item.waitFor();
-      const t1 = Date.now();
-      await item.click();
-      await page
-        .getByRole('list', { name: 'Messages' })
-        .getByRole('listitem')
-        .filter({ hasText: 'Welcome! I am here' })
-        .waitFor();
-      const t2 = Date.now();
-      cold.push(t2 - t0);
-      click.push(t2 - t1);
+      // Timed inside the page (performance.now(), from the navigation's start), polling
+      // every animation frame: no test-driver latency in the figures.
+      const listShown = await page.evaluate(async () => {
+        const found = () =>
+          [...document.querySelectorAll('ul[aria-label="Sessions"] button')].find((b) =>
+            b.textContent?.includes('Demo consultation'),
+          );
+        while (!found()) await new Promise((r) => requestAnimationFrame(r));
+        return performance.now();
+      });
+      const opened = await page.evaluate(async () => {
+        const button = [...document.querySelectorAll<HTMLButtonElement>('ul[aria-label="Sessions"] button')].find((b) =>
+          b.textContent?.includes('Demo consultation'),
+        )!;
+        const t = performance.now();
+        button.click();
+        const shown = () => document.querySelector('[role="list"][aria-label="Messages"]')?.textContent?.includes('Welcome! I am here');
+        while (!shown()) await new Promise((r) => requestAnimationFrame(r));
+        return { click: performance.now() - t, total: performance.now() };
+      });
+      cold.push(opened.total);
+      click.push(opened.click);
+      listed.push(listShown);
       rendered = await page.getByRole('list', { name: 'Messages' }).getByRole('listitem').count();
       if (run === 0) {
         // Scrolling back through the whole session by keyset pages (50 at a time).
@@ -76,7 +87,12 @@ it(`opens a session of ${MESSAGES} messages`, async () => {
     const figures = {
       messages: MESSAGES + 2,
       bundle: { files: sizes, total_bytes: total.bytes, total_gzip_bytes: total.gzip },
-      open_ms: { page_load_to_newest_median: median(cold), click_to_newest_median: median(click), runs: RUNS },
+      open_ms: {
+        navigation_to_list_median: Math.round(median(listed)),
+        navigation_to_newest_message_median: Math.round(median(cold)),
+        click_to_newest_message_median: Math.round(median(click)),
+        runs: RUNS,
+      },
       rendered_message_items: rendered,
       scroll_back_through_all_ms: back,
       chromium: browser.version(),
