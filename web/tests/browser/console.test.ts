@@ -7,7 +7,7 @@ import { deflateSync } from 'node:zlib';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { DEMO, Service, WEB } from '../service';
-import { launchChromium } from './chromium';
+import { CHROMIUM, CHROMIUM_ARGS, launchChromium } from './chromium';
 
 const SHOTS = join(WEB, 'test-results');
 const AXE = readFileSync(join(WEB, 'node_modules', 'axe-core', 'axe.min.js'), 'utf8');
@@ -255,6 +255,38 @@ describe('the console', () => {
     await shot(reader, '07-voice-note');
   });
 
+  it('replies quote their parent and jump to it; files download through their signed URL', async () => {
+    const parent = thread(reader).getByRole('listitem').filter({ hasText: 'Hello, can you see this?' });
+    await parent.getByRole('button', { name: 'Reply to Demo Client' }).click();
+    await reader.getByRole('textbox', { name: 'Message' }).fill('Yes, loud and clear');
+    await reader.getByRole('button', { name: 'Send' }).click();
+    const reply = thread(client).getByRole('listitem').filter({ hasText: 'Yes, loud and clear' });
+    await expect.poll(() => reply.count(), { timeout: 10_000 }).toBe(1);
+    const quote = reply.getByRole('button', { name: 'Go to the message this replies to' });
+    expect(await quote.innerText()).toContain('Hello, can you see this?');
+    await quote.click();
+    const target = thread(client).getByRole('listitem').filter({ hasText: 'Hello, can you see this?' }).first();
+    await expect.poll(() => target.evaluate((el) => el.contains(document.activeElement))).toBe(true);
+
+    await client.getByLabel('Attach file').setInputFiles({ name: 'notes.txt', mimeType: 'text/plain', buffer: Buffer.from('my notes\n') });
+    const file = thread(reader).getByRole('link', { name: 'notes.txt' });
+    await expect.poll(() => file.count(), { timeout: 10_000 }).toBe(1);
+    const href = (await file.getAttribute('href'))!;
+    expect(href).toContain('signature=');
+    expect(await reader.evaluate(async (url) => (await fetch(url)).text(), href)).toBe('my notes\n');
+    await shot(client, '08-reply-and-file');
+  });
+
+  it('explains a refused upload in words', async () => {
+    const elf = Buffer.concat([Buffer.from([0x7f, 0x45, 0x4c, 0x46, 2, 1, 1, 0]), Buffer.alloc(120)]);
+    await client.getByLabel('Attach file').setInputFiles({ name: 'tool.bin', mimeType: 'application/octet-stream', buffer: elf });
+    const alert = client.getByRole('alert').filter({ hasText: 'This type of file is not accepted' });
+    await expect.poll(() => alert.count(), { timeout: 10_000 }).toBe(1);
+    await shot(client, '09-refused-file');
+    await client.getByRole('button', { name: 'Dismiss' }).click();
+    await expect.poll(() => alert.count()).toBe(0);
+  });
+
   it('finds an older message by search and jumps to it', async () => {
     await client.getByRole('searchbox', { name: 'Search' }).fill('tarot');
     const results = client.getByRole('list', { name: 'Search results' });
@@ -264,7 +296,7 @@ describe('the console', () => {
     const target = thread(client).getByRole('listitem').filter({ hasText: 'The tarot spread from our first meeting' });
     await expect.poll(() => target.count(), { timeout: 15_000 }).toBe(1);
     await expect.poll(() => target.evaluate((el) => el.contains(document.activeElement))).toBe(true);
-    await shot(client, '08-search-jump');
+    await shot(client, '10-search-jump');
     await client.getByRole('searchbox', { name: 'Search' }).fill('');
   });
 
@@ -281,7 +313,7 @@ describe('the console', () => {
     await reader.getByRole('button', { name: 'Send' }).click();
     const pending = thread(reader).getByRole('listitem').filter({ hasText: 'sent while offline' });
     await expect.poll(() => pending.locator('.state').innerText()).toBe('Sending…');
-    await shot(reader, '09-offline');
+    await shot(reader, '11-offline');
     await new Promise((r) => setTimeout(r, 3000));
     await readerCtx.setOffline(false);
     await expect.poll(() => reader.getByRole('status', { name: 'Connection' }).innerText(), { timeout: 15_000 }).toBe('Connected');
@@ -298,7 +330,7 @@ describe('the console', () => {
     expect(stored.trim()).toBe('3|1');
     const ids = await thread(reader).getByRole('listitem').evaluateAll((els) => els.map((e) => e.getAttribute('data-message-id')));
     expect(new Set(ids).size).toBe(ids.length);
-    await shot(reader, '10-back-online');
+    await shot(reader, '12-back-online');
   });
 
   it('shows the admin live statistics that move, and the audit log', async () => {
@@ -320,10 +352,41 @@ describe('the console', () => {
       .poll(async () => (await admin.getByRole('table', { name: 'Audit log' }).locator('tbody td:nth-child(2)').allInnerTexts()).every((t) => t === 'message.created'))
       .toBe(true);
     expect(await axeViolations(admin)).toEqual([]);
-    await shot(admin, '11-admin');
+    await shot(admin, '13-admin');
     // A client is not offered the admin view.
     expect(await client.getByRole('button', { name: 'Admin' }).count()).toBe(0);
     await adminCtx.close();
+  });
+
+  it('records a voice note with MediaRecorder and sends it as audio', async () => {
+    // A browser of its own: Chromium's fake microphone (a tone) needs two more flags.
+    const mic = await chromium.launch({
+      executablePath: CHROMIUM,
+      headless: true,
+      args: [...CHROMIUM_ARGS, '--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream'],
+    });
+    try {
+      const ctx = await mic.newContext({ permissions: ['microphone'] });
+      const page = await open(ctx, link(DEMO.client, 'client', 'Demo Client'));
+      await sessionItem(page).getByRole('button').click();
+      const before = await svc.sql(`select count(*) from public.chat_messages where type = 'audio'`).trim();
+      await page.getByRole('button', { name: 'Record voice note' }).click();
+      await expect.poll(() => page.getByRole('button', { name: 'Stop recording' }).count()).toBe(1);
+      await new Promise((r) => setTimeout(r, 1500));
+      await page.getByRole('button', { name: 'Stop recording' }).click();
+      await expect
+        .poll(() => svc.sql(`select count(*) from public.chat_messages where type = 'audio'`).trim(), { timeout: 15_000 })
+        .toBe(String(Number(before) + 1));
+      const stored = svc.sql(
+        `select metadata->>'mime_type' from public.chat_messages where type = 'audio' order by seq desc limit 1`,
+      );
+      expect(stored.trim()).toBe('audio/webm');
+      const note = thread(reader).getByRole('listitem').filter({ hasText: /Demo Client/ }).filter({ has: reader.locator('audio') }).last();
+      await expect.poll(() => note.locator('audio').getAttribute('src'), { timeout: 10_000 }).toContain('voice-note-');
+      await ctx.close();
+    } finally {
+      await mic.close();
+    }
   });
 
   it('broke no Content-Security-Policy rule on the way', () => {
