@@ -44,7 +44,7 @@ def create_app(settings: Settings, *, relay_id: str | None = None) -> web.Applic
     telemetry.setup(app)
     files.setup(app)
     search.setup(app)
-    console.setup(app)  # last: its catch-all serves the console at /
+    console.setup(app)  # the web console at / and /assets/
     return app
 
 
