@@ -141,3 +141,31 @@ ensure_redis() {
   for _ in $(seq 1 20); do redis-cli -u "$url" ping >/dev/null 2>&1 && return; sleep 0.5; done
   die "no Redis reachable at $url"
 }
+
+# The console's packages (web/package-lock.json, npm ci); reinstalled when the lock changes.
+ensure_web() {
+  local stamp="$ROOT/web/node_modules/.lock.sha" want
+  want="$(sha256sum "$ROOT/web/package-lock.json" | cut -d' ' -f1)"
+  if [ -d "$ROOT/web/node_modules" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then return; fi
+  have npm || apt_install nodejs npm
+  log "console packages (web/, npm ci)"
+  (cd "$ROOT/web" && npm ci --no-audit --no-fund --loglevel=error >/dev/null) ||
+    die "npm ci in web/ failed"
+  echo "$want" > "$stamp"
+}
+
+# The console built into web/dist (type-checked first); skipped when nothing changed.
+build_web() {
+  local stamp="$ROOT/web/dist/.sources.sha" want
+  want="$(cd "$ROOT/web" && cat package-lock.json index.html vite.config.ts tsconfig.json \
+    $(find src -type f | sort) | sha256sum | cut -d' ' -f1)"
+  if [ -f "$ROOT/web/dist/index.html" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then return; fi
+  log "building the console (web/dist)"
+  (cd "$ROOT/web" && npm run --silent build >/dev/null) || return 1
+  echo "$want" > "$stamp"
+}
+
+# Debian's Chromium for the browser tests (driven by playwright-core, no browser download).
+ensure_chromium() {
+  [ -x /usr/bin/chromium ] || apt_install chromium
+}

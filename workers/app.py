@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from . import telemetry
-from .api import admin, chat, files, health
+from .api import admin, chat, console, files, health, search
 from .api.errors import error_middleware
 from .audit_linker import AuditLinker
 from .auth import TokenVerifier
@@ -51,6 +51,8 @@ def create_app(settings: Settings, *, relay_id: str | None = None) -> web.Applic
     admin.setup(app)
     telemetry.setup(app)
     files.setup(app)
+    search.setup(app)
+    console.setup(app)  # the web console at / and /assets/
     return app
 
 

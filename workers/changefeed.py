@@ -58,6 +58,7 @@ class Changefeed:
         on_read: EventHandler,
         on_session: EventHandler,
         replay_interval: float = REPLAY_INTERVAL,
+        on_delivered: EventHandler | None = None,
     ) -> None:
         self._dsn = dsn
         self._db = db
@@ -65,6 +66,7 @@ class Changefeed:
         self._on_read = on_read
         self._on_session = on_session
         self._replay_interval = replay_interval
+        self._on_delivered = on_delivered
         self._queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self._seen: OrderedDict[uuid.UUID, None] = OrderedDict()
         # Everything visible in this snapshot has been delivered (or was there at start).
@@ -231,6 +233,8 @@ class Changefeed:
                 await self._on_read(event)
             elif kind == "session":
                 await self._on_session(event)
+            elif kind == "delivered" and self._on_delivered is not None:
+                await self._on_delivered(event)
 
     async def _deliver(self, rows: list[asyncpg.Record]) -> int:
         rows = [r for r in rows if r["id"] not in self._seen]

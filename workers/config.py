@@ -58,6 +58,7 @@ class Settings:
     event_flush_seconds: float = 1.0
     event_queue_limit: int = 10_000
     monitoring_retention_days: float = 30.0
+    console_dir: Path | None = None  # None: the repository's web/dist
 
     @property
     def jwks_url(self) -> str | None:
@@ -90,6 +91,7 @@ class Settings:
             db_pool_min=get.integer("DB_POOL_MIN", 4, low=1, high=1000),
             send_group_max=get.integer("SEND_GROUP_MAX", 256, low=1, high=10_000),
             send_pipeline=get.integer("SEND_PIPELINE", 2, low=1, high=64),
+            console_dir=_optional_path(get.optional("CONSOLE_DIR")),
             typing_timeout=get.number("TYPING_TIMEOUT", 5.0, low=0.1, high=600),
             message_rate=get.number("MESSAGE_RATE", 5.0, low=0, high=10_000),
             message_burst=get.integer("MESSAGE_BURST", 20, low=1, high=100_000),
@@ -223,3 +225,7 @@ class _Reader:
                     f"got {origin!r}"
                 )
         return origins or default
+
+
+def _optional_path(value: str | None) -> Path | None:
+    return Path(value) if value else None

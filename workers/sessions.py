@@ -33,6 +33,31 @@ async def list_mine(
     return await _with_bookings(conn, rows), offset + len(rows) < total
 
 
+async def find_mine(
+    conn: asyncpg.Connection,
+    *,
+    text: str | None,
+    type_: str | None,
+    status: str | None,
+    limit: int,
+    offset: int,
+) -> tuple[list[dict[str, Any]], bool]:
+    """The caller's sessions matching the filters (text in the title or any message, by
+    full text; type; status), newest activity first, and whether more follow."""
+    rows = await conn.fetch(
+        f"select {_COLUMNS}, unread_count, last_message, total_count "
+        "from public.find_my_chat_sessions(search => $1, session_type => $2, "
+        "session_status => $3, max_rows => $4, skip_rows => $5)",
+        text,
+        type_,
+        status,
+        limit,
+        offset,
+    )
+    total = rows[0]["total_count"] if rows else 0
+    return await _with_bookings(conn, rows), offset + len(rows) < total
+
+
 async def get_mine(conn: asyncpg.Connection, session_id: uuid.UUID) -> dict[str, Any]:
     """A session the caller takes part in; 404 for anyone else, existing or not."""
     row = await conn.fetchrow(

@@ -13,8 +13,11 @@ select is(
     from pg_catalog.pg_class as c
     where c.relnamespace = 'public'::regnamespace and c.relkind in ('r', 'p')
   ),
-  array['chat_audit_logs', 'chat_messages', 'chat_monitoring', 'chat_read_state', 'chat_sessions'],
-  'The public schema holds exactly the five chat tables, so the RLS check above covers them all.'
+  array[
+    'chat_audit_logs', 'chat_delivery_state', 'chat_messages', 'chat_monitoring', 'chat_read_state',
+    'chat_sessions'
+  ],
+  'The public schema holds exactly the six chat tables, so the RLS check above covers them all.'
 );
 
 -- ---------------------------------------------------------------- schema chat_private

@@ -67,10 +67,11 @@ select results_eq(
      from information_schema.triggers
      where trigger_schema = 'public' and trigger_name like '%\_notify'
      group by 1, 2, 4, 5 order by 1 $$,
-  $$ values ('chat_messages_notify', 'chat_messages', 'INSERT', 'AFTER', 'ROW'),
+  $$ values ('chat_delivery_state_notify', 'chat_delivery_state', 'INSERT,UPDATE', 'AFTER', 'ROW'),
+            ('chat_messages_notify', 'chat_messages', 'INSERT', 'AFTER', 'ROW'),
             ('chat_read_state_notify', 'chat_read_state', 'INSERT,UPDATE', 'AFTER', 'ROW'),
             ('chat_sessions_notify', 'chat_sessions', 'INSERT,UPDATE', 'AFTER', 'ROW') $$,
-  'The notify triggers fire after each inserted row (and updated row, for read state and sessions).'
+  'The notify triggers fire after each inserted row (and updated row, for read and delivery state and sessions).'
 );
 select matches(
   (
@@ -87,8 +88,8 @@ select is(
     where p.pronamespace = 'chat_private'::regnamespace
       and p.prosrc ~ 'pg_notify\(\s*''chat_events'''
   ),
-  array['notify_message', 'notify_read_state', 'notify_session'],
-  'Exactly the three notify functions publish on channel chat_events.'
+  array['notify_delivery_state', 'notify_message', 'notify_read_state', 'notify_session'],
+  'Exactly the four notify functions publish on channel chat_events.'
 );
 select is_definer(
   'chat_private', 'notify_read_state', '{}'::name[],
@@ -110,8 +111,8 @@ select is(
 select results_eq(
   $$ select tablename::text collate "default" from pg_catalog.pg_publication_tables
      where pubname = 'supabase_realtime' and schemaname = 'public' order by tablename $$,
-  $$ values ('chat_messages'), ('chat_read_state'), ('chat_sessions') $$,
-  'Sessions, messages and read state are in publication supabase_realtime; audit and monitoring are not.'
+  $$ values ('chat_delivery_state'), ('chat_messages'), ('chat_read_state'), ('chat_sessions') $$,
+  'Sessions, messages, read and delivery state are in publication supabase_realtime; audit and monitoring are not.'
 );
 select is(
   (

@@ -22,17 +22,27 @@ from .models import (
     SessionEnvelope,
     SessionList,
     SessionPath,
-    SessionsQuery,
 )
 from .registry import Route, register
+from .search_models import SessionsFilterQuery
 
 
 # ---------------------------------------------------------------- sessions
 async def list_sessions(request: web.Request) -> web.Response:
     principal = await authenticate(request)
-    query = query_params(request, SessionsQuery)
+    query = query_params(request, SessionsFilterQuery)
     async with request.app[DATABASE].as_user(principal) as conn:
-        rows, has_more = await sessions.list_mine(conn, limit=query.limit, offset=query.offset)
+        if query.q or query.type or query.status:
+            rows, has_more = await sessions.find_mine(
+                conn,
+                text=query.q,
+                type_=query.type,
+                status=query.status,
+                limit=query.limit,
+                offset=query.offset,
+            )
+        else:
+            rows, has_more = await sessions.list_mine(conn, limit=query.limit, offset=query.offset)
     return reply(
         SessionList(sessions=[ChatSession.model_validate(r) for r in rows], has_more=has_more)
     )
@@ -123,7 +133,9 @@ ROUTES = (
         list_sessions,
         operation_id="listSessions",
         summary="The caller's sessions, newest activity first, with unread counts",
-        query=SessionsQuery,
+        description="q, type and status filter the list (q: text in the title or, as "
+        "whole words, in any message).",
+        query=SessionsFilterQuery,
         response=SessionList,
     ),
     Route(

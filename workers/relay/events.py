@@ -15,7 +15,7 @@ from typing import Any
 import asyncpg
 import socketio
 
-from .. import message_store
+from .. import message_store, receipts
 from ..auth import Principal
 from ..changefeed import Changefeed
 from ..config import Settings
@@ -159,6 +159,13 @@ class RelayEvents:
             count = await message_store.mark_read(conn, data.session_id, data.up_to_message_id)
         return {"session_id": str(data.session_id), "read_count": count}
 
+    async def _mark_delivered(self, sid: str, state: SocketState, data: MarkRead) -> dict[str, Any]:
+        """A device got the session's messages up to a message: the delivery cursor moves
+        (never backwards); the room hears it from the changefeed (``messages_delivered``)."""
+        async with self.db.as_user(state.principal) as conn:
+            moved = await receipts.mark_delivered(conn, data.session_id, data.up_to_message_id)
+        return {"session_id": str(data.session_id), "moved": moved}
+
     # ------------------------------------------------------------------ typing
     async def _typing_start(self, sid: str, state: SocketState, data: SessionRef) -> dict[str, Any]:
         principal = state.principal
@@ -246,6 +253,17 @@ class RelayEvents:
         }
         await self.sio.emit(
             "messages_read", body, room=room(event["session_id"]), ignore_queue=True
+        )
+
+    async def _db_delivered(self, event: dict[str, Any]) -> None:
+        body = {
+            "user_id": event["user_id"],
+            "session_id": event["session_id"],
+            "up_to_message_id": event["up_to_message_id"],
+            "timestamp": now_iso(),
+        }
+        await self.sio.emit(
+            "messages_delivered", body, room=room(event["session_id"]), ignore_queue=True
         )
 
     async def _db_session(self, event: dict[str, Any]) -> None:

@@ -98,6 +98,7 @@ class Relay(RelayEvents):
             on_message=self._db_message,
             on_read=self._db_read,
             on_session=self._db_session,
+            on_delivered=self._db_delivered,
         )
         if manager is not None:
             manager.relayed = self._relayed
@@ -160,6 +161,7 @@ class Relay(RelayEvents):
             "leave_session": (SessionRef, self._leave_session),
             "send_message": (SendMessage, self._send_message),
             "mark_messages_read": (MarkRead, self._mark_read),
+            "messages_delivered": (MarkRead, self._mark_delivered),
             "typing_start": (SessionRef, self._typing_start),
             "typing_stop": (SessionRef, self._typing_stop),
             "get_online_users": (SessionRef, self._get_online_users),

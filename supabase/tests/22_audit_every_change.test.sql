@@ -3,7 +3,7 @@
 -- not; a message's sender cannot be changed or emptied by an update.
 begin;
 set local search_path = extensions, public;
-select plan(12);
+select plan(13);
 
 do $$
 begin
@@ -148,6 +148,17 @@ select is(
   ),
   1,
   'Storage''s own bookkeeping (last_accessed_at) is not audited.'
+);
+
+-- Delivery cursors too.
+select tests.authenticate_as('0c000000-0000-4000-8000-000000000002');
+select public.mark_chat_messages_delivered('5e000000-0000-4000-8000-000000000001', '3e000000-0000-4000-8000-000000000001');
+reset role;
+select set_config('request.jwt.claims', '', true);
+select is(
+  (select actor_id from public.chat_audit_logs where action = 'delivery_state.advanced'),
+  '0c000000-0000-4000-8000-000000000002'::uuid,
+  'A delivery cursor set by the reader is audited with the reader as actor.'
 );
 
 select * from finish();
