@@ -1,8 +1,8 @@
 -- Delivery receipts: a per-user delivery cursor beside the read cursor. A client says what
 -- reached a device (messages_delivered); the cursor follows the read cursor's rules: it
 -- names a message of its session, takes that message's position, never moves backwards,
--- and only participants read it (RLS). Delivery cursors are receipts, not chat content:
--- they are not audited (a read cursor is), and they change no unread count.
+-- and only participants read it (RLS). Changes are audited (..._chat_audit_delivery.sql);
+-- delivery changes no unread count.
 
 -- ---------------------------------------------------------------- table
 create table public.chat_delivery_state (
