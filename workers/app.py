@@ -7,8 +7,9 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from . import telemetry
+from . import telemetry, webhooks
 from .api import admin, chat, files, health
+from .api import webhooks as webhook_admin
 from .api.errors import error_middleware
 from .auth import TokenVerifier
 from .config import Settings
@@ -43,6 +44,8 @@ def create_app(settings: Settings, *, relay_id: str | None = None) -> web.Applic
     admin.setup(app)
     telemetry.setup(app)
     files.setup(app)
+    webhooks.setup(app)  # after telemetry: its metrics join the app's registry
+    webhook_admin.setup(app)
     return app
 
 
