@@ -10,19 +10,17 @@ import datetime as dt
 import time
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
 import asyncpg
 import pytest
 
-from workers.db import Database
 from workers.webhooks.sender import Sender
 
 from .conftest import Users
 from .relay_helpers import Recorder, running_relay
-from .webhook_helpers import Receiver, fresh_database, new_secret, receiver, wait_until
+from .webhook_helpers import Env, Receiver, new_secret, open_env, receiver, wait_until
 
 WAITING = "chat.message.waiting"
 CREATED = "chat.session.created"
@@ -37,25 +35,10 @@ FAST = {
 }
 
 
-@dataclass
-class Env:
-    url: str
-    conn: asyncpg.Connection
-    users: Users
-    db: Database
-
-
 @pytest.fixture
 async def env(template_url: str) -> AsyncIterator[Env]:
-    async with fresh_database(template_url) as url:
-        conn = await asyncpg.connect(url)
-        db = Database(url, max_size=3)
-        await db.open()
-        try:
-            yield Env(url, conn, Users(conn), db)
-        finally:
-            await db.close()
-            await conn.close()
+    async with open_env(template_url) as made:
+        yield made
 
 
 def hooked(hook: Receiver, **overrides: Any) -> dict[str, Any]:

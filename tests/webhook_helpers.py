@@ -19,6 +19,10 @@ import asyncpg
 from aiohttp import web
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
+from workers.db import Database
+
+from .conftest import Users
+
 
 def new_secret() -> str:
     return "whsec_" + base64.b64encode(os.urandom(32)).decode()
@@ -123,6 +127,29 @@ async def fresh_database(template_url: str) -> AsyncIterator[str]:
     finally:
         await admin.execute(f'drop database if exists "{name}" with (force)')
         await admin.close()
+
+
+@dataclass
+class Env:
+    """A database of its own, a connection as its owner, users, and a pool to act as them."""
+
+    url: str
+    conn: asyncpg.Connection
+    users: Users
+    db: Database
+
+
+@asynccontextmanager
+async def open_env(template_url: str) -> AsyncIterator[Env]:
+    async with fresh_database(template_url) as url:
+        conn = await asyncpg.connect(url)
+        db = Database(url, max_size=3)
+        await db.open()
+        try:
+            yield Env(url, conn, Users(conn), db)
+        finally:
+            await db.close()
+            await conn.close()
 
 
 async def wait_until(check: Callable[[], Any], within: float = 10.0, every: float = 0.05) -> Any:
