@@ -95,7 +95,7 @@ async def test_offline_participant_gets_exactly_one_event_for_a_burst(env: Env) 
         client, reader = await pair(env)
         sid = await session(env, client, reader)
         burst = [await send(env, client, sid, f"message {i}") for i in range(5)]
-        await hook.wait_for(lambda: bool(hook.about(WAITING, sid)), within=10)
+        await hook.wait_for(lambda: bool(hook.about(WAITING, sid)), within=20)
         arrived = time.time()
         await asyncio.sleep(2.0)  # a second event would be here by now
 
@@ -163,7 +163,7 @@ async def test_reading_before_the_delay_cancels_the_event(env: Env) -> None:
 
         # A new message after the read opens a new period, which is notified.
         later = await send(env, client, sid, "one more thing")
-        await hook.wait_for(lambda: bool(hook.about(WAITING, sid)), within=10)
+        await hook.wait_for(lambda: bool(hook.about(WAITING, sid)), within=20)
         data = hook.about(WAITING, sid)[0].payload["data"]
         assert data["unread_count"] == 1
         assert data["last_message"]["id"] == str(later["id"])
@@ -178,9 +178,10 @@ async def test_emergency_session_notifies_at_once(env: Env) -> None:
         client, reader = await pair(env)
         sid = await session(env, client, reader, type_="emergency")
         sent = await send(env, client, sid, "please call me now")
-        await hook.wait_for(lambda: bool(hook.about(WAITING, sid)), within=5)
+        await hook.wait_for(lambda: bool(hook.about(WAITING, sid)), within=10)
         took = hook.about(WAITING, sid)[0].at - sent["created_at"].timestamp()
         assert took < 3.0, took  # not the 30 s NOTIFY_DELAY
+        print(f"\nemergency message -> delivery: {took:.2f} s")
         data = hook.about(WAITING, sid)[0].payload["data"]
         assert data["session_type"] == "emergency"
         assert data["last_message"]["content"] == "please call me now"  # WEBHOOK_INCLUDE_CONTENT
@@ -193,7 +194,7 @@ async def test_session_created_and_closed_are_announced(env: Env) -> None:
         sid = await session(env, client, reader, type_="booking")
         async with env.db.as_user(Users.principal(reader, "reader")) as conn:
             await conn.execute("select public.close_chat_session($1)", sid)
-        await hook.wait_for(lambda: bool(hook.about(CLOSED, sid)), within=5)
+        await hook.wait_for(lambda: bool(hook.about(CLOSED, sid)), within=10)
         created = hook.about(CREATED, sid)[0].payload["data"]
         closed = hook.about(CLOSED, sid)[0].payload["data"]
         assert created["participants"] == [str(client), str(reader)]
@@ -218,7 +219,7 @@ async def test_receiver_failing_then_recovering_gets_the_event_once_with_one_id(
             await worker_ready(env)
             client, reader = await pair(env)
             sid = await session(env, client, reader)
-            await hook.wait_for(lambda: bool(hook.about(CREATED, sid)), within=15)
+            await hook.wait_for(lambda: bool(hook.about(CREATED, sid)), within=20)
             await asyncio.sleep(1.0)
         attempts = [
             r for r in hook.requests if r.payload and r.payload["data"]["session_id"] == str(sid)
@@ -244,7 +245,7 @@ async def test_restart_while_pending_loses_nothing(env: Env) -> None:
             await worker_ready(env)
             s1 = await session(env, client, reader)
             await send(env, client, s1, "first session")
-            await hook.wait_for(lambda: len(hook.requests) >= 3, within=10)  # attempted, failed
+            await hook.wait_for(lambda: len(hook.requests) >= 3, within=20)  # attempted, failed
         # The service is down: a message in a second session, and a third session.
         s2 = await session(env, client, reader)
         await send(env, client, s2, "while nobody was there")
@@ -257,8 +258,8 @@ async def test_restart_while_pending_loses_nothing(env: Env) -> None:
         hook.respond = lambda _n: 200
         async with running_relay(env.url, **hooked(hook)):
             for sid in (s1, s2):
-                await hook.wait_for(lambda sid=sid: bool(hook.about(WAITING, sid)), within=10)
-                await hook.wait_for(lambda sid=sid: bool(hook.about(CREATED, sid)), within=10)
+                await hook.wait_for(lambda sid=sid: bool(hook.about(WAITING, sid)), within=20)
+                await hook.wait_for(lambda sid=sid: bool(hook.about(CREATED, sid)), within=20)
             await asyncio.sleep(1.5)
         for sid in (s1, s2):
             assert len(hook.about(WAITING, sid)) == 1
@@ -314,7 +315,7 @@ async def test_gone_stops_at_once_and_dead_letters_can_be_replayed(env: Env) -> 
                 async with http.post(replay, headers=as_admin) as resp:
                     assert resp.status == 200, await resp.text()
                     assert (await resp.json())["delivery"]["status"] == "pending"
-                await hook.wait_for(lambda: bool(hook.about(CREATED, sid)), within=5)
+                await hook.wait_for(lambda: bool(hook.about(CREATED, sid)), within=10)
                 async with http.post(f"{api}/{uuid.uuid4()}/replay", headers=as_admin) as resp:
                     assert resp.status == 404
         assert hook.about(CREATED, sid)[0].headers["webhook-id"] == dead["webhook_id"]
@@ -344,7 +345,7 @@ async def test_retries_end_in_the_dead_letter_state(env: Env) -> None:
                     "select status = 'dead' from chat_private.webhook_outbox where session_id = $1",
                     sid,
                 ),
-                within=10,
+                within=20,
             )
         row = await env.conn.fetchrow(
             "select * from chat_private.webhook_outbox where session_id = $1", sid

@@ -142,7 +142,7 @@ async def test_two_relays_deliver_each_event_once_and_fail_over(env: Env, hook: 
             for i in range(3):
                 await send(env, client, sid, f"burst {i}")
         for sid in sessions[:2]:
-            await hook.wait_for(lambda sid=sid: bool(hook.about(WAITING, sid)), within=10)
+            await hook.wait_for(lambda sid=sid: bool(hook.about(WAITING, sid)), within=20)
         await asyncio.sleep(2.0)
         for sid in sessions[:2]:
             assert len(hook.about(WAITING, sid)) == 1
@@ -159,7 +159,7 @@ async def test_two_relays_deliver_each_event_once_and_fail_over(env: Env, hook: 
         client, reader = await pair(env)
         after = await session(env, client, reader)
         await send(env, client, after, "after the failover")
-        await hook.wait_for(lambda: bool(hook.about(WAITING, after)), within=10)
+        await hook.wait_for(lambda: bool(hook.about(WAITING, after)), within=20)
         await asyncio.sleep(1.5)
         assert len(hook.about(WAITING, after)) == 1
         assert len(hook.about(CREATED, after)) == 1

@@ -77,6 +77,15 @@ class Outbox:
             rows = await conn.fetch(_CLAIM, limit, lease)
         return [Claimed(**dict(r)) for r in rows]
 
+    async def release(self, row: Claimed) -> None:
+        """Give back a claimed row whose attempt was abandoned: due now."""
+        async with self._db.pool.acquire() as conn:
+            await conn.execute(
+                "update chat_private.webhook_outbox set next_attempt_at = now() "
+                "where id = $1 and status = 'pending'",
+                row.id,
+            )
+
     async def delivered(self, row: Claimed, attempt: Attempt) -> float | None:
         """Record a delivery; the seconds from enqueue, or None if the row had changed."""
         async with self._db.pool.acquire() as conn:

@@ -124,7 +124,7 @@ class WebhookWorker:
 
     async def _deliver_forever(self) -> None:
         backoff = self.config.poll
-        lease = self.config.timeout + 30.0
+        lease = self.config.timeout + 5.0
         while True:
             self._wake.clear()  # before claiming: a wake during the claim is not lost
             try:
@@ -143,7 +143,14 @@ class WebhookWorker:
                 await asyncio.wait_for(self._wake.wait(), timeout=backoff)
 
     async def _attempt(self, row: Claimed) -> None:
-        attempt = await self._sender.send(webhook_id(row.id), row.payload)
+        try:
+            attempt = await self._sender.send(webhook_id(row.id), row.payload)
+        except asyncio.CancelledError:
+            # Shutting down or no longer leading: the row is due again at once, not at the
+            # end of its lease (a crash leaves it to the lease).
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._outbox.release(row), timeout=2)
+            raise
         self._metrics.attempts.labels(attempt.result).inc()
         if attempt.outcome == "delivered":
             latency = await self._outbox.delivered(row, attempt)
