@@ -238,30 +238,48 @@ async def test_receiver_failing_then_recovering_gets_the_event_once_with_one_id(
 
 
 async def test_restart_while_pending_loses_nothing(env: Env) -> None:
+    """Deliveries failing when the service stops, a waiting period not yet due, and
+    messages written while no service runs: all delivered once after the restart."""
     async with receiver() as hook:
         hook.respond = lambda _n: 503
+        settings = hooked(hook, notify_delay=3.0)
         client, reader = await pair(env)
-        async with running_relay(env.url, **hooked(hook)):
+        async with running_relay(env.url, **settings):
             await worker_ready(env)
-            s1 = await session(env, client, reader)
+            s1 = await session(env, client, reader, type_="emergency")  # due at once
             await send(env, client, s1, "first session")
             await hook.wait_for(lambda: len(hook.requests) >= 3, within=20)  # attempted, failed
-        # The service is down: a message in a second session, and a third session.
-        s2 = await session(env, client, reader)
-        await send(env, client, s2, "while nobody was there")
+            s2 = await session(env, client, reader)
+            await send(env, client, s2, "due in three seconds")
+            await wait_until(
+                lambda: env.conn.fetchval(
+                    "select count(*) = 1 from chat_private.webhook_waiting "
+                    "where session_id = $1 and status = 'pending'",
+                    s2,
+                )
+            )
+        # The service is down: a third session, with a message.
+        s3 = await session(env, client, reader)
+        await send(env, client, s3, "while nobody was there")
         tried = {r.headers["webhook-id"] for r in hook.requests}
         pending = await env.conn.fetchval(
             "select count(*) from chat_private.webhook_outbox where status = 'pending'"
         )
-        assert pending >= 1
+        assert pending >= 2  # s1's created and waiting events, at least
+        assert (
+            await env.conn.fetchval(
+                "select status from chat_private.webhook_waiting where session_id = $1", s2
+            )
+            == "pending"
+        )
 
         hook.respond = lambda _n: 200
-        async with running_relay(env.url, **hooked(hook)):
-            for sid in (s1, s2):
+        async with running_relay(env.url, **settings):
+            for sid in (s1, s2, s3):
                 await hook.wait_for(lambda sid=sid: bool(hook.about(WAITING, sid)), within=20)
                 await hook.wait_for(lambda sid=sid: bool(hook.about(CREATED, sid)), within=20)
             await asyncio.sleep(1.5)
-        for sid in (s1, s2):
+        for sid in (s1, s2, s3):
             assert len(hook.about(WAITING, sid)) == 1
             assert len(hook.about(CREATED, sid)) == 1
         delivered_ids = {r.headers["webhook-id"] for r in hook.delivered()}
@@ -272,6 +290,35 @@ async def test_restart_while_pending_loses_nothing(env: Env) -> None:
             )
             == 0
         )
+
+
+async def test_joining_before_the_delay_cancels_the_event(env: Env) -> None:
+    async with (
+        receiver() as hook,
+        running_relay(env.url, **hooked(hook, notify_delay=2.0)) as (url, _relay),
+    ):
+        await worker_ready(env)
+        client, reader = await pair(env)
+        sid = await session(env, client, reader)
+        await send(env, client, sid, "are you around?")
+        await wait_until(
+            lambda: env.conn.fetchval(
+                "select count(*) = 1 from chat_private.webhook_waiting "
+                "where session_id = $1 and status = 'pending'",
+                sid,
+            )
+        )
+        watcher = Recorder("reader")
+        await watcher.connect(url, Users.token(reader, "reader"))
+        assert (await watcher.call("join_session", {"session_id": str(sid)}))["ok"]
+        await wait_until(
+            lambda: env.conn.fetchval(
+                "select count(*) = 0 from chat_private.webhook_waiting where session_id = $1", sid
+            )
+        )
+        await watcher.close()  # gone again, without reading: the period has ended all the same
+        await asyncio.sleep(3.0)
+        assert hook.about(WAITING, sid) == []
 
 
 async def test_gone_stops_at_once_and_dead_letters_can_be_replayed(env: Env) -> None:
