@@ -18,16 +18,24 @@ import pytest
 
 from .conftest import SECRET, Users
 from .relay_helpers import Recorder
-from .test_relay_cluster import REDIS_URL, _free_port, _redis_available
 from .test_webhooks import CREATED, WAITING, pair, send, session
-from .webhook_helpers import Env, Receiver, open_env, receiver, wait_until
+from .webhook_helpers import (
+    REDIS_URL,
+    Env,
+    Receiver,
+    free_port,
+    open_env,
+    receiver,
+    redis_available,
+    wait_until,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 class HookedRelay:
     def __init__(self, database_url: str, hook: Receiver) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env_vars = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
@@ -116,7 +124,7 @@ async def _leader(relays: list[HookedRelay]) -> HookedRelay:
 
 
 async def test_two_relays_deliver_each_event_once_and_fail_over(env: Env, hook: Receiver) -> None:
-    if not await _redis_available():
+    if not await redis_available():
         pytest.fail(f"Redis is needed at {REDIS_URL} (scripts/test starts it)")
     relays = [HookedRelay(env.url, hook), HookedRelay(env.url, hook)]
     watcher = Recorder("reader online on the follower")
