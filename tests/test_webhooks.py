@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import itertools
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -401,6 +402,52 @@ async def test_retries_end_in_the_dead_letter_state(env: Env) -> None:
         assert row["attempts"] >= 3
         assert row["last_status"] == 500
         assert row["last_attempt_at"] - row["created_at"] >= dt.timedelta(seconds=1.4)
+
+
+async def test_redirects_are_not_followed(env: Env) -> None:
+    async with receiver() as hook:
+        hook.respond = lambda _n: 307
+        async with running_relay(env.url, **hooked(hook)):
+            await worker_ready(env)
+            client, reader = await pair(env)
+            sid = await session(env, client, reader)
+            await wait_until(
+                lambda: env.conn.fetchval(
+                    "select status = 'dead' from chat_private.webhook_outbox where session_id = $1",
+                    sid,
+                )
+            )
+            await asyncio.sleep(0.5)
+        assert len(hook.requests) == 1  # neither followed nor retried
+        row = await env.conn.fetchrow(
+            "select * from chat_private.webhook_outbox where session_id = $1", sid
+        )
+        assert (row["dead_reason"], row["last_status"]) == ("rejected", 307)
+
+
+async def test_a_slow_receiver_times_out_and_is_retried(env: Env) -> None:
+    async with receiver() as hook:
+        hook.stall = lambda n: 3.0 if n < 2 else 0.0  # the first two answers come too late
+        async with running_relay(env.url, **hooked(hook, webhook_timeout=0.5)):
+            await worker_ready(env)
+            client, reader = await pair(env)
+            sid = await session(env, client, reader)
+            await wait_until(
+                lambda: env.conn.fetchval(
+                    "select status = 'delivered' from chat_private.webhook_outbox "
+                    "where session_id = $1",
+                    sid,
+                ),
+                within=20,
+            )
+        assert len(hook.requests) == 3
+        assert len({r.headers["webhook-id"] for r in hook.requests}) == 1
+        row = await env.conn.fetchrow(
+            "select * from chat_private.webhook_outbox where session_id = $1", sid
+        )
+        assert row["attempts"] == 3
+        gaps = [b.at - a.at for a, b in itertools.pairwise(hook.requests)]
+        assert all(gap < 2.0 for gap in gaps), gaps  # gave up at 0.5 s, not after 3 s
 
 
 # ---------------------------------------------------------------- signatures

@@ -68,6 +68,7 @@ class Receiver:
         self.verifier = Webhook(secret)
         self.requests: list[Received] = []
         self.respond: Callable[[int], int] = lambda _n: 200
+        self.stall: Callable[[int], float] = lambda _n: 0.0  # seconds before answering
         self._changed = asyncio.Event()
         self._runner: web.AppRunner | None = None
         self.url = ""
@@ -94,10 +95,14 @@ class Receiver:
             verified = True
         except (WebhookVerificationError, ValueError):
             payload, verified = None, False
-        status = self.respond(len(self.requests)) if verified else 401
+        number = len(self.requests)
+        status = self.respond(number) if verified else 401
         self.requests.append(Received(headers, body, payload, verified, status))
         self._changed.set()
-        return web.Response(status=status, text="ok" if status < 300 else "no")
+        await asyncio.sleep(self.stall(number))
+        # A redirect points back here: a client that followed it would show up again.
+        location = {"Location": self.url + "?followed=1"} if 300 <= status < 400 else {}
+        return web.Response(status=status, text="ok" if status < 300 else "no", headers=location)
 
     # ------------------------------------------------------------------ queries
     def delivered(self, kind: str | None = None) -> list[Received]:
