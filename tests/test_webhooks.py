@@ -170,6 +170,51 @@ async def test_reading_before_the_delay_cancels_the_event(env: Env) -> None:
         assert data["last_message"]["id"] == str(later["id"])
 
 
+async def test_one_event_per_period_until_the_participant_reads(env: Env) -> None:
+    async with receiver() as hook, running_relay(env.url, **hooked(hook)):
+        await worker_ready(env)
+        client, reader = await pair(env)
+        sid = await session(env, client, reader)
+        await send(env, client, sid, "first")
+        await hook.wait_for(lambda: len(hook.about(WAITING, sid)) == 1, within=20)
+        # Still away: more messages belong to the same period, no new event.
+        await send(env, client, sid, "second")
+        await send(env, client, sid, "third")
+        await asyncio.sleep(2.5)
+        assert len(hook.about(WAITING, sid)) == 1
+        # Reading ends it; the next message starts a new period and a new event.
+        assert await mark_read(env, reader, sid) == 3
+        await wait_until(
+            lambda: env.conn.fetchval(
+                "select count(*) = 0 from chat_private.webhook_waiting where session_id = $1", sid
+            ),
+            within=20,
+        )
+        latest = await send(env, client, sid, "fourth")
+        await hook.wait_for(lambda: len(hook.about(WAITING, sid)) == 2, within=20)
+        second = hook.about(WAITING, sid)[1].payload["data"]
+        assert second["unread_count"] == 1
+        assert second["last_message"]["id"] == str(latest["id"])
+
+
+async def test_a_cursor_from_another_database_starts_over_from_now(env: Env) -> None:
+    async with receiver() as hook, running_relay(env.url, **hooked(hook)):
+        await worker_ready(env)
+        # As if the database had been restored elsewhere: a snapshot far in the future.
+        await env.conn.execute(
+            "update chat_private.webhook_cursor set snapshot = '9000000000:9000000000:'"
+        )
+        await wait_until(
+            lambda: env.conn.fetchval(
+                "select pg_snapshot_xmax(snapshot) < '9000000000'::xid8 from chat_private.webhook_cursor"
+            )
+        )
+        client, reader = await pair(env)
+        sid = await session(env, client, reader)
+        await send(env, client, sid, "still heard")
+        await hook.wait_for(lambda: bool(hook.about(WAITING, sid)), within=20)
+
+
 async def test_emergency_session_notifies_at_once(env: Env) -> None:
     async with (
         receiver() as hook,

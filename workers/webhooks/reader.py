@@ -48,6 +48,9 @@ Online = Callable[[uuid.UUID, set[uuid.UUID]], Awaitable[set[uuid.UUID]]]
 # or when the feature is switched on again after a while).
 MAX_AGE = 24 * 3600.0
 _PAGE = 2000  # periods examined per step and tick
+# Notified periods (participants away, maybe for days) are checked for reading every this
+# many ticks; pending ones (short-lived) at every tick.
+_NOTIFIED_EVERY = 10
 
 # Sessions created by a transaction that began before the oldest transaction open at this
 # tick (less a margin, for roles that cannot see other sessions' xact_start) are not
@@ -56,6 +59,10 @@ _HORIZON = """
 select least(now(), min(a.xact_start)) - interval '60 seconds'
 from pg_catalog.pg_stat_activity as a
 where a.datname = current_database() and a.xact_start is not null
+"""
+
+_FROM_ELSEWHERE = """
+select pg_snapshot_xmax($1::text::pg_snapshot) > pg_snapshot_xmax(pg_current_snapshot())
 """
 
 _FRESH = """
@@ -150,6 +157,7 @@ left join lateral (
   limit 1
 ) as n on true
 where (r.last_read_at, r.last_read_seq) >= (w.since_at, w.since_seq)
+  and (w.status = 'pending' or $3)
 limit $2
 """
 
@@ -216,19 +224,21 @@ class Reader:
         self._online = online
         self._delay = delay
         self._include_content = include_content
+        self._ticks = 0
 
     async def tick(self) -> collections.Counter[str]:
         """One pass; returns the events enqueued, by type."""
         enqueued: collections.Counter[str] = collections.Counter()
-        await self._end_read_periods()
+        self._ticks += 1
+        await self._end_read_periods(notified_too=self._ticks % _NOTIFIED_EVERY == 1)
         enqueued.update(await self._discover())
         enqueued.update(await self._notify_due())
         return enqueued
 
     # ------------------------------------------------------------------ 1. reading
-    async def _end_read_periods(self) -> None:
+    async def _end_read_periods(self, *, notified_too: bool) -> None:
         async with self._db.pool.acquire() as conn, conn.transaction():
-            rows = await conn.fetch(_READ_PERIODS, self._delay, _PAGE)
+            rows = await conn.fetch(_READ_PERIODS, self._delay, _PAGE, notified_too)
             reopen = [r for r in rows if r["next_at"] is not None]
             ended = [r for r in rows if r["next_at"] is None]
             if reopen:
@@ -259,6 +269,14 @@ class Reader:
                     )
                     return collections.Counter()
                 snapshot = cursor["snapshot"]
+                if await conn.fetchval(_FROM_ELSEWHERE, snapshot):
+                    # A snapshot from the future: the database was restored or replaced.
+                    log.warning("webhook cursor is ahead of this database; starting from now")
+                    await conn.execute(
+                        "update chat_private.webhook_cursor set snapshot = pg_current_snapshot(), "
+                        "horizon = now(), updated_at = now() where id"
+                    )
+                    return collections.Counter()
                 candidates = await conn.fetch(_CANDIDATES, snapshot, MAX_AGE)
                 await self._open_periods(conn, candidates)
                 include = self._include_content
