@@ -206,7 +206,8 @@ async def test_a_cursor_from_another_database_starts_over_from_now(env: Env) -> 
         )
         await wait_until(
             lambda: env.conn.fetchval(
-                "select pg_snapshot_xmax(snapshot) < '9000000000'::xid8 from chat_private.webhook_cursor"
+                "select pg_snapshot_xmax(snapshot) < '9000000000'::xid8 "
+                "from chat_private.webhook_cursor"
             )
         )
         client, reader = await pair(env)
