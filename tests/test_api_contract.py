@@ -97,6 +97,8 @@ async def test_openapi_document_covers_every_route(api: TestClient) -> None:
         ("GET", "/api/chat/audit/verify"),
         ("GET", "/api/chat/monitoring"),
         ("GET", "/api/chat/monitoring/{sessionId}"),
+        ("GET", "/api/chat/webhooks/deliveries"),
+        ("POST", "/api/chat/webhooks/deliveries/{deliveryId}/replay"),
     }
     assert doc["components"]["securitySchemes"]["bearerAuth"]["scheme"] == "bearer"
     error_ref = {"$ref": "#/components/schemas/ErrorBody"}

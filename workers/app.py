@@ -9,8 +9,9 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from . import telemetry
+from . import telemetry, webhooks
 from .api import admin, chat, console, files, health, search
+from .api import webhooks as webhook_admin
 from .api.errors import error_middleware
 from .audit_linker import AuditLinker
 from .auth import TokenVerifier
@@ -52,6 +53,8 @@ def create_app(settings: Settings, *, relay_id: str | None = None) -> web.Applic
     telemetry.setup(app)
     files.setup(app)
     search.setup(app)
+    webhooks.setup(app)  # after telemetry: its metrics join the app's registry
+    webhook_admin.setup(app)
     console.setup(app)  # the web console at / and /assets/
     return app
 

@@ -6,11 +6,13 @@ values from a :class:`Settings` object; none reads the environment itself.
 
 from __future__ import annotations
 
+import base64
 import os
 import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/chat_dev"
 MIN_JWT_SECRET_LENGTH = 32
@@ -59,6 +61,17 @@ class Settings:
     event_queue_limit: int = 10_000
     monitoring_retention_days: float = 30.0
     console_dir: Path | None = None  # None: the repository's web/dist
+    # Webhooks to the host platform (workers/webhooks): off without webhook_url.
+    webhook_url: str | None = None
+    webhook_secret: str | None = None
+    notify_delay: float = 30.0
+    webhook_include_content: bool = False
+    webhook_timeout: float = 10.0
+    webhook_retry_base: float = 5.0
+    webhook_retry_cap: float = 3600.0
+    webhook_retry_window: float = 86400.0
+    webhook_poll_seconds: float = 1.0
+    webhook_retention_days: float = 7.0
 
     @property
     def jwks_url(self) -> str | None:
@@ -111,6 +124,7 @@ class Settings:
             monitoring_retention_days=get.number(
                 "MONITORING_RETENTION_DAYS", 30.0, low=0, high=36_500
             ),
+            **_webhook_settings(get),
         )
         settings._check()
         return settings
@@ -135,6 +149,7 @@ class Settings:
             )
         if self.file_url_secret is not None and len(self.file_url_secret) < 32:
             raise SettingsError("FILE_URL_SECRET: must be at least 32 characters")
+        self._check_webhooks()
         if self.storage_backend == "supabase":
             if not self.supabase_url:
                 raise SettingsError("SUPABASE_URL: required when STORAGE_BACKEND=supabase")
@@ -142,6 +157,49 @@ class Settings:
                 raise SettingsError(
                     "SUPABASE_SERVICE_ROLE_KEY: required when STORAGE_BACKEND=supabase"
                 )
+
+    def _check_webhooks(self) -> None:
+        if self.webhook_url and not self.webhook_secret:
+            raise SettingsError("WEBHOOK_SECRET: required when WEBHOOK_URL is set (whsec_...)")
+        if self.webhook_secret is not None:
+            _check_webhook_secret(self.webhook_secret)
+
+
+# Standard Webhooks secrets: "whsec_" and the base64 of 24 to 64 random bytes.
+_WEBHOOK_SECRET_BYTES = (24, 64)
+
+
+def _check_webhook_secret(secret: str) -> None:
+    raw = secret.removeprefix("whsec_")
+    try:
+        padded = raw + "=" * (-len(raw) % 4)
+        key = base64.b64decode(padded, validate=True) if raw != secret else b""
+    except ValueError:
+        key = b""
+    low, high = _WEBHOOK_SECRET_BYTES
+    if not low <= len(key) <= high:
+        raise SettingsError(
+            f"WEBHOOK_SECRET: expected whsec_ followed by the base64 of {low} to {high} "
+            "random bytes (for example whsec_ + `openssl rand -base64 32`)"
+        )
+
+
+def _webhook_settings(get: _Reader) -> dict[str, Any]:
+    """The webhook variables (README, Webhooks to the host platform)."""
+    return {
+        "webhook_url": get.http_url("WEBHOOK_URL"),
+        "webhook_secret": get.optional("WEBHOOK_SECRET"),
+        "notify_delay": get.number("NOTIFY_DELAY", 30.0, low=0, high=86_400),
+        "webhook_include_content": get.boolean("WEBHOOK_INCLUDE_CONTENT", False),
+        "webhook_timeout": get.number("WEBHOOK_TIMEOUT", 10.0, low=0.1, high=60),
+        "webhook_retry_base": get.number("WEBHOOK_RETRY_BASE", 5.0, low=0.01, high=3600),
+        "webhook_retry_cap": get.number("WEBHOOK_RETRY_CAP", 3600.0, low=0.01, high=86_400),
+        "webhook_retry_window": get.number(
+            "WEBHOOK_RETRY_WINDOW", 86_400.0, low=0.1, high=7 * 86_400
+        ),
+        "webhook_poll_seconds": get.number("WEBHOOK_POLL_SECONDS", 1.0, low=0.05, high=60),
+        "webhook_retention_days": get.number("WEBHOOK_RETENTION_DAYS", 7.0, low=1, high=3650),
+    }
 
 
 class _Reader:
@@ -178,6 +236,17 @@ class _Reader:
         if not low <= value <= high:
             raise SettingsError(f"{name}: must be between {low} and {high}, got {value}")
         return value
+
+    def boolean(self, name: str, default: bool) -> bool:
+        raw = self.optional(name)
+        if raw is None:
+            return default
+        value = raw.lower()
+        if value in ("1", "true", "yes", "on"):
+            return True
+        if value in ("0", "false", "no", "off"):
+            return False
+        raise SettingsError(f"{name}: expected true or false, got {raw!r}")
 
     def choice(
         self, name: str, default: str, allowed: tuple[str, ...], *, upper: bool = False

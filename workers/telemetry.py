@@ -32,7 +32,7 @@ F = TypeVar("F", bound=Callable[..., None])
 
 # Refusals of these socket events are audited (beyond the error metrics and event).
 _AUDITED_REFUSALS = {"join_session": "join.refused", "send_message": "send.refused"}
-_ADMIN_PREFIXES = ("/api/chat/audit", "/api/chat/monitoring")
+_ADMIN_PREFIXES = ("/api/chat/audit", "/api/chat/monitoring", "/api/chat/webhooks")
 
 
 def _never_raises(method: F) -> F:
