@@ -13,17 +13,18 @@ begin
   perform tests.create_supabase_user(
     '0c000000-0000-4000-8000-000000000002', 'reader@chat.test', '{"role": "reader"}', '{}'
   );
-  insert into public.chat_sessions (id, participants, type, created_by)
+  -- S1's newest message is a minute later than any session created in this transaction.
+  insert into public.chat_sessions (id, participants, type, created_by, last_message_at)
   values
   (
     '5e000000-0000-4000-8000-000000000001',
     array['0c000000-0000-4000-8000-000000000001', '0c000000-0000-4000-8000-000000000002']::uuid[],
-    'support', '0c000000-0000-4000-8000-000000000001'
+    'support', '0c000000-0000-4000-8000-000000000001', now() + interval '1 minute'
   ),
   (
     '5e000000-0000-4000-8000-000000000002',
     array['0c000000-0000-4000-8000-000000000002']::uuid[],
-    'support', '0c000000-0000-4000-8000-000000000002'
+    'support', '0c000000-0000-4000-8000-000000000002', null
   );
 end
 $$;
@@ -52,9 +53,9 @@ select results_eq(
   'A session inserted directly is active, open, without messages, and created now.'
 );
 select is(
-  (select title from public.list_my_chat_sessions(1, 0)),
-  'Forged dates',
-  'The newest session leads the list by its real time, not a forged one.'
+  (select id from public.list_my_chat_sessions(1, 0)),
+  '5e000000-0000-4000-8000-000000000001'::uuid,
+  'A directly inserted session is not pinned first in the list by a forged last_message_at.'
 );
 
 -- ---------------------------------------------------------------- finding 7
