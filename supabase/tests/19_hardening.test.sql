@@ -42,7 +42,10 @@ values (
 );
 
 select is(
-  (select count(*)::int from public.chat_sessions where id = '5e000000-0000-4000-8000-0000000000ff'),
+  (
+    select count(*)::int from public.chat_sessions
+    where id = '5e000000-0000-4000-8000-0000000000ff'
+  ),
   0,
   'A session inserted directly gets a server id, not the client''s.'
 );
@@ -79,7 +82,10 @@ values (
   array['0c000000-0000-4000-8000-000000000001']::uuid[], 'support', 'No role claim', '2001-01-01'
 );
 select is(
-  (select created_at = now() from public.chat_sessions where title = 'No role claim'),
+  (
+    select created_at = now() from public.chat_sessions
+    where title = 'No role claim'
+  ),
   true,
   'Without a role claim, a directly inserted session is still stamped.'
 );
@@ -145,7 +151,10 @@ select throws_ok(
   'The file guard refuses a storage path with .. segments.'
 );
 select is(
-  (select count(*)::int from storage.objects where name like '%/../%'),
+  (
+    select count(*)::int from storage.objects
+    where name like '%/../%'
+  ),
   0,
   'An object with an unclean name is not readable through the policies.'
 );

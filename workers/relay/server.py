@@ -30,6 +30,7 @@ from ..tasks import spawn
 from .events import RelayEvents
 from .hooks import RelayHooks
 from .models import JoinSession, MarkRead, RefreshToken, SendMessage, SessionRef, describe
+from .packets import PacketGuardServer
 from .presence import Presence
 from .ratelimit import RateLimiter
 from .rooms import SocketState
@@ -58,7 +59,7 @@ class Relay(RelayEvents):
             else None
         )
         origins = settings.cors_origins
-        self.sio = socketio.AsyncServer(
+        self.sio = PacketGuardServer(
             async_mode="aiohttp",
             client_manager=manager,
             cors_allowed_origins="*" if "*" in origins else list(origins),
