@@ -19,7 +19,7 @@ from aiohttp.test_utils import TestClient
 
 from workers.auth import TokenVerifier
 from workers.config import Settings
-from workers.errors import AuthError
+from workers.errors import AuthError, from_postgres
 
 from .api_helpers import api_client, bearer, error_of
 from .conftest import SECRET, Users
@@ -269,3 +269,28 @@ async def test_session_creation_is_limited_per_user(database_url: str, users: Us
             json={"participants": [str(other)], "type": "support"},
         )
         assert resp.status == 201
+
+
+async def test_database_limits_session_creation_on_every_path(
+    db: Any, users: Users, superuser: asyncpg.Connection
+) -> None:
+    """Direct inserts (supabase-js) bypass the service's bucket; the database's hourly
+    limit (chat.session_create_limit) still holds, and maps to 429."""
+    uid = await users.create("client")
+    principal = Users.principal(uid)
+    async with db.as_user(principal) as conn:
+        await conn.execute("select set_config('chat.session_create_limit', '2', true)")
+        for _ in range(2):
+            await conn.execute(
+                "insert into public.chat_sessions (participants, type) "
+                "values (array[$1]::uuid[], 'support')",
+                uid,
+            )
+        with pytest.raises(asyncpg.PostgresError) as caught:
+            await conn.execute(
+                "insert into public.chat_sessions (participants, type) "
+                "values (array[$1]::uuid[], 'support')",
+                uid,
+            )
+    mapped = from_postgres(caught.value)
+    assert (mapped.status, mapped.code) == (429, "rate_limited")

@@ -3,7 +3,7 @@
 -- '.' or '..' segments are refused; the pgTAP helpers are the test runner's alone.
 begin;
 set local search_path = extensions, public;
-select plan(16);
+select plan(18);
 
 do $$
 begin
@@ -157,6 +157,24 @@ select is(
   ),
   0,
   'An object with an unclean name is not readable through the policies.'
+);
+
+-- ---------------------------------------------------------------- finding 3 (creation)
+-- The client created three sessions this hour (one as fixture); with a limit of four, one
+-- more.
+reset role;
+select set_config('chat.session_create_limit', '4', true);
+select tests.authenticate_as('0c000000-0000-4000-8000-000000000001');
+select lives_ok(
+  $$ insert into public.chat_sessions (participants, type)
+     values (array['0c000000-0000-4000-8000-000000000001']::uuid[], 'support') $$,
+  'A user may create sessions up to the hourly limit.'
+);
+select throws_ok(
+  $$ select public.create_chat_session(array['0c000000-0000-4000-8000-000000000001']::uuid[]) $$,
+  'PT429',
+  'too many sessions created in the last hour (at most 4)',
+  'Past the hourly limit, creating a session is refused on every path (PostgREST: 429).'
 );
 
 -- ---------------------------------------------------------------- finding 9
