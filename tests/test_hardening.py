@@ -294,3 +294,19 @@ async def test_database_limits_session_creation_on_every_path(
             )
     mapped = from_postgres(caught.value)
     assert (mapped.status, mapped.code) == (429, "rate_limited")
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("SESSION_CREATE_RATE", "fast"),
+        ("SESSION_CREATE_BURST", "0"),
+        ("UPLOAD_QUOTA_BYTES", "-1"),
+        ("STORAGE_MIN_FREE_BYTES", "lots"),
+        ("ORPHAN_SWEEP_SECONDS", "-5"),
+        ("ORPHAN_GRACE_SECONDS", "1"),
+    ],
+)
+def test_hardening_settings_name_the_bad_variable(variable: str, value: str) -> None:
+    with pytest.raises(ValueError, match=variable):
+        Settings.from_env({"JWT_SECRET": SECRET, variable: value})
