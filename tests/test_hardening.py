@@ -119,9 +119,22 @@ async def _engineio_socket(
         "42" + "[" * 50_000 + "]" * 50_000,  # RecursionError in json
         '42["send_message"',  # truncated JSON
         "49hello",  # unknown Socket.IO packet type
+        "9hello",  # unknown Engine.IO packet type
+        "",  # empty Engine.IO packet
+        "x",  # Engine.IO packet type that is not a number
+        "4" + "[" * 50_000 + "]" * 50_000,  # RecursionError in Engine.IO's json
         '451-["x",{"_placeholder":true,"num":7}]',  # binary event before CONNECT
     ],
-    ids=["deeply-nested", "truncated", "unknown-type", "binary-unconnected"],
+    ids=[
+        "deeply-nested",
+        "truncated",
+        "unknown-type",
+        "binary-unconnected",
+        "unknown-engineio-type",
+        "empty-engineio",
+        "not-a-number-engineio",
+        "deeply-nested-engineio",
+    ],
 )
 async def test_undecodable_packet_closes_its_connection_with_one_log_line(
     database_url: str, caplog: pytest.LogCaptureFixture, packet: str
@@ -151,7 +164,7 @@ async def test_undecodable_packet_closes_its_connection_with_one_log_line(
             assert reply.type == aiohttp.WSMsgType.TEXT and reply.data.startswith("44")
             await bystander.close()
             await ws.close()
-        assert relay.sio.malformed_packets == 1
+        assert relay.sio.undecodable_packets == 1
         lines = [r for r in caplog.records if "undecodable" in r.getMessage()]
         assert len(lines) == 1
         assert all(r.exc_info is None for r in caplog.records), "no traceback is logged"
