@@ -110,6 +110,14 @@ apply_platform() {
   rm -f "$ROOT/.platform.err"
 }
 
+# The pgTAP helpers (schema tests): test databases only, after the migrations.
+apply_test_helpers() {
+  local url="$1" f
+  for f in "$ROOT"/sql/test/*.sql; do
+    psql "$url" -q -v ON_ERROR_STOP=1 -f "$f" >/dev/null || die "test helpers failed: $f"
+  done
+}
+
 migrate() {
   local url="$1" out
   out="$("$SUPABASE" migration up --db-url "$(url_for_cli "$url")" 2>&1)" ||

@@ -52,8 +52,18 @@ async def test_schemathesis_finds_no_server_error_and_no_drift_from_the_document
     config.write_text(
         CONFIG.format(max_examples=MAX_EXAMPLES, token=users.token(DEMO_CLIENT, "client"))
     )
-    # Rate limits off: the fuzzer sends far faster than any user may.
-    app = create_app(settings_for(database_url, data_dir=tmp_path / "data", message_rate=0))
+    # Rate limits off: the fuzzer sends far faster than any user may (the database's
+    # hourly session limit too, for the connections this app opens).
+    dbname = await superuser.fetchval("select current_database()")
+    await superuser.execute(f'alter database "{dbname}" set chat.session_create_limit = 0')
+    app = create_app(
+        settings_for(
+            database_url,
+            data_dir=tmp_path / "data",
+            message_rate=0,
+            session_create_rate=0,
+        )
+    )
     operations = len(registry_of(app).routes)
     server = TestServer(app, host="127.0.0.1", port=0)
     await server.start_server()
@@ -78,6 +88,7 @@ async def test_schemathesis_finds_no_server_error_and_no_drift_from_the_document
         output, _ = await asyncio.wait_for(proc.communicate(), timeout=150)
     finally:
         await server.close()
+        await superuser.execute(f'alter database "{dbname}" reset chat.session_create_limit')
     text = output.decode(errors="replace")
     assert proc.returncode == 0, text[-6000:]
     cases = re.search(r"(\d+) generated, (\d+) passed", text)

@@ -46,6 +46,8 @@ async def api(
         storage_backend="supabase",
         supabase_url=url,
         supabase_service_role_key=storage.service_key,
+        # The test tokens' issuer (the CLI's local Auth), not the fake storage's URL.
+        jwt_issuer="http://127.0.0.1:54321/auth/v1",
         data_dir=tmp_path,
     ) as client:
         yield client

@@ -30,7 +30,9 @@ MAX_JSON_BODY = 1024 * 1024
 def create_app(settings: Settings, *, relay_id: str | None = None) -> web.Application:
     app = web.Application(middlewares=[error_middleware], client_max_size=MAX_JSON_BODY)
     app[SETTINGS] = settings
-    app[VERIFIER] = TokenVerifier(jwt_secret=settings.jwt_secret, jwks_url=settings.jwks_url)
+    app[VERIFIER] = TokenVerifier(
+        jwt_secret=settings.jwt_secret, jwks_url=settings.jwks_url, issuer=settings.token_issuer
+    )
     app[DATABASE] = Database(
         settings.database_url, max_size=settings.db_pool_max, min_size=settings.db_pool_min
     )

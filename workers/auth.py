@@ -2,8 +2,10 @@
 
 HS256 with the project's JWT secret (Supabase's legacy keys), and ES256/RS256 through the
 project's JWKS (``SUPABASE_URL/auth/v1/.well-known/jwks.json``), keys cached. Checks the
-signature, ``exp`` and ``aud=authenticated``; refuses ``alg: none`` and any algorithm not
-configured. The app role comes from ``app_metadata.role``, never from ``user_metadata``.
+signature, ``exp``, ``aud=authenticated``, ``role=authenticated`` (a token without a role
+claim is refused: it is not a user token) and, when an issuer is configured, ``iss``;
+refuses ``alg: none`` and any algorithm not configured. The app role comes from
+``app_metadata.role``, never from ``user_metadata``.
 """
 
 from __future__ import annotations
@@ -51,7 +53,7 @@ def principal_from_claims(claims: dict[str, Any]) -> Principal:
         user_id = uuid.UUID(str(sub))
     except (ValueError, TypeError):
         raise AuthError("token has no user (sub is not a UUID)") from None
-    if claims.get("role", "authenticated") != "authenticated":
+    if claims.get("role") != "authenticated":
         raise AuthError("token is not a user token (role must be authenticated)")
     app_meta = claims.get("app_metadata")
     role = app_meta.get("role") if isinstance(app_meta, dict) else None
@@ -76,10 +78,13 @@ def display_name(claims: dict[str, Any]) -> str:
 class TokenVerifier:
     """Verifies access tokens. Build once; share between requests."""
 
-    def __init__(self, *, jwt_secret: str | None, jwks_url: str | None) -> None:
+    def __init__(
+        self, *, jwt_secret: str | None, jwks_url: str | None, issuer: str | None = None
+    ) -> None:
         if not jwt_secret and not jwks_url:
             raise ValueError("TokenVerifier needs a JWT secret or a JWKS URL")
         self._secret = jwt_secret
+        self._issuer = issuer
         self._jwks = (
             jwt.PyJWKClient(jwks_url, cache_keys=True, lifespan=600, timeout=5)
             if jwks_url
@@ -109,13 +114,16 @@ class TokenVerifier:
                 key,
                 algorithms=[alg],
                 audience=AUDIENCE,
+                issuer=self._issuer,
                 leeway=_LEEWAY_SECONDS,
-                options={"require": ["exp", "sub", "aud"]},
+                options={"require": ["exp", "sub", "aud", *(["iss"] if self._issuer else [])]},
             )
         except jwt.ExpiredSignatureError:
             raise AuthError("token has expired", code="token_expired") from None
         except jwt.InvalidAudienceError:
             raise AuthError("token audience must be 'authenticated'") from None
+        except jwt.InvalidIssuerError:
+            raise AuthError("token issuer is not accepted") from None
         except jwt.MissingRequiredClaimError as exc:
             raise AuthError(f"token lacks the {exc.claim!r} claim") from None
         except jwt.PyJWTError:

@@ -72,12 +72,30 @@ class Settings:
     webhook_retry_window: float = 86400.0
     webhook_poll_seconds: float = 1.0
     webhook_retention_days: float = 7.0
+    # Hardening (issue 10): token issuer, session creation, upload quota, disk floor, sweep.
+    jwt_issuer: str | None = None
+    session_create_rate: float = 0.1
+    session_create_burst: int = 20
+    upload_quota_bytes: int = 300 * 1024 * 1024
+    storage_min_free_bytes: int = 1024 * 1024 * 1024
+    orphan_sweep_seconds: float = 600.0
+    orphan_grace_seconds: float = 900.0
 
     @property
     def jwks_url(self) -> str | None:
         if not self.supabase_url:
             return None
         return self.supabase_url.rstrip("/") + "/auth/v1/.well-known/jwks.json"
+
+    @property
+    def token_issuer(self) -> str | None:
+        """The ``iss`` every token must carry: ``JWT_ISSUER``, else ``SUPABASE_URL/auth/v1``
+        (what Supabase Auth issues), else none is checked (``JWT_SECRET`` alone)."""
+        if self.jwt_issuer:
+            return self.jwt_issuer
+        if self.supabase_url:
+            return self.supabase_url.rstrip("/") + "/auth/v1"
+        return None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -125,6 +143,17 @@ class Settings:
                 "MONITORING_RETENTION_DAYS", 30.0, low=0, high=36_500
             ),
             **_webhook_settings(get),
+            jwt_issuer=get.optional("JWT_ISSUER"),
+            session_create_rate=get.number("SESSION_CREATE_RATE", 0.1, low=0, high=10_000),
+            session_create_burst=get.integer("SESSION_CREATE_BURST", 20, low=1, high=100_000),
+            upload_quota_bytes=get.integer(
+                "UPLOAD_QUOTA_BYTES", 300 * 1024 * 1024, low=0, high=2**50
+            ),
+            storage_min_free_bytes=get.integer(
+                "STORAGE_MIN_FREE_BYTES", 1024 * 1024 * 1024, low=0, high=2**60
+            ),
+            orphan_sweep_seconds=get.number("ORPHAN_SWEEP_SECONDS", 600.0, low=0, high=86_400),
+            orphan_grace_seconds=get.number("ORPHAN_GRACE_SECONDS", 900.0, low=60, high=604_800),
         )
         settings._check()
         return settings

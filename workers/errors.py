@@ -46,6 +46,7 @@ _SQLSTATE: dict[str, tuple[int, str]] = {
     "22P02": (422, "invalid_value"),
     "22001": (422, "invalid_value"),
     "57014": (503, "timeout"),
+    "PT429": (429, "rate_limited"),  # PostgREST's convention: PTxyz answers HTTP xyz
 }
 
 

@@ -15,22 +15,25 @@ _COLUMNS = (
     "id, participants, type, booking_id, status, title, created_by, created_at, "
     "updated_at, last_message_at, closed_at"
 )
+_LIST = (
+    f"select {_COLUMNS}, unread_count, last_message "
+    "from public.list_my_chat_sessions(max_rows => $1, skip_rows => $2)"
+)
+_SQL_PAGE_MAX = 200  # list_my_chat_sessions caps max_rows here
 
 
 async def list_mine(
     conn: asyncpg.Connection, *, limit: int, offset: int
 ) -> tuple[list[dict[str, Any]], bool]:
-    """One page of the caller's sessions, newest activity first, and whether more follow."""
-    rows = await conn.fetch(
-        f"select {_COLUMNS}, unread_count, last_message "
-        "from public.list_my_chat_sessions(max_rows => $1, skip_rows => $2)",
-        limit,
-        offset,
-    )
-    total = await conn.fetchval(
-        "select count(*) from public.chat_sessions where participants @> array[(select auth.uid())]"
-    )
-    return await _with_bookings(conn, rows), offset + len(rows) < total
+    """One page of the caller's sessions, newest activity first, and whether more follow.
+
+    One row past the page says whether more follow (no count of every session); the SQL
+    function returns at most 200 rows, so a full page of 200 asks for the next row alone."""
+    rows = await conn.fetch(_LIST, min(limit + 1, _SQL_PAGE_MAX), offset)
+    has_more = len(rows) > limit
+    if len(rows) == limit == _SQL_PAGE_MAX:
+        has_more = bool(await conn.fetch(_LIST, 1, min(offset + limit, 2**31 - 1)))
+    return await _with_bookings(conn, rows[:limit]), has_more
 
 
 async def find_mine(

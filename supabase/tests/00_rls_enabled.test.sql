@@ -290,6 +290,7 @@ select is(
 );
 
 -- Calling through the API as anon fails on privileges before any rule runs.
+reset role;
 select tests.clear_authentication();
 select throws_ok(
   $$ select public.create_chat_session(array['0c000000-0000-4000-8000-000000000001']::uuid []) $$,

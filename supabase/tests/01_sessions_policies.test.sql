@@ -57,6 +57,7 @@ end
 $$;
 
 -- ---------------------------------------------------------------- anon
+reset role;
 select tests.clear_authentication();
 select throws_ok(
   $$ select * from public.chat_sessions $$,
@@ -80,6 +81,7 @@ select throws_ok(
 );
 
 -- ---------------------------------------------------------------- client participant
+reset role;
 select tests.authenticate_as('0c000000-0000-4000-8000-000000000001');
 select results_eq(
   $$ select id from public.chat_sessions order by id $$,
@@ -87,14 +89,13 @@ select results_eq(
   'The client participant reads exactly the sessions they take part in, closed ones included.'
 );
 select lives_ok(
-  $$ insert into public.chat_sessions (id, participants, type, title)
-     values ('5e000000-0000-4000-8000-000000000011',
-             array['0c000000-0000-4000-8000-000000000001', '0c000000-0000-4000-8000-000000000002']::uuid [],
+  $$ insert into public.chat_sessions (participants, type, title)
+     values (array['0c000000-0000-4000-8000-000000000001', '0c000000-0000-4000-8000-000000000002']::uuid [],
              'support', 'Opened by the client') $$,
   'The client participant can create a session they take part in.'
 );
 select results_eq(
-  $$ select created_by from public.chat_sessions where id = '5e000000-0000-4000-8000-000000000011' $$,
+  $$ select created_by from public.chat_sessions where title = 'Opened by the client' $$,
   $$ values ('0c000000-0000-4000-8000-000000000001'::uuid) $$,
   'A session created by the client records the client as its creator by default.'
 );
@@ -145,27 +146,26 @@ select throws_ok(
 );
 
 -- ---------------------------------------------------------------- reader participant
+reset role;
 select tests.authenticate_as('0c000000-0000-4000-8000-000000000002');
 select results_eq(
-  $$ select id from public.chat_sessions order by id $$,
-  $$ values ('5e000000-0000-4000-8000-000000000001'::uuid), ('5e000000-0000-4000-8000-000000000002'::uuid),
-            ('5e000000-0000-4000-8000-000000000011'::uuid) $$,
+  $$ select coalesce(title, id::text) from public.chat_sessions order by 1 $$,
+  $$ values ('Closed support chat'), ('Opened by the client'), ('Renamed by the client') $$,
   'The reader participant reads the sessions they take part in, including one the client opened with them.'
 );
 select lives_ok(
-  $$ insert into public.chat_sessions (id, participants, type, booking_id)
-     values ('5e000000-0000-4000-8000-000000000012',
-             array['0c000000-0000-4000-8000-000000000002', '0c000000-0000-4000-8000-000000000001']::uuid [],
-             'booking', 'b0000000-0000-4000-8000-000000000012') $$,
+  $$ insert into public.chat_sessions (participants, type, booking_id, title)
+     values (array['0c000000-0000-4000-8000-000000000002', '0c000000-0000-4000-8000-000000000001']::uuid [],
+             'booking', 'b0000000-0000-4000-8000-000000000012', 'Opened by the reader') $$,
   'The reader participant can create a booking session they take part in.'
 );
 select is(
-  pg_temp.affected_rows($$ update public.chat_sessions set status = 'closed' where id = '5e000000-0000-4000-8000-000000000012' $$),
+  pg_temp.affected_rows($$ update public.chat_sessions set status = 'closed' where title = 'Opened by the reader' $$),
   1,
   'The reader participant can close a session they take part in.'
 );
 select results_eq(
-  $$ select status, closed_at is not null from public.chat_sessions where id = '5e000000-0000-4000-8000-000000000012' $$,
+  $$ select status, closed_at is not null from public.chat_sessions where title = 'Opened by the reader' $$,
   $$ values ('closed'::text, true) $$,
   'Closing a session stamps closed_at.'
 );
@@ -175,12 +175,13 @@ select throws_ok(
   'The reader cannot change the type of a session.'
 );
 select throws_ok(
-  $$ delete from public.chat_sessions where id = '5e000000-0000-4000-8000-000000000012' $$,
+  $$ delete from public.chat_sessions where title = 'Opened by the reader' $$,
   '42501', 'permission denied for table chat_sessions',
   'The reader cannot delete a session, even one they created.'
 );
 
 -- ---------------------------------------------------------------- outsider
+reset role;
 select tests.authenticate_as('0c000000-0000-4000-8000-000000000003');
 select results_eq(
   $$ select id from public.chat_sessions order by id $$,
@@ -209,6 +210,7 @@ select throws_ok(
 );
 
 -- ---------------------------------------------------------------- admin (not a participant)
+reset role;
 select tests.authenticate_as('0c000000-0000-4000-8000-000000000004');
 select is_empty(
   $$ select id from public.chat_sessions
@@ -217,15 +219,14 @@ select is_empty(
   'The admin does not read sessions they take part in directly (only through audited functions).'
 );
 select lives_ok(
-  $$ insert into public.chat_sessions (id, participants, type)
-     values ('5e000000-0000-4000-8000-000000000014',
-             array['0c000000-0000-4000-8000-000000000001', '0c000000-0000-4000-8000-000000000002']::uuid [],
-             'support') $$,
+  $$ insert into public.chat_sessions (participants, type, title)
+     values (array['0c000000-0000-4000-8000-000000000001', '0c000000-0000-4000-8000-000000000002']::uuid [],
+             'support', 'Opened by the admin') $$,
   'The admin can create a session between other users.'
 );
 select results_eq(
-  $$ select id from public.chat_sessions order by id $$,
-  $$ values ('5e000000-0000-4000-8000-000000000014'::uuid) $$,
+  $$ select title from public.chat_sessions order by id $$,
+  $$ values ('Opened by the admin') $$,
   'The admin reads the session they created without taking part in it, and no other.'
 );
 select is(
@@ -234,17 +235,18 @@ select is(
   'The admin cannot update a session they do not take part in (no row is touched).'
 );
 select is(
-  pg_temp.affected_rows($$ update public.chat_sessions set status = 'closed' where id = '5e000000-0000-4000-8000-000000000014' $$),
+  pg_temp.affected_rows($$ update public.chat_sessions set status = 'closed' where title = 'Opened by the admin' $$),
   0,
   'The admin cannot update even a session they created without taking part in it.'
 );
 select throws_ok(
-  $$ delete from public.chat_sessions where id = '5e000000-0000-4000-8000-000000000014' $$,
+  $$ delete from public.chat_sessions where title = 'Opened by the admin' $$,
   '42501', 'permission denied for table chat_sessions',
   'The admin cannot delete a session.'
 );
 
 -- ---------------------------------------------------------------- forged admin claim
+reset role;
 select tests.authenticate_as('0c000000-0000-4000-8000-000000000005');
 select throws_ok(
   $$ insert into public.chat_sessions (participants, type)
@@ -267,12 +269,14 @@ values (
   array['0c000000-0000-4000-8000-000000000001', '0c000000-0000-4000-8000-000000000004']::uuid[],
   'support', '0c000000-0000-4000-8000-000000000004', 'closed', now()
 );
+reset role;
 select tests.authenticate_as('0c000000-0000-4000-8000-000000000001');
 select throws_ok(
   $$ update public.chat_sessions set status = 'active' where id = '5e000000-0000-4000-8000-000000000004' $$,
   '55000', 'a closed chat session cannot be reopened',
   'The client cannot reopen a closed session they share with an admin.'
 );
+reset role;
 select tests.authenticate_as('0c000000-0000-4000-8000-000000000004');
 select is(
   pg_temp.affected_rows($$ update public.chat_sessions set status = 'active' where id = '5e000000-0000-4000-8000-000000000004' $$),
@@ -286,9 +290,10 @@ select results_eq(
 );
 
 -- ---------------------------------------------------------------- service role
+reset role;
 select tests.authenticate_as_service_role();
 select results_eq(
-  $$ select count(*)::int from public.chat_sessions where id::text like '5e000000-%' $$,
+  $$ select count(*)::int from public.chat_sessions where id::text like '5e000000-%' or title like 'Opened by the %' $$,
   array[7],
   'The service role reads every session.'
 );

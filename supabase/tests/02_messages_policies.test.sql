@@ -57,6 +57,7 @@ end
 $$;
 
 -- ---------------------------------------------------------------- anon
+reset role;
 select tests.clear_authentication();
 select throws_ok(
   $$ select * from public.chat_messages $$,
@@ -80,6 +81,7 @@ select throws_ok(
 );
 
 -- ---------------------------------------------------------------- client participant
+reset role;
 select tests.authenticate_as('0c000000-0000-4000-8000-000000000001');
 select results_eq(
   $$ select id from public.chat_messages order by id $$,
@@ -142,6 +144,7 @@ select throws_ok(
 );
 
 -- ---------------------------------------------------------------- reader participant
+reset role;
 select tests.authenticate_as('0c000000-0000-4000-8000-000000000002');
 select results_eq(
   $$ select id from public.chat_messages order by id $$,
@@ -173,6 +176,7 @@ select throws_ok(
 );
 
 -- ---------------------------------------------------------------- outsider
+reset role;
 select tests.authenticate_as('0c000000-0000-4000-8000-000000000003');
 select results_eq(
   $$ select id from public.chat_messages order by id $$,
@@ -200,6 +204,7 @@ select throws_ok(
 );
 
 -- ---------------------------------------------------------------- admin (not a participant)
+reset role;
 select tests.authenticate_as('0c000000-0000-4000-8000-000000000004');
 select is_empty(
   $$ select id from public.chat_messages $$,
@@ -222,6 +227,7 @@ select throws_ok(
 );
 
 -- ---------------------------------------------------------------- forged admin claim
+reset role;
 select tests.authenticate_as('0c000000-0000-4000-8000-000000000005');
 select is_empty(
   $$ select id from public.chat_messages $$,
@@ -234,6 +240,7 @@ select throws_ok(
 );
 
 -- ---------------------------------------------------------------- service role
+reset role;
 select tests.authenticate_as_service_role();
 select results_eq(
   $$ select count(*)::int from public.chat_messages where session_id::text like '5e000000-%' $$,

@@ -72,6 +72,7 @@ from (
 inner join public.chat_messages as m on r.message_id = m.id;
 
 -- ---------------------------------------------------------------- anon
+reset role;
 select tests.clear_authentication();
 select throws_ok(
   $$ select * from public.chat_read_state $$,
@@ -97,6 +98,7 @@ select throws_ok(
 );
 
 -- ---------------------------------------------------------------- client participant
+reset role;
 select tests.authenticate_as('0c000000-0000-4000-8000-000000000001');
 select results_eq(
   $$ select session_id, user_id, last_read_message_id from public.chat_read_state order by user_id $$,
@@ -160,6 +162,7 @@ select throws_ok(
 );
 
 -- ---------------------------------------------------------------- reader participant
+reset role;
 select tests.authenticate_as('0c000000-0000-4000-8000-000000000002');
 select results_eq(
   $$ select user_id from public.chat_read_state order by user_id $$,
@@ -197,6 +200,7 @@ select throws_ok(
 );
 
 -- ---------------------------------------------------------------- outsider
+reset role;
 select tests.authenticate_as('0c000000-0000-4000-8000-000000000003');
 select results_eq(
   $$ select session_id from public.chat_read_state $$,
@@ -228,6 +232,7 @@ select throws_ok(
 );
 
 -- ---------------------------------------------------------------- admin (not a participant)
+reset role;
 select tests.authenticate_as('0c000000-0000-4000-8000-000000000004');
 select is_empty(
   $$ select user_id from public.chat_read_state $$,
@@ -252,6 +257,7 @@ select throws_ok(
 );
 
 -- ---------------------------------------------------------------- forged admin claim
+reset role;
 select tests.authenticate_as('0c000000-0000-4000-8000-000000000005');
 select is_empty(
   $$ select user_id from public.chat_read_state $$,
@@ -259,6 +265,7 @@ select is_empty(
 );
 
 -- ---------------------------------------------------------------- service role
+reset role;
 select tests.authenticate_as_service_role();
 select results_eq(
   $$ select count(*)::int from public.chat_read_state where session_id::text like '5e000000-%' $$,

@@ -66,6 +66,7 @@ insert into public.chat_monitoring (event_type, user_id, session_id)
 values ('connect', '0c000000-0000-4000-8000-000000000001', '5e000000-0000-4000-8000-000000000001');
 
 -- ---------------------------------------------------------------- anon
+reset role;
 select tests.clear_authentication();
 select throws_ok(
   $$ select * from public.chat_audit_logs $$,
@@ -108,6 +109,7 @@ select throws_ok(
   'An anonymous caller cannot delete monitoring events.'
 );
 -- ---------------------------------------------------------------- client participant
+reset role;
 select tests.authenticate_as('0c000000-0000-4000-8000-000000000001');
 select throws_ok(
   $$ select * from public.chat_audit_logs $$,
@@ -150,6 +152,7 @@ select throws_ok(
   'The client participant cannot delete monitoring events.'
 );
 -- ---------------------------------------------------------------- reader participant
+reset role;
 select tests.authenticate_as('0c000000-0000-4000-8000-000000000002');
 select throws_ok(
   $$ select * from public.chat_audit_logs $$,
@@ -192,6 +195,7 @@ select throws_ok(
   'The reader participant cannot delete monitoring events.'
 );
 -- ---------------------------------------------------------------- outsider
+reset role;
 select tests.authenticate_as('0c000000-0000-4000-8000-000000000003');
 select throws_ok(
   $$ select * from public.chat_audit_logs $$,
@@ -234,6 +238,7 @@ select throws_ok(
   'The outsider cannot delete monitoring events.'
 );
 -- ---------------------------------------------------------------- admin (not a participant)
+reset role;
 select tests.authenticate_as('0c000000-0000-4000-8000-000000000004');
 select throws_ok(
   $$ select * from public.chat_audit_logs $$,
@@ -277,6 +282,7 @@ select throws_ok(
 );
 
 -- ---------------------------------------------------------------- forged admin claim
+reset role;
 select tests.authenticate_as('0c000000-0000-4000-8000-000000000005');
 select throws_ok(
   $$ select * from public.chat_audit_logs $$,
@@ -290,6 +296,7 @@ select throws_ok(
 );
 
 -- ---------------------------------------------------------------- service role: audit
+reset role;
 select tests.authenticate_as_service_role();
 select results_eq(
   $$ select actor_role, action from public.chat_audit_logs where session_id = '5e000000-0000-4000-8000-000000000001' and action in ('session.read', 'session.export') $$,
@@ -321,6 +328,7 @@ select throws_ok(
 reset role;
 select set_config('request.jwt.claims', '', true);
 grant update, delete on public.chat_audit_logs to service_role;
+reset role;
 select tests.authenticate_as_service_role();
 select throws_ok(
   $$ update public.chat_audit_logs set details = '{}' $$,
@@ -358,6 +366,7 @@ select results_eq(
 );
 
 -- ---------------------------------------------------------------- service role: monitoring
+reset role;
 select tests.authenticate_as_service_role();
 select results_eq(
   $$ select event_type from public.chat_monitoring where session_id = '5e000000-0000-4000-8000-000000000001' $$,

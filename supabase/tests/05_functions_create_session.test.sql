@@ -52,12 +52,14 @@ end
 $$;
 
 -- ---------------------------------------------------------------- not authenticated
+reset role;
 select tests.authenticate_with_claims('{"role": "authenticated"}');
 select throws_ok(
   $$ select public.create_chat_session(array['0c000000-0000-4000-8000-000000000001']::uuid []) $$,
   '28000', 'not authenticated',
   'A token without a subject cannot create a session.'
 );
+reset role;
 select tests.authenticate_as_service_role();
 select throws_ok(
   $$ select public.create_chat_session(array['0c000000-0000-4000-8000-000000000001']::uuid []) $$,
@@ -66,6 +68,7 @@ select throws_ok(
 );
 
 -- ---------------------------------------------------------------- client
+reset role;
 select tests.authenticate_as('0c000000-0000-4000-8000-000000000001');
 select results_eq(
   $$ select s.participants, s.type, s.booking_id, s.status, s.title, s.created_by, s.closed_at
@@ -159,6 +162,7 @@ select throws_ok(
 );
 
 -- ---------------------------------------------------------------- reader
+reset role;
 select tests.authenticate_as('0c000000-0000-4000-8000-000000000002');
 select results_eq(
   $$ select s.type, s.created_by from public.create_chat_session(
@@ -168,6 +172,7 @@ select results_eq(
 );
 
 -- ---------------------------------------------------------------- admin and forged admin
+reset role;
 select tests.authenticate_as('0c000000-0000-4000-8000-000000000004');
 select results_eq(
   $$ select s.participants, s.created_by from public.create_chat_session(
@@ -181,12 +186,14 @@ select throws_ok(
   '22023', 'unknown participants: 0c000000-0000-4000-8000-0000000000fe',
   'Not even the admin can create a session with someone who is not a user.'
 );
+reset role;
 select tests.authenticate_as('0c000000-0000-4000-8000-000000000005');
 select throws_ok(
   $$ select public.create_chat_session(array['0c000000-0000-4000-8000-000000000001', '0c000000-0000-4000-8000-000000000002']::uuid []) $$,
   '42501', 'you can only create sessions you take part in',
   'A user whose user_metadata says admin cannot create a session between other users.'
 );
+reset role;
 select tests.authenticate_with_claims(
   '{"sub": "0c000000-0000-4000-8000-000000000005", "role": "authenticated", "app_metadata": {}, "user_metadata": {"role": "super_admin"}}'
 );

@@ -61,18 +61,21 @@ values
 );
 
 -- ---------------------------------------------------------------- who may send
+reset role;
 select tests.authenticate_with_claims('{"role": "authenticated"}');
 select throws_ok(
   $$ select public.send_chat_message('5e000000-0000-4000-8000-000000000001', 'Hello') $$,
   '28000', 'not authenticated',
   'A token without a subject cannot send a message.'
 );
+reset role;
 select tests.authenticate_as_service_role();
 select throws_ok(
   $$ select public.send_chat_message('5e000000-0000-4000-8000-000000000001', 'Hello') $$,
   '28000', 'not authenticated',
   'The service role has no user id, so it cannot send through the function.'
 );
+reset role;
 select tests.authenticate_as('0c000000-0000-4000-8000-000000000003');
 select throws_ok(
   $$ select public.send_chat_message('5e000000-0000-4000-8000-000000000001', 'Hello') $$,
@@ -84,12 +87,14 @@ select throws_ok(
   'P0002', 'chat session 5e000000-0000-4000-8000-000000000002 not found',
   'The outsider learns nothing of another session''s state: a closed one is not found either.'
 );
+reset role;
 select tests.authenticate_as('0c000000-0000-4000-8000-000000000004');
 select throws_ok(
   $$ select public.send_chat_message('5e000000-0000-4000-8000-000000000001', 'Hello') $$,
   'P0002', 'chat session 5e000000-0000-4000-8000-000000000001 not found',
   'The admin cannot send to a session they do not take part in.'
 );
+reset role;
 select tests.authenticate_as('0c000000-0000-4000-8000-000000000005');
 select throws_ok(
   $$ select public.send_chat_message('5e000000-0000-4000-8000-000000000001', 'Hello') $$,
@@ -97,6 +102,7 @@ select throws_ok(
   'A user whose user_metadata says admin cannot send to a session they do not take part in.'
 );
 
+reset role;
 select tests.authenticate_as('0c000000-0000-4000-8000-000000000001');
 select throws_ok(
   $$ select public.send_chat_message('5e000000-0000-4000-8000-0000000000ff', 'Hello') $$,
@@ -215,6 +221,7 @@ select results_eq(
   array[1],
   'Three sends with one client_message_id stored one message.'
 );
+reset role;
 select tests.authenticate_as('0c000000-0000-4000-8000-000000000002');
 select results_eq(
   $$ select m.sender_id, m.content from public.send_chat_message('5e000000-0000-4000-8000-000000000001', 'The reader''s own',
@@ -224,6 +231,7 @@ select results_eq(
 );
 
 -- ---------------------------------------------------------------- file messages
+reset role;
 select tests.authenticate_as('0c000000-0000-4000-8000-000000000001');
 select results_eq(
   $$ select m.type, m.content, m.metadata ->> 'storage_path'

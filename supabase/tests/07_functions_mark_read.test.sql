@@ -73,24 +73,28 @@ values (
 );
 
 -- ---------------------------------------------------------------- who may mark
+reset role;
 select tests.authenticate_with_claims('{"role": "authenticated"}');
 select throws_ok(
   $$ select public.mark_chat_messages_read('5e000000-0000-4000-8000-000000000001') $$,
   '28000', 'not authenticated',
   'A token without a subject cannot mark messages read.'
 );
+reset role;
 select tests.authenticate_as_service_role();
 select throws_ok(
   $$ select public.mark_chat_messages_read('5e000000-0000-4000-8000-000000000001') $$,
   '28000', 'not authenticated',
   'The service role has no read cursor of its own.'
 );
+reset role;
 select tests.authenticate_as('0c000000-0000-4000-8000-000000000003');
 select throws_ok(
   $$ select public.mark_chat_messages_read('5e000000-0000-4000-8000-000000000001') $$,
   'P0002', 'chat session 5e000000-0000-4000-8000-000000000001 not found',
   'The outsider cannot mark messages read in a session they do not take part in.'
 );
+reset role;
 select tests.authenticate_as('0c000000-0000-4000-8000-000000000004');
 select throws_ok(
   $$ select public.mark_chat_messages_read('5e000000-0000-4000-8000-000000000001', '3e000000-0000-4000-8000-000000000001') $$,
@@ -99,6 +103,7 @@ select throws_ok(
 );
 
 -- ---------------------------------------------------------------- the client's cursor
+reset role;
 select tests.authenticate_as('0c000000-0000-4000-8000-000000000001');
 select throws_ok(
   $$ select public.mark_chat_messages_read('5e000000-0000-4000-8000-000000000001', '3e000000-0000-4000-8000-000000000004') $$,
@@ -166,6 +171,7 @@ select is_empty(
 );
 
 -- ---------------------------------------------------------------- the reader's cursor
+reset role;
 select tests.authenticate_as('0c000000-0000-4000-8000-000000000002');
 select is(
   public.mark_chat_messages_read('5e000000-0000-4000-8000-000000000001'),

@@ -70,12 +70,14 @@ from generate_series(1, 6) as i
 order by i;
 
 -- ---------------------------------------------------------------- list_my_chat_sessions
+reset role;
 select tests.authenticate_with_claims('{"role": "authenticated"}');
 select is_empty(
   $$ select id from public.list_my_chat_sessions() $$,
   'A token without a subject lists no session.'
 );
 
+reset role;
 select tests.authenticate_as('0c000000-0000-4000-8000-000000000001');
 select results_eq(
   $$ select id, status, unread_count from public.list_my_chat_sessions() $$,
@@ -144,6 +146,7 @@ select results_eq(
   'The last message''s content in the list is cut to 200 characters.'
 );
 
+reset role;
 select tests.authenticate_as('0c000000-0000-4000-8000-000000000002');
 select results_eq(
   $$ select id, unread_count from public.list_my_chat_sessions() $$,
@@ -153,17 +156,20 @@ select results_eq(
             ('5e000000-0000-4000-8000-000000000007'::uuid, 3::bigint) $$,
   'The reader lists the same sessions with their own unread counts.'
 );
+reset role;
 select tests.authenticate_as('0c000000-0000-4000-8000-000000000003');
 select results_eq(
   $$ select id from public.list_my_chat_sessions() $$,
   $$ values ('5e000000-0000-4000-8000-000000000003'::uuid) $$,
   'The outsider lists only their own session.'
 );
+reset role;
 select tests.authenticate_as('0c000000-0000-4000-8000-000000000004');
 select is_empty(
   $$ select id from public.list_my_chat_sessions() $$,
   'The admin lists no session they do not take part in.'
 );
+reset role;
 select tests.authenticate_as('0c000000-0000-4000-8000-000000000005');
 select is_empty(
   $$ select id from public.list_my_chat_sessions() $$,
@@ -171,24 +177,28 @@ select is_empty(
 );
 
 -- ---------------------------------------------------------------- get_chat_messages
+reset role;
 select tests.authenticate_with_claims('{"role": "authenticated"}');
 select throws_ok(
   $$ select * from public.get_chat_messages('5e000000-0000-4000-8000-000000000007') $$,
   '28000', 'not authenticated',
   'A token without a subject cannot read messages.'
 );
+reset role;
 select tests.authenticate_as('0c000000-0000-4000-8000-000000000003');
 select throws_ok(
   $$ select * from public.get_chat_messages('5e000000-0000-4000-8000-000000000007') $$,
   'P0002', 'chat session 5e000000-0000-4000-8000-000000000007 not found',
   'The outsider cannot read the messages of a session they do not take part in.'
 );
+reset role;
 select tests.authenticate_as('0c000000-0000-4000-8000-000000000004');
 select throws_ok(
   $$ select * from public.get_chat_messages('5e000000-0000-4000-8000-000000000007') $$,
   'P0002', 'chat session 5e000000-0000-4000-8000-000000000007 not found',
   'The admin cannot read the messages of a session they do not take part in.'
 );
+reset role;
 select tests.authenticate_as('0c000000-0000-4000-8000-000000000005');
 select throws_ok(
   $$ select * from public.get_chat_messages('5e000000-0000-4000-8000-000000000007') $$,
@@ -196,6 +206,7 @@ select throws_ok(
   'A user whose user_metadata says admin cannot read the messages of others.'
 );
 
+reset role;
 select tests.authenticate_as('0c000000-0000-4000-8000-000000000001');
 select throws_ok(
   $$ select * from public.get_chat_messages('5e000000-0000-4000-8000-000000000007', 0) $$,
@@ -261,6 +272,7 @@ select results_eq(
   $$ values ('3e000000-0000-4000-8000-000000000003'::uuid) $$,
   'The messages of a closed session can still be read.'
 );
+reset role;
 select tests.authenticate_as('0c000000-0000-4000-8000-000000000002');
 select results_eq(
   $$ select count(*)::int from public.get_chat_messages('5e000000-0000-4000-8000-000000000007', 1000) $$,

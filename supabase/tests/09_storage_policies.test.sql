@@ -85,6 +85,7 @@ values
 );
 
 -- ---------------------------------------------------------------- anon
+reset role;
 select tests.clear_authentication();
 select is_empty(
   $$ select name from storage.objects $$,
@@ -108,6 +109,7 @@ select is(
 );
 
 -- ---------------------------------------------------------------- reader participant
+reset role;
 select tests.authenticate_as('0c000000-0000-4000-8000-000000000002');
 select results_eq(
   $$ select name from storage.objects order by name $$,
@@ -124,6 +126,7 @@ select lives_ok(
 );
 
 -- ---------------------------------------------------------------- client participant
+reset role;
 select tests.authenticate_as('0c000000-0000-4000-8000-000000000001');
 select results_eq(
   $$ select count(*)::int from storage.objects where bucket_id = 'chat-files' $$,
@@ -214,6 +217,7 @@ select is(
 );
 
 -- ---------------------------------------------------------------- outsider
+reset role;
 select tests.authenticate_as('0c000000-0000-4000-8000-000000000003');
 select results_eq(
   $$ select name from storage.objects $$,
@@ -237,6 +241,7 @@ select is(
 );
 
 -- ---------------------------------------------------------------- admin (not a participant)
+reset role;
 select tests.authenticate_as('0c000000-0000-4000-8000-000000000004');
 select is_empty(
   $$ select name from storage.objects $$,
@@ -255,6 +260,7 @@ select is(
 );
 
 -- ---------------------------------------------------------------- forged admin claim
+reset role;
 select tests.authenticate_as('0c000000-0000-4000-8000-000000000005');
 select is_empty(
   $$ select name from storage.objects $$,
@@ -262,6 +268,7 @@ select is_empty(
 );
 
 -- ---------------------------------------------------------------- service role
+reset role;
 select tests.authenticate_as_service_role();
 select results_eq(
   $$ select count(*)::int from storage.objects

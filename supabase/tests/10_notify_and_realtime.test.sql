@@ -124,11 +124,13 @@ select is(
 );
 
 -- ---------------------------------------------------------------- the triggers fire for participants
+reset role;
 select tests.authenticate_as('0c000000-0000-4000-8000-000000000001');
 select lives_ok(
   $$ select public.send_chat_message('5e000000-0000-4000-8000-000000000001', 'Ping') $$,
   'A participant''s message fires the message notify trigger without error.'
 );
+reset role;
 select tests.authenticate_as('0c000000-0000-4000-8000-000000000002');
 select lives_ok(
   $$ select public.mark_chat_messages_read('5e000000-0000-4000-8000-000000000001') $$,

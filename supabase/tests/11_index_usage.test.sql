@@ -110,6 +110,7 @@ begin
 end
 $$;
 
+reset role;
 select tests.authenticate_as('0c000000-0000-4000-8000-000000000001');
 
 -- ---------------------------------------------------------------- message pages
@@ -185,6 +186,7 @@ select matches(
   'Bitmap Index Scan on chat_sessions_participants',
   'The sessions of a user are found through the GIN index chat_sessions_participants.'
 );
+reset role;
 select tests.authenticate_as('0c000000-0000-4000-8000-000000000001');
 -- The session list as the client runs it (list_my_chat_sessions' filter plus the select policy).
 select matches(

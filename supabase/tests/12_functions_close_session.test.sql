@@ -44,36 +44,42 @@ end
 $$;
 
 -- ---------------------------------------------------------------- who may close
+reset role;
 select tests.authenticate_with_claims('{"role": "authenticated"}');
 select throws_ok(
   $$ select public.close_chat_session('5e000000-0000-4000-8000-000000000001') $$,
   '28000', 'not authenticated',
   'A token without a subject cannot close a session.'
 );
+reset role;
 select tests.authenticate_as_service_role();
 select throws_ok(
   $$ select public.close_chat_session('5e000000-0000-4000-8000-000000000001') $$,
   '28000', 'not authenticated',
   'The service role has no user id, so it cannot close through the function.'
 );
+reset role;
 select tests.authenticate_as('0c000000-0000-4000-8000-000000000003');
 select throws_ok(
   $$ select public.close_chat_session('5e000000-0000-4000-8000-000000000001') $$,
   'P0002', 'chat session 5e000000-0000-4000-8000-000000000001 not found',
   'The outsider cannot close a session they do not take part in.'
 );
+reset role;
 select tests.authenticate_as('0c000000-0000-4000-8000-000000000004');
 select throws_ok(
   $$ select public.close_chat_session('5e000000-0000-4000-8000-000000000001') $$,
   'P0002', 'chat session 5e000000-0000-4000-8000-000000000001 not found',
   'The admin cannot close a session they do not take part in.'
 );
+reset role;
 select tests.authenticate_as('0c000000-0000-4000-8000-000000000005');
 select throws_ok(
   $$ select public.close_chat_session('5e000000-0000-4000-8000-000000000001') $$,
   'P0002', 'chat session 5e000000-0000-4000-8000-000000000001 not found',
   'A user whose user_metadata says admin cannot close a session of others.'
 );
+reset role;
 select tests.authenticate_as('0c000000-0000-4000-8000-000000000002');
 select throws_ok(
   $$ select public.close_chat_session('5e000000-0000-4000-8000-0000000000ff') $$,
@@ -89,6 +95,7 @@ select results_eq(
 );
 
 -- ---------------------------------------------------------------- the reader closes S1
+reset role;
 select tests.authenticate_as('0c000000-0000-4000-8000-000000000002');
 create temporary table closed_row on commit drop as
 select * from public.close_chat_session('5e000000-0000-4000-8000-000000000001');
@@ -117,6 +124,7 @@ select results_eq(
 );
 
 -- ---------------------------------------------------------------- after closing
+reset role;
 select tests.authenticate_as('0c000000-0000-4000-8000-000000000001');
 select results_eq(
   $$ select status, closed_at from public.close_chat_session('5e000000-0000-4000-8000-000000000001') $$,

@@ -64,6 +64,7 @@ select is(
   'chat_user_names returns ids and display names only: no email address, no metadata.'
 );
 
+reset role;
 select tests.clear_authentication();
 select throws_ok(
   $$ select * from public.chat_user_names(array['0c000000-0000-4000-8000-000000000001']::uuid []) $$,
@@ -71,12 +72,14 @@ select throws_ok(
   'An anonymous caller cannot look up names.'
 );
 
+reset role;
 select tests.authenticate_with_claims('{"role": "authenticated"}');
 select is_empty(
   $$ select * from public.chat_user_names(array['0c000000-0000-4000-8000-000000000001']::uuid []) $$,
   'A token without a subject learns no name.'
 );
 
+reset role;
 select tests.authenticate_as('0c000000-0000-4000-8000-000000000001');
 select results_eq(
   $$ select user_id, name from public.chat_user_names(array[
@@ -90,6 +93,7 @@ select results_eq(
   'The client learns their own name and those of the users they share a session with, and no other.'
 );
 
+reset role;
 select tests.authenticate_as('0c000000-0000-4000-8000-000000000003');
 select results_eq(
   $$ select user_id from public.chat_user_names(array[
@@ -100,18 +104,21 @@ select results_eq(
   'The outsider learns the names in their own session only, not the client''s or the reader''s.'
 );
 
+reset role;
 select tests.authenticate_as('0c000000-0000-4000-8000-000000000004');
 select is_empty(
   $$ select * from public.chat_user_names(array['0c000000-0000-4000-8000-000000000001', '0c000000-0000-4000-8000-000000000002']::uuid []) $$,
   'The admin learns no name of users they share no session with.'
 );
 
+reset role;
 select tests.authenticate_as('0c000000-0000-4000-8000-000000000005');
 select is_empty(
   $$ select * from public.chat_user_names(array['0c000000-0000-4000-8000-000000000001']::uuid []) $$,
   'A user whose user_metadata says admin learns no name of others.'
 );
 
+reset role;
 select tests.authenticate_as_service_role();
 select results_eq(
   $$ select user_id, char_length(name) from public.chat_user_names(array[

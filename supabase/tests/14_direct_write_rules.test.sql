@@ -22,6 +22,7 @@ begin
 end
 $$;
 
+reset role;
 select tests.authenticate_as('0c000000-0000-4000-8000-000000000001');
 
 insert into public.chat_messages (id, session_id, sender_id, content, created_at)

@@ -43,6 +43,7 @@ select is(
 );
 
 -- ---------------------------------------------------------------- as a participant (RPC)
+reset role;
 select tests.authenticate_as('0c000000-0000-4000-8000-000000000001');
 select public.create_chat_session(
   array['0c000000-0000-4000-8000-000000000001', '0c000000-0000-4000-8000-000000000002']::uuid[],
@@ -59,6 +60,7 @@ select is(
   'create_chat_session leaves session.created with the client as actor.'
 );
 
+reset role;
 select tests.authenticate_as('0c000000-0000-4000-8000-000000000001');
 select public.send_chat_message(
   '5e000000-0000-4000-8000-000000000001', 'A private question', 'text', null, '{}', 'q-1'
@@ -99,6 +101,7 @@ select is(
   'A new message does not count as a session update.'
 );
 
+reset role;
 select tests.authenticate_as('0c000000-0000-4000-8000-000000000002');
 select public.mark_chat_messages_read('5e000000-0000-4000-8000-000000000001');
 select public.mark_chat_messages_read('5e000000-0000-4000-8000-000000000001');
@@ -122,6 +125,7 @@ select is(
 
 -- ---------------------------------------------------------------- as a participant (tables)
 -- What supabase-js does through PostgREST: plain inserts and updates under RLS.
+reset role;
 select tests.authenticate_as('0c000000-0000-4000-8000-000000000002');
 insert into public.chat_messages (session_id, sender_id, content)
 values ('5e000000-0000-4000-8000-000000000001', '0c000000-0000-4000-8000-000000000002', 'An answer');
@@ -144,6 +148,7 @@ select is(
   'A title change is a session.updated row with the old and the new title.'
 );
 
+reset role;
 select tests.authenticate_as('0c000000-0000-4000-8000-000000000001');
 select public.close_chat_session('5e000000-0000-4000-8000-000000000001');
 reset role;
@@ -163,6 +168,7 @@ select is(
 );
 
 -- ---------------------------------------------------------------- the service role
+reset role;
 select tests.authenticate_as_service_role();
 insert into public.chat_sessions (id, participants, type, created_by)
 values (
@@ -184,6 +190,7 @@ select is(
 );
 
 -- ---------------------------------------------------------------- admins
+reset role;
 select tests.authenticate_as('0c000000-0000-4000-8000-000000000004');
 select public.admin_close_chat_session('5e000000-0000-4000-8000-000000000009');
 reset role;
@@ -194,6 +201,7 @@ select is(
 );
 
 -- A role in user_metadata is not an app role.
+reset role;
 select tests.authenticate_as('0c000000-0000-4000-8000-000000000005');
 select public.create_chat_session(array['0c000000-0000-4000-8000-000000000005']::uuid[], 'support');
 reset role;
@@ -208,6 +216,7 @@ select is(
 
 -- ---------------------------------------------------------------- storage objects (chat-files)
 insert into storage.buckets (id, name, public) values ('avatars', 'avatars', false);
+reset role;
 select tests.authenticate_as('0c000000-0000-4000-8000-000000000001');
 insert into storage.objects (bucket_id, name, owner, owner_id, metadata)
 values (
@@ -385,6 +394,7 @@ grant update, delete on public.chat_audit_logs to anon, authenticated, service_r
 create policy "Test only: anyone may change audit rows"
 on public.chat_audit_logs for all to anon, authenticated using (true) with check (true);
 
+reset role;
 select tests.clear_authentication();
 select throws_ok(
   $$ update public.chat_audit_logs set action = 'edited' $$,
@@ -396,6 +406,7 @@ select throws_ok(
   '42501', 'chat_audit_logs is append-only: DELETE is not allowed',
   'anon cannot delete audit rows, even when granted DELETE.'
 );
+reset role;
 select tests.authenticate_as('0c000000-0000-4000-8000-000000000001');
 select throws_ok(
   $$ update public.chat_audit_logs set action = 'edited' $$,
@@ -407,6 +418,7 @@ select throws_ok(
   '42501', 'chat_audit_logs is append-only: DELETE is not allowed',
   'A client cannot delete audit rows, even when granted DELETE.'
 );
+reset role;
 select tests.authenticate_as('0c000000-0000-4000-8000-000000000002');
 select throws_ok(
   $$ update public.chat_audit_logs set action = 'edited' $$,
@@ -418,6 +430,7 @@ select throws_ok(
   '42501', 'chat_audit_logs is append-only: DELETE is not allowed',
   'A reader cannot delete audit rows, even when granted DELETE.'
 );
+reset role;
 select tests.authenticate_as('0c000000-0000-4000-8000-000000000004');
 select throws_ok(
   $$ update public.chat_audit_logs set action = 'edited' $$,
@@ -429,6 +442,7 @@ select throws_ok(
   '42501', 'chat_audit_logs is append-only: DELETE is not allowed',
   'An admin cannot delete audit rows, even when granted DELETE.'
 );
+reset role;
 select tests.authenticate_as_service_role();
 select throws_ok(
   $$ update public.chat_audit_logs set hash = repeat('a', 64) $$,

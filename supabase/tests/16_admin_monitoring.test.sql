@@ -54,6 +54,7 @@ end
 $$;
 
 -- ---------------------------------------------------------------- who may read
+reset role;
 select tests.clear_authentication();
 select throws_ok(
   $$ select public.admin_chat_audit_logs() $$,
@@ -65,6 +66,7 @@ select throws_ok(
   '42501', 'permission denied for function admin_chat_monitoring',
   'An anonymous caller cannot read the monitoring figures.'
 );
+reset role;
 select tests.authenticate_with_claims('{"role": "authenticated", "app_metadata": {"role": "admin"}}');
 select throws_ok(
   $$ select public.admin_chat_audit_logs() $$,
@@ -72,6 +74,7 @@ select throws_ok(
   'A token without a user cannot read the audit log, whatever its app role.'
 );
 
+reset role;
 select tests.authenticate_as('0c000000-0000-4000-8000-000000000001');
 select throws_ok(
   $$ select public.admin_chat_audit_logs() $$,
@@ -99,6 +102,7 @@ select throws_ok(
   'A client cannot call the private verification.'
 );
 
+reset role;
 select tests.authenticate_as('0c000000-0000-4000-8000-000000000002');
 select throws_ok(
   $$ select public.admin_chat_audit_logs() $$,
@@ -116,6 +120,7 @@ select throws_ok(
   'A reader cannot read the monitoring figures.'
 );
 
+reset role;
 select tests.authenticate_as('0c000000-0000-4000-8000-000000000005');
 select throws_ok(
   $$ select public.admin_chat_audit_logs() $$,
@@ -140,6 +145,7 @@ select count(*)::integer as session_rows from public.chat_audit_logs as a
 where a.session_id = '5e000000-0000-4000-8000-000000000001';
 grant select on expected to authenticated;
 
+reset role;
 select tests.authenticate_as('0c000000-0000-4000-8000-000000000004');
 select is(
   (public.admin_chat_audit_logs(session_id => '5e000000-0000-4000-8000-000000000001') ->> 'total')::integer,
@@ -211,6 +217,7 @@ select is(
 );
 
 -- ---------------------------------------------------------------- one session
+reset role;
 select tests.authenticate_as('0c000000-0000-4000-8000-000000000007');
 create temp table monitored on commit drop as
 select public.admin_chat_session_monitoring('5e000000-0000-4000-8000-000000000001') as m;
@@ -301,12 +308,14 @@ select is(
 );
 
 -- ---------------------------------------------------------------- retention
+reset role;
 select tests.authenticate_as('0c000000-0000-4000-8000-000000000007');
 select throws_ok(
   $$ select public.purge_chat_monitoring(interval '30 days') $$,
   '42501', 'permission denied for function purge_chat_monitoring',
   'Users cannot purge monitoring events.'
 );
+reset role;
 select tests.authenticate_as_service_role();
 select is(
   public.purge_chat_monitoring(interval '30 days'),

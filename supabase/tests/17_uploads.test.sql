@@ -40,6 +40,7 @@ end
 $$;
 
 -- ---------------------------------------------------------------- the client uploads, as Storage does
+reset role;
 select tests.authenticate_as('0d000000-0000-4000-8000-000000000001');
 select lives_ok(
   $$ insert into storage.objects (bucket_id, name, owner, owner_id, metadata)
@@ -96,6 +97,7 @@ select throws_ok(
 );
 
 -- ---------------------------------------------------------------- the reader
+reset role;
 select tests.authenticate_as('0d000000-0000-4000-8000-000000000002');
 select results_eq(
   $$ select count(*)::int from storage.objects
@@ -117,6 +119,7 @@ select throws_ok(
 );
 
 -- ---------------------------------------------------------------- the outsider
+reset role;
 select tests.authenticate_as('0d000000-0000-4000-8000-000000000003');
 select is_empty(
   $$ select name from storage.objects where name like '5f000000-0000-4000-8000-000000000001/%' $$,
@@ -130,6 +133,7 @@ select throws_ok(
 );
 
 -- ---------------------------------------------------------------- a removed object
+reset role;
 select tests.authenticate_as('0d000000-0000-4000-8000-000000000001');
 select is(
   pg_temp.affected_rows(

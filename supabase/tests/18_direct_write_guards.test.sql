@@ -50,6 +50,7 @@ end
 $$;
 
 -- The outsider points a message of their own session at the client's file.
+reset role;
 select tests.authenticate_as('0c000000-0000-4000-8000-000000000003');
 select throws_ok(
   $$ insert into public.chat_messages (session_id, sender_id, type, metadata)
@@ -61,6 +62,7 @@ select throws_ok(
   'A direct insert cannot reference a file of another session'
 );
 
+reset role;
 select tests.authenticate_as('0c000000-0000-4000-8000-000000000001');
 insert into public.chat_messages (id, session_id, sender_id, type, metadata)
 values (

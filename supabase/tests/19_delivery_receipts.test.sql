@@ -34,6 +34,7 @@ select ok(
 );
 
 -- ---------------------------------------------------------------- who may acknowledge
+reset role;
 select tests.authenticate_as('0d000000-0000-4000-8000-000000000003');
 select throws_ok(
   $$ select public.mark_chat_messages_delivered('5d000000-0000-4000-8000-000000000001') $$,
@@ -45,6 +46,7 @@ select throws_ok(
   'P0002', 'chat session 5d000000-0000-4000-8000-000000000001 not found',
   'An outsider cannot read the receipts of a session they do not take part in.'
 );
+reset role;
 select tests.authenticate_as('0d000000-0000-4000-8000-000000000004');
 select throws_ok(
   $$ select * from public.get_chat_receipts('5d000000-0000-4000-8000-000000000001') $$,
@@ -53,6 +55,7 @@ select throws_ok(
 );
 
 -- ---------------------------------------------------------------- the reader's cursor
+reset role;
 select tests.authenticate_as('0d000000-0000-4000-8000-000000000002');
 select is(
   public.mark_chat_messages_delivered('5d000000-0000-4000-8000-000000000001', '3d000000-0000-4000-8000-000000000002'),
@@ -92,6 +95,7 @@ select throws_ok(
 );
 
 -- ---------------------------------------------------------------- receipts
+reset role;
 select tests.authenticate_as('0d000000-0000-4000-8000-000000000001');
 select results_eq(
   $$ select user_id, delivered_message_id, read_message_id
@@ -101,8 +105,10 @@ select results_eq(
      ('0d000000-0000-4000-8000-000000000002'::uuid, '3d000000-0000-4000-8000-000000000002'::uuid, null::uuid) $$,
   'The sender sees the reader''s delivery cursor, one row per participant.'
 );
+reset role;
 select tests.authenticate_as('0d000000-0000-4000-8000-000000000002');
 select public.mark_chat_messages_read('5d000000-0000-4000-8000-000000000001', '3d000000-0000-4000-8000-000000000001');
+reset role;
 select tests.authenticate_as('0d000000-0000-4000-8000-000000000001');
 select results_eq(
   $$ select delivered_message_id, read_message_id from public.get_chat_receipts('5d000000-0000-4000-8000-000000000001')
@@ -110,10 +116,13 @@ select results_eq(
   $$ values ('3d000000-0000-4000-8000-000000000002'::uuid, '3d000000-0000-4000-8000-000000000001'::uuid) $$,
   'Read and delivered are separate cursors: reading an older message keeps the newer delivery.'
 );
+reset role;
 select tests.authenticate_as('0d000000-0000-4000-8000-000000000001');
 select public.mark_chat_messages_read('5d000000-0000-4000-8000-000000000001');
+reset role;
 select tests.authenticate_as('0d000000-0000-4000-8000-000000000002');
 select public.mark_chat_messages_read('5d000000-0000-4000-8000-000000000001');
+reset role;
 select tests.authenticate_as('0d000000-0000-4000-8000-000000000001');
 select results_eq(
   $$ select delivered_seq = read_seq from public.get_chat_receipts('5d000000-0000-4000-8000-000000000001')
@@ -121,6 +130,7 @@ select results_eq(
   $$ values (true) $$,
   'A read counts as delivered: without a delivery cursor, delivered is the read cursor.'
 );
+reset role;
 select tests.authenticate_as('0d000000-0000-4000-8000-000000000003');
 select is_empty(
   $$ select 1 from public.chat_delivery_state $$,
@@ -128,13 +138,16 @@ select is_empty(
 );
 
 -- ---------------------------------------------------------------- notification
+reset role;
 select tests.clear_authentication();
 listen chat_events;
+reset role;
 select tests.authenticate_as('0d000000-0000-4000-8000-000000000001');
 select lives_ok(
   $$ select public.mark_chat_messages_delivered('5d000000-0000-4000-8000-000000000001') $$,
   'The sender acknowledges the newest message (their own).'
 );
+reset role;
 select tests.clear_authentication();
 select is(
   (

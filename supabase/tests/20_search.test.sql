@@ -37,6 +37,7 @@ select ok(
   'Message content has a GIN full-text index.'
 );
 
+reset role;
 select tests.authenticate_as('0e000000-0000-4000-8000-000000000001');
 select results_eq(
   $$ select id from public.search_chat_messages('moon') $$,
@@ -63,6 +64,7 @@ select throws_ok(
   'A blank query is refused.'
 );
 
+reset role;
 select tests.authenticate_as('0e000000-0000-4000-8000-000000000003');
 select is_empty(
   $$ select 1 from public.search_chat_messages('moon') $$,
@@ -72,6 +74,7 @@ select is_empty(
   $$ select 1 from public.search_chat_messages('moon', in_session_id => '5f000000-0000-4000-8000-000000000001') $$,
   'An outsider finds nothing even naming the session.'
 );
+reset role;
 select tests.authenticate_as('0e000000-0000-4000-8000-000000000004');
 select is_empty(
   $$ select 1 from public.search_chat_messages('moon') $$,
@@ -79,6 +82,7 @@ select is_empty(
 );
 
 -- ---------------------------------------------------------------- session filters
+reset role;
 select tests.authenticate_as('0e000000-0000-4000-8000-000000000001');
 select results_eq(
   $$ select id from public.find_my_chat_sessions(search => 'tarot') $$,
@@ -95,6 +99,7 @@ select results_eq(
   $$ values ('5f000000-0000-4000-8000-000000000002'::uuid, 1::bigint) $$,
   'Type and status filter the list.'
 );
+reset role;
 select tests.authenticate_as('0e000000-0000-4000-8000-000000000003');
 select is_empty(
   $$ select 1 from public.find_my_chat_sessions(search => 'moon') $$,

@@ -150,6 +150,7 @@ select throws_ok(
 select is(current_user::text, 'postgres', 'A failed group leaves the caller''s role as it was.');
 
 -- Only the service's database role may call it.
+reset role;
 select tests.authenticate_as('0c000000-0000-4000-8000-000000000001');
 select throws_ok(
   $$ select * from chat_private.send_chat_messages(

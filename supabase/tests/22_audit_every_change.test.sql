@@ -54,6 +54,7 @@ select is(
 );
 
 -- The service role rewriting a closed session's closed_at (review finding 6).
+reset role;
 select tests.authenticate_as_service_role();
 update public.chat_sessions set status = 'closed'
 where id = '5e000000-0000-4000-8000-000000000001';
@@ -151,6 +152,7 @@ select is(
 );
 
 -- Delivery cursors too.
+reset role;
 select tests.authenticate_as('0c000000-0000-4000-8000-000000000002');
 select public.mark_chat_messages_delivered('5e000000-0000-4000-8000-000000000001', '3e000000-0000-4000-8000-000000000001');
 reset role;

@@ -80,12 +80,14 @@ select is(
   'Row level security is on for the three webhook tables (no policies: nothing for anyone).'
 );
 
+reset role;
 select tests.authenticate_as('0c000000-0000-4000-8000-000000000004');
 select throws_ok(
   $$ select count(*) from chat_private.webhook_outbox $$,
   '42501', 'permission denied for table webhook_outbox',
   'Even an admin cannot read the outbox directly.'
 );
+reset role;
 select tests.authenticate_as_service_role();
 select throws_ok(
   $$ delete from chat_private.webhook_waiting $$,
@@ -97,6 +99,7 @@ select throws_ok(
   '42501', 'permission denied for table webhook_cursor',
   'The service role cannot move the cursor.'
 );
+reset role;
 select tests.clear_authentication();
 select throws_ok(
   $$ select public.admin_chat_webhook_deliveries() $$,
@@ -105,12 +108,14 @@ select throws_ok(
 );
 
 -- ---------------------------------------------------------------- admins only
+reset role;
 select tests.authenticate_as('0c000000-0000-4000-8000-000000000001');
 select throws_ok(
   $$ select public.admin_chat_webhook_deliveries() $$,
   '42501', 'only admins can list webhook deliveries',
   'A client cannot list webhook deliveries.'
 );
+reset role;
 select tests.authenticate_as('0c000000-0000-4000-8000-000000000005');
 select throws_ok(
   $$ select public.admin_replay_chat_webhook('d0000000-0000-4000-8000-000000000001') $$,
@@ -118,6 +123,7 @@ select throws_ok(
   'A user_metadata "admin" cannot replay a delivery.'
 );
 
+reset role;
 select tests.authenticate_as('0c000000-0000-4000-8000-000000000004');
 select is(
   (public.admin_chat_webhook_deliveries() ->> 'total')::int, 2,
@@ -163,11 +169,13 @@ select throws_ok(
   'P0002', 'webhook delivery d0000000-0000-4000-8000-000000000099 not found',
   'An unknown delivery is not found.'
 );
+reset role;
 select tests.authenticate_as('0c000000-0000-4000-8000-000000000007');
 select is(
   (public.admin_chat_webhook_deliveries(status => 'pending') ->> 'total')::int, 2,
   'A super admin lists too; both deliveries are pending now.'
 );
+reset role;
 select tests.clear_authentication();
 reset role;
 

@@ -8,6 +8,7 @@ from aiohttp import web
 from .. import message_store, sessions
 from ..errors import ApiError
 from ..keys import DATABASE, RELAY, SETTINGS
+from ..relay.ratelimit import RateLimiter
 from . import cors, openapi
 from .http import authenticate, json_body, path_params, query_params, reply
 from .models import (
@@ -25,6 +26,10 @@ from .models import (
 )
 from .registry import Route, register
 from .search_models import SessionsFilterQuery
+
+# Sessions each user may create: a token bucket per user (SESSION_CREATE_RATE per second,
+# SESSION_CREATE_BURST), shared through Redis like the send limit.
+SESSION_LIMIT = web.AppKey("session_limit", RateLimiter)
 
 
 # ---------------------------------------------------------------- sessions
@@ -51,6 +56,8 @@ async def list_sessions(request: web.Request) -> web.Response:
 async def create_session(request: web.Request) -> web.Response:
     principal = await authenticate(request)
     body = await json_body(request, CreateSession)
+    if not await request.app[SESSION_LIMIT].allow(principal.user_id):
+        raise ApiError(429, "rate_limited", "too many sessions created; slow down")
     async with request.app[DATABASE].as_user(principal) as conn:
         row = await sessions.create(
             conn,
@@ -147,7 +154,7 @@ ROUTES = (
         body=CreateSession,
         response=SessionEnvelope,
         status=201,
-        errors=(403,),
+        errors=(403, 429),
     ),
     Route(
         "GET",
@@ -206,6 +213,13 @@ ROUTES = (
 
 
 def setup(app: web.Application) -> None:
+    settings = app[SETTINGS]
+    app[SESSION_LIMIT] = RateLimiter(
+        name="sessions",
+        rate=settings.session_create_rate,
+        burst=settings.session_create_burst,
+        redis=app[RELAY].redis,
+    )
     cors.setup(app, app[SETTINGS].cors_origins)
     register(app, ROUTES)
     openapi.setup(app, title="Consultation chat API", version="1.0.0")

@@ -4,6 +4,8 @@ or for holders of a short-lived signed URL."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import uuid
 from collections.abc import AsyncIterator, Mapping
 
@@ -12,8 +14,9 @@ from aiohttp import web
 from .. import messages
 from ..errors import ApiError
 from ..keys import DATABASE, OBJECT_STORE, RELAY, SETTINGS, URL_SIGNER
-from ..storage import ObjectMissing, UrlSigner, build_store, catalog
-from ..uploads import intake, names, service
+from ..storage import InsufficientStorage, ObjectMissing, UrlSigner, build_store, catalog
+from ..tasks import spawn
+from ..uploads import accounting, intake, names, service, sweeper
 from . import downloads
 from .file_models import DOWNLOAD_TYPES, FilePath, FileQuery, UploadFields, UploadResult
 from .http import authenticate, query_params, reply
@@ -27,6 +30,10 @@ async def upload(request: web.Request) -> web.Response:
     # An upload is a message: it draws from the same per-user bucket as sends.
     if not await app[RELAY].send_limit.allow(principal.user_id):
         raise ApiError(429, "rate_limited", "too many messages; slow down")
+    # Refused before a byte of the body is read: a full disk, a used-up daily quota.
+    if not app[OBJECT_STORE].has_room(settings.upload_max_bytes):
+        raise InsufficientStorage()
+    await accounting.check_quota(db, principal.user_id, quota=settings.upload_quota_bytes)
 
     async def participating(session_id: uuid.UUID) -> None:
         await service.check_session(db, principal, session_id)
@@ -49,6 +56,7 @@ async def upload(request: web.Request) -> web.Response:
             principal=principal,
             form=form,
             url_ttl=settings.file_url_ttl,
+            daily_quota=settings.upload_quota_bytes,
         )
     return reply(UploadResult.model_validate(result), status=201)
 
@@ -92,9 +100,15 @@ ROUTES = (
         form=UploadFields,
         response=UploadResult,
         status=201,
-        errors=(404, 409, 429),
+        errors=(404, 409, 429, 507),
         notes=(
             (413, "The file is larger than 10 MB"),
+            (
+                429,
+                "Too many messages (rate_limited), or the daily upload quota is used up "
+                "(upload_quota_exceeded)",
+            ),
+            (507, "The file store is below its free-space floor (insufficient_storage)"),
             (415, "Not multipart/form-data, or a file type that is not accepted"),
             (422, "A missing or invalid field, an empty file, a reply from elsewhere"),
         ),
@@ -146,7 +160,24 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
         return await store.signed_urls(paths, ttl)
 
     messages.set_file_url_signer(sign)
+    settings = app[SETTINGS]
+    sweep = None
+    if settings.orphan_sweep_seconds > 0:
+        sweep = spawn(
+            sweeper.run(
+                app[DATABASE],
+                store,
+                spool_dir=settings.data_dir / "tmp",
+                interval=settings.orphan_sweep_seconds,
+                grace_seconds=settings.orphan_grace_seconds,
+            ),
+            name="orphan-sweep",
+        )
     yield
+    if sweep is not None:
+        sweep.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await sweep
     # One signer per process: take it down only if another app has not replaced it.
     current = messages.set_file_url_signer(None)
     if current is not sign:

@@ -36,6 +36,7 @@ from .events import RelayEvents
 from .hooks import RelayHooks
 from .manager import ChatRedisManager
 from .models import JoinSession, MarkRead, RefreshToken, SendMessage, SessionRef, describe
+from .packets import PacketGuardServer
 from .presence import Presence
 from .ratelimit import RateLimiter
 from .rooms import SocketState
@@ -66,7 +67,7 @@ class Relay(RelayEvents):
         )
         self.manager = manager
         origins = settings.cors_origins
-        self.sio = socketio.AsyncServer(
+        self.sio = PacketGuardServer(
             async_mode="aiohttp",
             client_manager=manager,
             cors_allowed_origins="*" if "*" in origins else list(origins),

@@ -4,11 +4,19 @@ from __future__ import annotations
 
 from ..config import Settings
 from ..db import Database
-from .base import BUCKET, NewObject, ObjectMissing, ObjectStore, StorageError
+from .base import (
+    BUCKET,
+    InsufficientStorage,
+    NewObject,
+    ObjectMissing,
+    ObjectStore,
+    StorageError,
+)
 from .signing import UrlSigner
 
 __all__ = [
     "BUCKET",
+    "InsufficientStorage",
     "NewObject",
     "ObjectMissing",
     "ObjectStore",
@@ -30,4 +38,9 @@ def build_store(settings: Settings, *, db: Database, signer: UrlSigner) -> Objec
         )
     from .local import LocalStore
 
-    return LocalStore(root=settings.data_dir, db=db, signer=signer)
+    return LocalStore(
+        root=settings.data_dir,
+        db=db,
+        signer=signer,
+        min_free_bytes=settings.storage_min_free_bytes,
+    )

@@ -27,6 +27,17 @@ class StorageError(ApiError):
         super().__init__(503, "storage_unavailable", message)
 
 
+class InsufficientStorage(ApiError):
+    """The store is below its free-space floor: no new files for now (507)."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            507,
+            "insufficient_storage",
+            "the file store is low on disk space and accepts no new files for now",
+        )
+
+
 class ObjectMissing(ApiError):
     """The object is not there (or not visible): 404."""
 
@@ -73,6 +84,15 @@ class ObjectStore(ABC):
     @abstractmethod
     async def remove(self, principal: Principal, path: str) -> None:
         """Delete the object (bytes and ``storage.objects`` row); missing is not an error."""
+
+    async def purge(self, path: str) -> None:
+        """Delete an object nobody refers to (the orphan sweep), without a user; missing
+        is not an error."""
+        raise NotImplementedError(f"the {self.name} store cannot purge objects")
+
+    def has_room(self, size: int) -> bool:
+        """Whether ``size`` more bytes keep the store above its free-space floor."""
+        return True
 
     @abstractmethod
     def stream(

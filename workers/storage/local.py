@@ -5,6 +5,10 @@ decide, exactly as hosted Supabase Storage would.
 A file appears under its final name only by a hard link from its spooled temporary file
 inside the row's transaction: a failure leaves neither a partial file nor a row, and
 ``os.link`` refuses to replace an existing file, so an upload never overwrites another.
+
+Below ``min_free_bytes`` of free disk (``STORAGE_MIN_FREE_BYTES``) the store refuses new
+files with 507 ``insufficient_storage``: the database and the other files on that disk
+keep their room.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import shutil
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -22,7 +27,7 @@ import asyncpg
 from ..auth import Principal
 from ..db import Database
 from ..errors import ApiError
-from .base import BUCKET, NewObject, ObjectMissing, ObjectStore, StorageError
+from .base import BUCKET, InsufficientStorage, NewObject, ObjectMissing, ObjectStore, StorageError
 from .signing import UrlSigner
 
 log = logging.getLogger(__name__)
@@ -38,10 +43,26 @@ _DELETE = "delete from storage.objects where bucket_id = $1 and name = $2"
 class LocalStore(ObjectStore):
     name = "local"
 
-    def __init__(self, *, root: Path, db: Database, signer: UrlSigner) -> None:
-        self._bucket_dir = Path(root) / BUCKET
+    def __init__(
+        self, *, root: Path, db: Database, signer: UrlSigner, min_free_bytes: int = 0
+    ) -> None:
+        self._root = Path(root)
+        self._bucket_dir = self._root / BUCKET
         self._db = db
         self._signer = signer
+        self._min_free = min_free_bytes
+
+    def has_room(self, size: int) -> bool:
+        if self._min_free <= 0:
+            return True
+        probe = self._bucket_dir if self._bucket_dir.exists() else self._root
+        while not probe.exists() and probe != probe.parent:
+            probe = probe.parent
+        try:
+            free = shutil.disk_usage(probe).free
+        except OSError:
+            return False
+        return free - size >= self._min_free
 
     def file_for(self, path: str) -> Path:
         """The file of an object path; refuses anything that could leave the bucket."""
@@ -55,6 +76,8 @@ class LocalStore(ObjectStore):
 
     async def put(self, principal: Principal, obj: NewObject) -> None:
         target = self.file_for(obj.path)
+        if not self.has_room(obj.size):
+            raise InsufficientStorage()
         placed = False
         try:
             try:
@@ -88,6 +111,15 @@ class LocalStore(ObjectStore):
             async with self._db.as_service() as conn:
                 await conn.execute(_DELETE, BUCKET, path)
         await asyncio.to_thread(_unlink, self.file_for(path))
+
+    async def purge(self, path: str) -> None:
+        async with self._db.as_service() as conn:
+            await conn.execute(_DELETE, BUCKET, path)
+        try:
+            target = self.file_for(path)
+        except ObjectMissing:
+            return  # a name that could never have been stored here
+        await asyncio.to_thread(_unlink, target)
 
     @asynccontextmanager
     async def stream(

@@ -75,6 +75,9 @@ class SupabaseStore(ObjectStore):
             obj.source.unlink(missing_ok=True)
 
     async def remove(self, principal: Principal, path: str) -> None:
+        await self.purge(path)
+
+    async def purge(self, path: str) -> None:
         try:
             await self._bucket().remove([path])
         except (StorageException, httpx.HTTPError) as exc:

@@ -6,6 +6,11 @@
    declared type says otherwise), a fresh safe path, the object stored, then the message
    sent through ``send_chat_message`` as the user. If the message cannot be written, the
    object is removed again; if storing fails, no message is attempted.
+
+Before storing, the upload is counted against the user's daily quota and journaled
+(:mod:`.accounting`); the journal row goes when the message is committed, and the bytes
+are given back when the object is not kept. A crash between storing and the message
+leaves a journal row for the orphan sweep (:mod:`.sweeper`).
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from ..auth import Principal
 from ..db import Database
 from ..errors import ApiError
 from ..storage import NewObject, ObjectStore
-from . import names, sniff
+from . import accounting, names, sniff
 from .intake import UploadForm
 
 log = logging.getLogger(__name__)
@@ -81,6 +86,7 @@ async def publish(
     principal: Principal,
     form: UploadForm,
     url_ttl: int,
+    daily_quota: int = 0,
 ) -> dict[str, Any]:
     """Store the spooled file and send its message; returns ``{message, file}``."""
     spooled = form.file
@@ -115,16 +121,21 @@ async def publish(
         "storage_path": path,
         **detected.details,
     }
-    await store.put(
-        principal,
-        NewObject(
-            path=path,
-            source=spooled.path,
-            size=spooled.size,
-            content_type=detected.mime,
-            file_name=display,
-        ),
-    )
+    await accounting.begin(db, principal.user_id, path, spooled.size, quota=daily_quota)
+    try:
+        await store.put(
+            principal,
+            NewObject(
+                path=path,
+                source=spooled.path,
+                size=spooled.size,
+                content_type=detected.mime,
+                file_name=display,
+            ),
+        )
+    except BaseException:
+        await asyncio.shield(_forget(db, path))
+        raise
     try:
         async with db.as_user(principal) as conn:
             message = await message_store.send(
@@ -137,15 +148,34 @@ async def publish(
                 client_message_id=None,
             )
     except BaseException:
-        await asyncio.shield(_discard(store, principal, path))
+        await asyncio.shield(_discard(db, store, principal, path))
         raise
+    await asyncio.shield(_settled(db, path))
     urls = await store.signed_urls([path], url_ttl)
     file = {k: metadata[k] for k in ("storage_path", "file_name", "mime_type", "size_bytes")}
     return {"message": message, "file": {**file, "url": urls.get(path)}}
 
 
-async def _discard(store: ObjectStore, principal: Principal, path: str) -> None:
+async def _discard(db: Database, store: ObjectStore, principal: Principal, path: str) -> None:
     try:
         await store.remove(principal, path)
-    except Exception:
-        log.exception("could not remove %s after its message failed", path)
+    except Exception as exc:  # the journal row stays: the sweep removes it later
+        log.error("could not remove %s after its message failed: %r", path, exc)
+        return
+    await _forget(db, path)
+
+
+async def _forget(db: Database, path: str) -> None:
+    """The object was not kept: give its bytes back (the sweep retries on failure)."""
+    try:
+        await accounting.cancel(db, path)
+    except Exception as exc:
+        log.warning("could not release the upload journal of %s: %r", path, exc)
+
+
+async def _settled(db: Database, path: str) -> None:
+    """The message is committed; a failure here only leaves work for the sweep."""
+    try:
+        await accounting.finish(db, path)
+    except Exception as exc:
+        log.warning("could not close the upload journal of %s: %r", path, exc)

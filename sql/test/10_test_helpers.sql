@@ -1,8 +1,14 @@
 -- Test helpers in schema tests (the basejump supabase-test-helpers pattern), for pgTAP.
 -- Each impersonates exactly as PostgREST does: transaction-local role and claims.
+--
+-- Installed by scripts/test in its throwaway test database only (never by scripts/dev,
+-- whose platform stand-in drops this schema), owned by and executable only by the test
+-- runner's role (the one pg_prove connects as): never by anon, authenticated or
+-- service_role. A test impersonating a user goes back to the runner's role with
+-- `reset role` before calling a helper again. Every function has a fixed search_path.
 
 create schema if not exists tests;
-grant usage on schema tests to anon, authenticated, service_role;
+revoke all on schema tests from public, anon, authenticated, service_role;
 
 create or replace function tests.create_supabase_user(
   user_id uuid,
@@ -11,7 +17,6 @@ create or replace function tests.create_supabase_user(
   user_metadata jsonb default '{}'::jsonb
 ) returns uuid
 language sql
-security definer
 set search_path = ''
 as $$
   insert into auth.users (id, email, raw_app_meta_data, raw_user_meta_data)
@@ -32,7 +37,6 @@ $$;
 create or replace function tests.user_claims(user_id uuid) returns jsonb
 language sql
 stable
-security definer
 set search_path = ''
 as $$
   select jsonb_build_object(
@@ -50,6 +54,7 @@ $$;
 
 create or replace function tests.authenticate_as(user_id uuid) returns void
 language plpgsql
+set search_path = ''
 as $$
 declare
   _claims jsonb := tests.user_claims(user_id);
@@ -65,6 +70,7 @@ $$;
 -- Impersonate with arbitrary claims (a forged user_metadata role, a missing sub, ...).
 create or replace function tests.authenticate_with_claims(claims jsonb) returns void
 language plpgsql
+set search_path = ''
 as $$
 begin
   perform set_config('role', 'authenticated', true);
@@ -74,6 +80,7 @@ $$;
 
 create or replace function tests.authenticate_as_service_role() returns void
 language plpgsql
+set search_path = ''
 as $$
 begin
   perform set_config('role', 'service_role', true);
@@ -83,6 +90,7 @@ $$;
 
 create or replace function tests.clear_authentication() returns void
 language plpgsql
+set search_path = ''
 as $$
 begin
   perform set_config('role', 'anon', true);
@@ -94,7 +102,6 @@ $$;
 create or replace function tests.tables_without_rls(schema_name text) returns text[]
 language sql
 stable
-security definer
 set search_path = ''
 as $$
   select coalesce(array_agg(c.relname::text order by c.relname), '{}')
@@ -107,6 +114,7 @@ $$;
 
 create or replace function tests.rls_enabled(schema_name text) returns text
 language plpgsql
+set search_path = extensions, pg_catalog
 as $$
 begin
   return extensions.is(
@@ -117,4 +125,4 @@ begin
 end
 $$;
 
-grant execute on all functions in schema tests to anon, authenticated, service_role;
+revoke all on all functions in schema tests from public, anon, authenticated, service_role;

@@ -1,0 +1,213 @@
+-- Review findings 5, 7, 8 and 9 (SQL side): sessions inserted directly are stamped by the
+-- server; a token without a role claim does not skip the guards; object names with empty,
+-- '.' or '..' segments are refused; the pgTAP helpers are the test runner's alone.
+begin;
+set local search_path = extensions, public;
+select plan(18);
+
+do $$
+begin
+  perform tests.create_supabase_user(
+    '0c000000-0000-4000-8000-000000000001', 'client@chat.test', '{"role": "client"}', '{}'
+  );
+  perform tests.create_supabase_user(
+    '0c000000-0000-4000-8000-000000000002', 'reader@chat.test', '{"role": "reader"}', '{}'
+  );
+  -- S1's newest message is a minute later than any session created in this transaction.
+  insert into public.chat_sessions (id, participants, type, created_by, last_message_at)
+  values
+  (
+    '5e000000-0000-4000-8000-000000000001',
+    array['0c000000-0000-4000-8000-000000000001', '0c000000-0000-4000-8000-000000000002']::uuid[],
+    'support', '0c000000-0000-4000-8000-000000000001', now() + interval '1 minute'
+  ),
+  (
+    '5e000000-0000-4000-8000-000000000002',
+    array['0c000000-0000-4000-8000-000000000002']::uuid[],
+    'support', '0c000000-0000-4000-8000-000000000002', null
+  );
+end
+$$;
+
+-- ---------------------------------------------------------------- finding 5
+reset role;
+select tests.authenticate_as('0c000000-0000-4000-8000-000000000001');
+insert into public.chat_sessions (
+  id, participants, type, title, status, closed_at, created_at, updated_at, last_message_at
+)
+values (
+  '5e000000-0000-4000-8000-0000000000ff',
+  array['0c000000-0000-4000-8000-000000000001', '0c000000-0000-4000-8000-000000000002']::uuid[],
+  'support', 'Forged dates', 'closed', '2001-01-01', '2001-01-01', '2001-01-01', '9999-12-31'
+);
+
+select is(
+  (
+    select count(*)::int from public.chat_sessions
+    where id = '5e000000-0000-4000-8000-0000000000ff'
+  ),
+  0,
+  'A session inserted directly gets a server id, not the client''s.'
+);
+select results_eq(
+  $$ select status, closed_at, last_message_at, created_at = now(), updated_at = now()
+     from public.chat_sessions where title = 'Forged dates' $$,
+  $$ values ('active'::text, null::timestamptz, null::timestamptz, true, true) $$,
+  'A session inserted directly is active, open, without messages, and created now.'
+);
+select is(
+  (select id from public.list_my_chat_sessions(1, 0)),
+  '5e000000-0000-4000-8000-000000000001'::uuid,
+  'A directly inserted session is not pinned first in the list by a forged last_message_at.'
+);
+
+-- ---------------------------------------------------------------- finding 7
+-- Claims without a role, under the authenticated role (as a service that trusted such a
+-- token would run them): the file guard and the stamps still apply.
+reset role;
+select tests.authenticate_with_claims(
+  '{"sub": "0c000000-0000-4000-8000-000000000001", "aud": "authenticated"}'
+);
+select ok(chat_private.is_api_caller(), 'A caller without a role claim is still an API caller.');
+select throws_ok(
+  $$ insert into public.chat_messages (session_id, sender_id, type, metadata)
+     values ('5e000000-0000-4000-8000-000000000001', '0c000000-0000-4000-8000-000000000001',
+             'image', '{"storage_path": "5e000000-0000-4000-8000-000000000001/0c000000-0000-4000-8000-000000000001/none.png"}') $$,
+  '22023',
+  'metadata.storage_path is not a file you uploaded to this session',
+  'Without a role claim, a file message still needs a stored object.'
+);
+insert into public.chat_sessions (participants, type, title, created_at)
+values (
+  array['0c000000-0000-4000-8000-000000000001']::uuid[], 'support', 'No role claim', '2001-01-01'
+);
+select is(
+  (
+    select created_at = now() from public.chat_sessions
+    where title = 'No role claim'
+  ),
+  true,
+  'Without a role claim, a directly inserted session is still stamped.'
+);
+
+reset role;
+select tests.authenticate_as_service_role();
+select ok(not chat_private.is_api_caller(), 'The service role is not an API caller.');
+
+-- ---------------------------------------------------------------- finding 8
+reset role;
+select tests.authenticate_as('0c000000-0000-4000-8000-000000000001');
+select throws_ok(
+  $$ insert into storage.objects (bucket_id, name, owner_id, metadata)
+     values ('chat-files',
+             '5e000000-0000-4000-8000-000000000001/0c000000-0000-4000-8000-000000000001/../../5e000000-0000-4000-8000-000000000002/0c000000-0000-4000-8000-000000000001/x.txt',
+             '0c000000-0000-4000-8000-000000000001', '{"mimetype": "text/plain", "size": 1}') $$,
+  '42501',
+  'new row violates row-level security policy for table "objects"',
+  'An object name with .. segments is refused by the upload policy.'
+);
+select throws_ok(
+  $$ insert into storage.objects (bucket_id, name, owner_id, metadata)
+     values ('chat-files',
+             '5e000000-0000-4000-8000-000000000001/0c000000-0000-4000-8000-000000000001/./x.txt',
+             '0c000000-0000-4000-8000-000000000001', '{"mimetype": "text/plain", "size": 1}') $$,
+  '42501',
+  'new row violates row-level security policy for table "objects"',
+  'An object name with a . segment is refused by the upload policy.'
+);
+select throws_ok(
+  $$ insert into storage.objects (bucket_id, name, owner_id, metadata)
+     values ('chat-files',
+             '5e000000-0000-4000-8000-000000000001/0c000000-0000-4000-8000-000000000001//x.txt',
+             '0c000000-0000-4000-8000-000000000001', '{"mimetype": "text/plain", "size": 1}') $$,
+  '42501',
+  'new row violates row-level security policy for table "objects"',
+  'An object name with an empty segment is refused by the upload policy.'
+);
+select lives_ok(
+  $$ insert into storage.objects (bucket_id, name, owner_id, metadata)
+     values ('chat-files',
+             '5e000000-0000-4000-8000-000000000001/0c000000-0000-4000-8000-000000000001/x.txt',
+             '0c000000-0000-4000-8000-000000000001', '{"mimetype": "text/plain", "size": 1}') $$,
+  'A clean object name in the caller''s own folder is accepted.'
+);
+
+-- The owner stored an object under an unclean name (as the service role could): the
+-- guard still refuses a message pointing at it, and participants cannot read it.
+reset role;
+insert into storage.objects (bucket_id, name, owner_id, metadata)
+values (
+  'chat-files',
+  '5e000000-0000-4000-8000-000000000001/0c000000-0000-4000-8000-000000000001/../../5e000000-0000-4000-8000-000000000002/0c000000-0000-4000-8000-000000000001/y.txt',
+  '0c000000-0000-4000-8000-000000000001', '{"mimetype": "text/plain", "size": 1}'
+);
+select tests.authenticate_as('0c000000-0000-4000-8000-000000000001');
+select throws_ok(
+  $$ insert into public.chat_messages (session_id, sender_id, type, metadata)
+     values ('5e000000-0000-4000-8000-000000000001', '0c000000-0000-4000-8000-000000000001',
+             'file', '{"storage_path": "5e000000-0000-4000-8000-000000000001/0c000000-0000-4000-8000-000000000001/../../5e000000-0000-4000-8000-000000000002/0c000000-0000-4000-8000-000000000001/y.txt"}') $$,
+  '22023',
+  'metadata.storage_path is not a file you uploaded to this session',
+  'The file guard refuses a storage path with .. segments.'
+);
+select is(
+  (
+    select count(*)::int from storage.objects
+    where name like '%/../%'
+  ),
+  0,
+  'An object with an unclean name is not readable through the policies.'
+);
+
+-- ---------------------------------------------------------------- finding 3 (creation)
+-- The client created three sessions this hour (one as fixture); with a limit of four, one
+-- more.
+reset role;
+select set_config('chat.session_create_limit', '4', true);
+select tests.authenticate_as('0c000000-0000-4000-8000-000000000001');
+select lives_ok(
+  $$ insert into public.chat_sessions (participants, type)
+     values (array['0c000000-0000-4000-8000-000000000001']::uuid[], 'support') $$,
+  'A user may create sessions up to the hourly limit.'
+);
+select throws_ok(
+  $$ select public.create_chat_session(array['0c000000-0000-4000-8000-000000000001']::uuid[]) $$,
+  'PT429',
+  'too many sessions created in the last hour (at most 4)',
+  'Past the hourly limit, creating a session is refused on every path (PostgREST: 429).'
+);
+
+-- ---------------------------------------------------------------- finding 9
+reset role;
+select ok(
+  not has_function_privilege('anon', 'tests.user_claims(uuid)', 'execute')
+  and not has_function_privilege('authenticated', 'tests.create_supabase_user(uuid, text, jsonb, jsonb)', 'execute')
+  and not has_function_privilege('service_role', 'tests.authenticate_as(uuid)', 'execute')
+  and not has_schema_privilege('anon', 'tests', 'usage')
+  and not has_schema_privilege('authenticated', 'tests', 'usage'),
+  'The test helpers are not executable by anon, authenticated or service_role.'
+);
+select is(
+  (
+    select count(*)::int
+    from pg_catalog.pg_proc as p
+    inner join pg_catalog.pg_namespace as n on p.pronamespace = n.oid
+    where n.nspname = 'tests'
+      and not coalesce(p.proconfig, '{}') && array['search_path=""', 'search_path=extensions, pg_catalog']
+  ),
+  0,
+  'Every test helper has a fixed search_path.'
+);
+select is(
+  (
+    select count(*)::int
+    from pg_catalog.pg_proc as p
+    inner join pg_catalog.pg_namespace as n on p.pronamespace = n.oid
+    where n.nspname = 'tests' and p.prosecdef
+  ),
+  0,
+  'No test helper is security definer.'
+);
+
+select * from finish();
+rollback;
