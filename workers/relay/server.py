@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import asyncpg
-import redis.asyncio as aioredis
+import redis.exceptions
 import socketio
 from pydantic import BaseModel, ValidationError
 
@@ -25,13 +25,16 @@ from ..auth import TokenVerifier
 from ..changefeed import Changefeed
 from ..config import Settings
 from ..db import Database
-from ..errors import ApiError, AuthError, from_postgres
+from ..errors import ApiError, from_postgres
 from ..tasks import spawn
 from .events import RelayEvents
+from .gate import EIO_SID_KEY, Gate, GuardedServer, Limits
 from .hooks import RelayHooks
+from .manager import RelayRedisManager
 from .models import JoinSession, MarkRead, RefreshToken, SendMessage, SessionRef, describe
 from .presence import Presence
-from .ratelimit import RateLimiter
+from .ratelimit import Budget, RateLimiter
+from .redis_link import RedisLink
 from .rooms import SocketState
 from .typing import TypingTracker
 
@@ -49,16 +52,20 @@ class Relay(RelayEvents):
         self.db = db
         self.verifier = verifier
         self.relay_id = relay_id
-        self.redis: aioredis.Redis | None = (
-            aioredis.Redis.from_url(settings.redis_url) if settings.redis_url else None
-        )
+        # Redis is optional at run time: every use goes through the link, which falls back
+        # to local state at once while Redis is unreachable.
+        self.redis_link = RedisLink(settings.redis_url) if settings.redis_url else None
+        self.redis = self.redis_link.client if self.redis_link is not None else None
         manager = (
-            socketio.AsyncRedisManager(settings.redis_url, channel="chat-relay")
-            if settings.redis_url
+            RelayRedisManager(settings.redis_url, link=self.redis_link, channel="chat-relay")
+            if settings.redis_url and self.redis_link is not None
             else None
         )
         origins = settings.cors_origins
-        self.sio = socketio.AsyncServer(
+        self.gate = Gate(limits=_limits(settings))
+        self.sio = GuardedServer(
+            gate=self.gate,
+            on_refused=self._transport_refused,
             async_mode="aiohttp",
             client_manager=manager,
             cors_allowed_origins="*" if "*" in origins else list(origins),
@@ -68,19 +75,38 @@ class Relay(RelayEvents):
             logger=False,
             engineio_logger=False,
         )
-        self.presence = Presence(redis=self.redis, relay_id=relay_id, ttl=settings.presence_ttl)
+        self.presence = Presence(
+            redis=self.redis_link, relay_id=relay_id, ttl=settings.presence_ttl
+        )
         self.typing = TypingTracker(
             on_timeout=self._typing_timed_out, timeout=settings.typing_timeout
         )
         self.send_limit = RateLimiter(
-            name="send", rate=settings.message_rate, burst=settings.message_burst, redis=self.redis
+            name="send",
+            rate=settings.message_rate,
+            burst=settings.message_burst,
+            redis=self.redis_link,
         )
         # Any event, per socket, in this process: a floor under every handler's cost.
         self.event_limit = RateLimiter(
             name="events", rate=settings.event_rate, burst=settings.event_burst, redis=None
         )
         self.typing_limit = RateLimiter(
-            name="typing", rate=settings.typing_rate, burst=settings.typing_burst, redis=self.redis
+            name="typing",
+            rate=settings.typing_rate,
+            burst=settings.typing_burst,
+            redis=self.redis_link,
+        )
+        # Every event, per user, across the user's sockets and relays (Redis when up).
+        self.user_event_budget = Budget(
+            name="user-events",
+            rate=settings.user_event_rate,
+            burst=settings.user_event_burst,
+            redis=self.redis_link,
+        )
+        # Every REST call, per user (shared with the relays through Redis).
+        self.api_budget = Budget(
+            name="api", rate=settings.api_rate, burst=settings.api_burst, redis=self.redis_link
         )
         self.changefeed = Changefeed(
             dsn=settings.database_url,
@@ -97,6 +123,8 @@ class Relay(RelayEvents):
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
+        if self.redis_link is not None:
+            await self.redis_link.start()
         await self.presence.start()
         await self.changefeed.start()
 
@@ -117,8 +145,8 @@ class Relay(RelayEvents):
             if state.expiry is not None:
                 state.expiry.cancel()
         await self.presence.stop()
-        if self.redis is not None:
-            await self.redis.aclose()
+        if self.redis_link is not None:
+            await self.redis_link.stop()
 
     def stats(self) -> dict[str, int]:
         return {
@@ -171,6 +199,12 @@ class Relay(RelayEvents):
             try:
                 if not await self.event_limit.allow(sid):
                     raise ApiError(429, "rate_limited", "too many events; slow down")
+                if not await self.user_event_budget.allow(state.principal.user_id):
+                    raise ApiError(
+                        429, "rate_limited", "too many events from this account; slow down"
+                    )
+                if not self.hooks.accepting(state.principal):
+                    raise ApiError(503, "unavailable", "the audit log is behind; try again")
                 payload = model.model_validate(data if data is not None else {})
                 result = await handler(sid, state, payload)
                 self.hooks.handled(event, state.principal, payload, result)
@@ -183,7 +217,13 @@ class Relay(RelayEvents):
                 err = from_postgres(exc)
                 if err.status >= 500:
                     log.exception("database error in %s", event)
-            except (OSError, asyncpg.InterfaceError, TimeoutError):
+            except (
+                OSError,
+                asyncpg.InterfaceError,
+                TimeoutError,
+                redis.exceptions.ConnectionError,
+                redis.exceptions.TimeoutError,
+            ):
                 log.exception("backing service unavailable in %s", event)
                 err = ApiError(503, "unavailable", "a backing service is unavailable")
             except Exception:
@@ -205,10 +245,16 @@ class Relay(RelayEvents):
         token = auth.get("token") if isinstance(auth, dict) else None
         if not token:
             token = environ.get("HTTP_AUTHORIZATION")
+        eio_sid = environ.get(EIO_SID_KEY)
         try:
+            self.gate.admit(eio_sid)
             principal = await self.verifier.verify(token)
-        except AuthError as exc:
+            if not self.hooks.accepting(principal):
+                raise ApiError(503, "unavailable", "the audit log is behind; try again")
+            self.gate.admit_user(eio_sid, principal.user_id)
+        except ApiError as exc:
             self.hooks.connection_refused(exc, environ, token)
+            self.sio.close_soon(eio_sid)
             raise socketio.exceptions.ConnectionRefusedError(
                 exc.message, {"code": exc.code}
             ) from None
@@ -217,6 +263,11 @@ class Relay(RelayEvents):
         self.total_connections += 1
         self._schedule_expiry(sid, state)
         self.hooks.connected(sid, principal)
+
+    def _transport_refused(self, code: str, ip: str) -> None:
+        """An Engine.IO socket refused before it existed (over twice a cap)."""
+        error = ApiError(429, code, "connection refused")
+        self.hooks.connection_refused(error, {"REMOTE_ADDR": ip}, None)
 
     async def _disconnect(self, sid: str, reason: Any = None) -> None:
         state = self._sockets.pop(sid, None)
@@ -262,3 +313,16 @@ class Relay(RelayEvents):
         state.principal = principal
         self._schedule_expiry(sid, state)
         return {"expires_at": int(principal.expires_at)}
+
+
+def _limits(settings: Settings) -> Limits:
+    return Limits(
+        max_connections=settings.max_connections,
+        max_per_ip=settings.max_connections_per_ip,
+        max_per_user=settings.max_connections_per_user,
+        connect_timeout=settings.connect_timeout,
+        connect_rate_per_ip=settings.connect_rate_per_ip,
+        connect_burst_per_ip=settings.connect_burst_per_ip,
+        max_queued_packets=settings.max_queued_packets,
+        trusted_proxies=settings.trusted_proxies,
+    )
