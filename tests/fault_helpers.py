@@ -10,7 +10,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -41,6 +40,18 @@ class RedisServer:
         self.proc: subprocess.Popen[bytes] | None = None
 
     async def start(self) -> None:
+        self._spawn()
+        for _ in range(100):
+            try:
+                _, writer = await asyncio.open_connection("127.0.0.1", self.port)
+                writer.close()
+                await writer.wait_closed()
+                return
+            except OSError:
+                await asyncio.sleep(0.05)
+        raise TimeoutError(f"redis-server on {self.port} did not start")
+
+    def _spawn(self) -> None:
         args = [
             self.binary,
             "--port",
@@ -57,15 +68,6 @@ class RedisServer:
             "always",
         ]
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        for _ in range(100):
-            try:
-                _, writer = await asyncio.open_connection("127.0.0.1", self.port)
-                writer.close()
-                await writer.wait_closed()
-                return
-            except OSError:
-                await asyncio.sleep(0.05)
-        raise TimeoutError(f"redis-server on {self.port} did not start")
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:

@@ -89,7 +89,7 @@ async def test_redis_stopped_and_started_under_traffic(
         for sender, receiver, session in ((a, b, here), (c, d, there)):
             for i in range(5):
                 message = await _send(sender, session, f"during the outage {i}")
-                await until(lambda m=message: _has_message(receiver, m["id"]), within=5)
+                await until(lambda m=message, r=receiver: _has_message(r, m["id"]), within=5)
             read = await receiver.call("mark_messages_read", {"session_id": str(session)})
             assert read["ok"] and read["read_count"] >= 5, read
             typing = await sender.call("typing_start", {"session_id": str(session)})

@@ -249,11 +249,11 @@ class GuardedServer(socketio.AsyncServer):  # type: ignore[misc]
 
     async def close_transport(self, eio_sid: str, *, abort: bool = False) -> None:
         """Close an Engine.IO socket without waiting for its client to read anything."""
+        environ = self.environ.get(eio_sid) or {}  # read first: closing forgets it
         socket = self.eio.sockets.get(eio_sid)
         if socket is not None and not socket.closed:
             await socket.close(wait=False, abort=abort)
         self.eio.sockets.pop(eio_sid, None)
-        environ = self.environ.get(eio_sid) or {}
         request = environ.get("aiohttp.request")
         # A direct websocket's request owns the connection: cut it (a polling request's
         # connection is shared keep-alive, and its socket is gone from the server anyway).
