@@ -264,11 +264,22 @@ class GuardedServer(socketio.AsyncServer):  # type: ignore[misc]
         self.gate.close_transport(eio_sid)
 
     async def _send_packet(self, eio_sid: str, pkt: Any) -> None:
+        if not self._over_limit(eio_sid):
+            await super()._send_packet(eio_sid, pkt)
+
+    async def _send_eio_packet(self, eio_sid: str, eio_pkt: Any) -> None:
+        # Room emits come this way (encoded once for all the room's sockets).
+        if not self._over_limit(eio_sid):
+            await super()._send_eio_packet(eio_sid, eio_pkt)
+
+    def _over_limit(self, eio_sid: str) -> bool:
+        """True when this socket's client has stopped reading: ``max_queued_packets``
+        wait for it. The socket is then closed (once) and nothing more is queued."""
         socket = self.eio.sockets.get(eio_sid)
-        if socket is not None and socket.queue.qsize() >= self.gate.limits.max_queued_packets:
-            if not socket.closed:
-                self.overflowed += 1
-                log.warning("closing socket %s: its client stopped reading", eio_sid)
-                spawn(self.close_transport(eio_sid, abort=True), name="slow-reader")
-            return
-        await super()._send_packet(eio_sid, pkt)
+        if socket is None or socket.queue.qsize() < self.gate.limits.max_queued_packets:
+            return False
+        if not socket.closed and not socket.closing:
+            self.overflowed += 1
+            log.warning("closing socket %s: its client stopped reading", eio_sid)
+            spawn(self.close_transport(eio_sid, abort=True), name="slow-reader")
+        return True
