@@ -53,7 +53,9 @@ async def test_schemathesis_finds_no_server_error_and_no_drift_from_the_document
         CONFIG.format(max_examples=MAX_EXAMPLES, token=users.token(DEMO_CLIENT, "client"))
     )
     # Rate limits off: the fuzzer sends far faster than any user may.
-    app = create_app(settings_for(database_url, data_dir=tmp_path / "data", message_rate=0))
+    app = create_app(
+        settings_for(database_url, data_dir=tmp_path / "data", message_rate=0, api_rate=0)
+    )
     operations = len(registry_of(app).routes)
     server = TestServer(app, host="127.0.0.1", port=0)
     await server.start_server()
