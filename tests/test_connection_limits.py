@@ -173,6 +173,11 @@ def test_client_address_behind_proxies() -> None:
         "10.0.0.5"
     )
     assert Gate(limits=Limits()).client_ip(via) == "10.0.0.5"  # no trusted proxy
+    # IPv6: a subscriber's /64 is one client; IPv4-mapped addresses are IPv4.
+    plain = Gate(limits=Limits())
+    assert plain.client_ip({"REMOTE_ADDR": "2001:db8:1:2:aaaa::1"}) == "2001:db8:1:2::/64"
+    assert plain.client_ip({"REMOTE_ADDR": "2001:db8:1:2:ffff::9"}) == "2001:db8:1:2::/64"
+    assert plain.client_ip({"REMOTE_ADDR": "::ffff:192.0.2.7"}) == "192.0.2.7"
 
 
 async def test_refused_connections_cost_no_session(

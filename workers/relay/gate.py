@@ -87,6 +87,12 @@ class Gate:
         )
 
     def client_ip(self, environ: dict[str, Any]) -> str:
+        """The address limits count by: the peer, or behind a trusted proxy the nearest
+        forwarded address that is not itself a proxy; an IPv6 address counts as its /64
+        (one subscriber's allocation: any of its 2^64 addresses is the same client)."""
+        return _counted(self._client_address(environ))
+
+    def _client_address(self, environ: dict[str, Any]) -> str:
         peer = str(environ.get("REMOTE_ADDR") or "unknown")
         if not self.limits.trusted_proxies or not self._trusted(peer):
             return peer
@@ -186,6 +192,18 @@ def _decrement(counter: Counter[Any], key: Any) -> None:
     counter[key] -= 1
     if counter[key] <= 0:
         del counter[key]
+
+
+def _counted(address: str) -> str:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
+    return str(ip)
 
 
 def _is_ip(text: str) -> bool:

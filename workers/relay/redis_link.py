@@ -28,10 +28,11 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-# Errors that mean "Redis is not there" (redis-py's are not OSError subclasses).
+# Errors that mean "Redis cannot serve us now" (redis-py's are not OSError subclasses).
+# Any RedisError counts (an out-of-memory or read-only Redis answers with an error reply):
+# the caller falls back to local state rather than fail the user's action.
 UNREACHABLE: tuple[type[BaseException], ...] = (
-    redis.exceptions.ConnectionError,
-    redis.exceptions.TimeoutError,
+    redis.exceptions.RedisError,
     OSError,
     TimeoutError,
 )
