@@ -122,3 +122,13 @@ async def test_budget_falls_back_to_a_local_bucket_when_redis_is_down() -> None:
         assert not link.up and budget.local_checks == 5
     finally:
         await link.stop()
+
+
+async def test_unknown_events_draw_from_the_same_budget(database_url: str, users: Users) -> None:
+    uid = await users.create("client")
+    async with running_relay(database_url, **TIGHT) as (url, _):
+        (socket,) = await _sockets(url, users.token(uid), 1)
+        acks = [await socket.call("no_such_event", {}) for _ in range(15)]
+        codes = [a["error"]["code"] for a in acks]
+        assert codes == ["unknown_event"] * 12 + ["rate_limited"] * 3, codes
+        assert len(socket.of("error")) == 12  # refusals beyond the budget emit nothing

@@ -174,7 +174,15 @@ class Relay(RelayEvents):
         self.sio.on("*", self._unknown_event)
 
     async def _unknown_event(self, event: str, sid: str, *_args: Any) -> dict[str, Any]:
-        """Any other event name: an ``error`` event rather than silence."""
+        """Any other event name: an ``error`` event rather than silence (within the same
+        per-socket and per-user budgets as every event; over them, nothing is emitted)."""
+        state = self._sockets.get(sid)
+        if state is not None and not (
+            await self.event_limit.allow(sid)
+            and await self.user_event_budget.allow(state.principal.user_id)
+        ):
+            limited = {"code": "rate_limited", "message": "too many events", "event": "*"}
+            return {"ok": False, "error": limited}
         body = {
             "code": "unknown_event",
             "message": f"unknown event {str(event)[:64]!r}",
