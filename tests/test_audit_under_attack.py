@@ -15,6 +15,7 @@ import socketio
 
 from workers.audit import AuditWriter
 from workers.db import Database
+from workers.keys import RELAY
 from workers.metrics import Metrics
 from workers.monitoring import MonitoringWriter
 from workers.telemetry import Telemetry
@@ -70,7 +71,16 @@ async def test_unauthenticated_upload_flood_is_counted_and_sampled(
             lambda: _at_least(audit_where(superuser, "actor_id = $1", outsider), 3)
         )
         metrics = await (await api.get("/metrics")).text()
+        # The periodic summary accounts for every refusal not sampled: one row.
+        assert api.app[RELAY].hooks.summarize() == 300 - SAMPLES  # type: ignore[attr-defined]
+        summary = await eventually(
+            lambda: audit_where(superuser, "id > $1 and action = 'refusals.skipped'", before)
+        )
     assert [a["action"] for a in mine] == ["upload.refused"] * 3
+    assert len(summary) == 1 and summary[0]["details"]["total"] == 300 - SAMPLES
+    assert summary[0]["details"]["counts"] == [
+        {"kind": ["http", "POST", "/api/chat/upload", "missing_token"], "skipped": 295}
+    ]
     anonymous = await audit_where(
         superuser, "id > $1 and action = 'upload.refused' and actor_id is null", before
     )

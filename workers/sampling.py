@@ -1,7 +1,8 @@
 """Sampling of repetitive records: the first few per key and window are kept, the rest
 counted. Refusals nobody authenticated for (a flood of bad tokens) must not become one
 permanent audit row each: Prometheus counts every one; the audit log keeps samples, each
-saying how many like it were skipped before it."""
+saying how many like it were skipped before it, and a periodic summary
+(:meth:`Sampler.drain`) accounts for the skips no later sample reported."""
 
 from __future__ import annotations
 
@@ -50,3 +51,13 @@ class Sampler:
         state.kept += 1
         skipped, state.skipped = state.skipped, 0
         return skipped
+
+    def drain(self) -> dict[Hashable, int]:
+        """Skips not yet reported by a kept record, per key; they are reported here and
+        will not be counted again by the next kept record."""
+        found = {}
+        for key, state in self._windows.items():
+            if state.skipped:
+                found[key] = state.skipped
+                state.skipped = 0
+        return found

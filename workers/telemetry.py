@@ -8,6 +8,8 @@ that observes REST answers (sent messages, uploads, refusals, errors), and serve
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import functools
 import json
 import logging
@@ -34,6 +36,7 @@ F = TypeVar("F", bound=Callable[..., None])
 # Refusals of these socket events are audited (beyond the error metrics and event).
 _AUDITED_REFUSALS = {"join_session": "join.refused", "send_message": "send.refused"}
 _ADMIN_PREFIXES = ("/api/chat/audit", "/api/chat/monitoring")
+SUMMARY_EVERY = 60.0  # seconds between summaries of unsampled anonymous refusals
 _LIMIT_AUDIT_WINDOW = 10.0  # seconds between audited REST rate-limit refusals of one user
 
 
@@ -68,6 +71,21 @@ class Telemetry(RelayHooks):
 
     def accepting(self, principal: Principal) -> bool:
         return not self.audit.overloaded
+
+    def summarize(self) -> int:
+        """One audit row (and one monitoring event) with the anonymous refusals that were
+        counted but not sampled since the last summary; returns how many."""
+        drained = self.anonymous.drain()
+        if not drained:
+            return 0
+        counts = [
+            {"kind": [str(k) for k in _parts(key)], "skipped": n} for key, n in drained.items()
+        ]
+        total = sum(drained.values())
+        details = {"total": total, "counts": counts[:100]}
+        self.audit.record("refusals.skipped", actor_role="anon", details=details)
+        self.monitoring.record("refusals", details=details)
+        return total
 
     # ------------------------------------------------------------------ relay hooks
     @_never_raises
@@ -229,6 +247,10 @@ class Telemetry(RelayHooks):
             )
 
 
+def _parts(key: object) -> tuple[object, ...]:
+    return key if isinstance(key, tuple) else (key,)
+
+
 def _skips(skipped: int | None) -> dict[str, Any]:
     return {"skipped_before": skipped} if skipped else {}
 
@@ -274,6 +296,15 @@ async def _caller(request: web.Request) -> Principal | None:
         return await request.app[VERIFIER].verify(header)
     except AuthError:
         return None
+
+
+async def _summarize_forever(telemetry: Telemetry) -> None:
+    while True:
+        await asyncio.sleep(SUMMARY_EVERY)
+        try:
+            telemetry.summarize()
+        except Exception:
+            log.exception("refusal summary failed")
 
 
 # ---------------------------------------------------------------- wiring
@@ -324,7 +355,19 @@ def setup(app: web.Application) -> None:
 async def _writers_ctx(app: web.Application) -> AsyncIterator[None]:
     await app[AUDIT].start()
     await app[MONITORING].start()
+    telemetry = app[RELAY].hooks
+    summaries = (
+        asyncio.create_task(_summarize_forever(telemetry), name="refusal-summaries")
+        if isinstance(telemetry, Telemetry)
+        else None
+    )
     yield
+    if summaries is not None:
+        summaries.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await summaries
+    if isinstance(telemetry, Telemetry):
+        telemetry.summarize()
     # Sockets were closed on shutdown (their disconnects are queued): write it all.
     await app[MONITORING].stop()
     await app[AUDIT].stop()
