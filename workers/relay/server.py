@@ -30,11 +30,11 @@ from ..tasks import spawn
 from .events import RelayEvents
 from .gate import EIO_SID_KEY, Gate, GuardedServer, Limits
 from .hooks import RelayHooks
-from .manager import RelayRedisManager
 from .models import JoinSession, MarkRead, RefreshToken, SendMessage, SessionRef, describe
 from .presence import Presence
 from .ratelimit import Budget, RateLimiter
 from .redis_link import RedisLink
+from .redis_queue import ResilientRedisManager
 from .rooms import SocketState
 from .typing import TypingTracker
 
@@ -57,8 +57,8 @@ class Relay(RelayEvents):
         self.redis_link = RedisLink(settings.redis_url) if settings.redis_url else None
         self.redis = self.redis_link.client if self.redis_link is not None else None
         manager = (
-            RelayRedisManager(settings.redis_url, link=self.redis_link, channel="chat-relay")
-            if settings.redis_url and self.redis_link is not None
+            ResilientRedisManager(settings.redis_url, link=self.redis_link, channel="chat-relay")
+            if settings.redis_url
             else None
         )
         origins = settings.cors_origins

@@ -31,13 +31,18 @@ log = logging.getLogger(__name__)
 _MAX_LISTEN_SLEEP = 1.0
 
 
-class RelayRedisManager(socketio.AsyncRedisManager):  # type: ignore[misc]
-    def __init__(self, url: str, *, link: RedisLink, channel: str) -> None:
-        super().__init__(url, channel=channel, redis_options=client_options(2.0))
+class ResilientRedisManager(socketio.AsyncRedisManager):  # type: ignore[misc]
+    """A drop-in base for any ``AsyncRedisManager`` subclass: pass ``link=``."""
+
+    def __init__(self, *args: Any, link: RedisLink | None = None, **kwargs: Any) -> None:
+        kwargs.setdefault("redis_options", client_options(2.0))
+        super().__init__(*args, **kwargs)
         self.link = link
         self.unpublished = 0  # emits not sent to other relays (Redis down)
 
     async def _publish(self, data: Any) -> Any:
+        if self.link is None:
+            return await super()._publish(data)
         payload = self.json.dumps(data)
         try:
             return await self.link.run(lambda client: client.publish(self.channel, payload))
@@ -62,7 +67,8 @@ class RelayRedisManager(socketio.AsyncRedisManager):  # type: ignore[misc]
             except Exception as exc:
                 if subscribed:
                     log.warning("socket.io queue: lost redis (%s); reconnecting", exc)
-                    self.link.mark_down(exc)
+                    if self.link is not None:
+                        self.link.mark_down(exc)
                 subscribed = False
                 await asyncio.sleep(_MAX_LISTEN_SLEEP)
 
