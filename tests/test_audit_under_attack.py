@@ -5,6 +5,8 @@ such rows cannot be written fast enough, new actions are refused (fail closed)."
 
 from __future__ import annotations
 
+import asyncio
+import random
 import re
 import uuid
 
@@ -214,3 +216,24 @@ async def test_actions_fail_closed_while_the_audit_log_is_behind(
             ) as resp:
                 assert resp.status == 200
         assert (await socket.call("join_session", {"session_id": str(session)}))["ok"]
+
+
+async def test_stopping_a_writer_mid_write_writes_each_row_once(
+    db: Database, superuser: asyncpg.Connection
+) -> None:
+    """stop() used to cancel the loop even in the middle of a write: a batch whose COMMIT
+    had gone through but whose connection release was cancelled went back in the queue and
+    was written again (an append-only log with duplicates; 26 of 60 tries here)."""
+    rng = random.Random(7)
+    for _ in range(30):
+        actor = uuid.uuid4()
+        writer = AuditWriter(db=db, batch_size=200, flush_interval=0.002)
+        await writer.start()
+        for _ in range(3):
+            writer.append(_row(actor))
+        await asyncio.sleep(rng.random() * 0.01)
+        await writer.stop()
+        written = await superuser.fetchval(
+            "select count(*) from public.chat_audit_logs where actor_id = $1", actor
+        )
+        assert written == 3

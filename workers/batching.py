@@ -78,6 +78,7 @@ class BatchWriter:
         self._rows: deque[Row] = deque()
         self._kept = 0  # rows in the queue that may not be shed
         self._full = asyncio.Event()
+        self._stopping = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._closed = False
         self.dropped = 0
@@ -141,15 +142,25 @@ class BatchWriter:
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
         self._closed = False
+        self._stopping.clear()
         self._task = asyncio.create_task(self._run(), name=f"{self.name}-writer")
 
     async def stop(self, *, grace: float = 5.0) -> None:
-        """Stop the loop, then write what is left (within ``grace`` seconds)."""
+        """Let the loop write what waits and return, then write what is left (within
+        ``grace`` seconds). The loop is not cancelled in the middle of a write: a batch
+        whose COMMIT went through but whose connection release was interrupted would be
+        queued again and written twice."""
         self._closed = True
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            self._stopping.set()
+            self._full.set()
+            try:
+                async with asyncio.timeout(grace):
+                    await asyncio.shield(self._task)
+            except TimeoutError:
+                self._task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._task
             self._task = None
         try:
             async with asyncio.timeout(grace):
@@ -165,7 +176,8 @@ class BatchWriter:
         backoff = 0.0
         while True:
             if backoff:
-                await asyncio.sleep(backoff)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), timeout=backoff)
             else:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._full.wait(), timeout=self.flush_interval)
@@ -177,6 +189,8 @@ class BatchWriter:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
+                if self._stopping.is_set():
+                    return  # stop() makes the last attempt
                 backoff = min(max(backoff * 2, 0.5), _MAX_BACKOFF)
                 log.warning(
                     "%s writer: write failed (%s); %d row(s) waiting, retrying in %.1fs",
@@ -185,6 +199,8 @@ class BatchWriter:
                     len(self._rows),
                     backoff,
                 )
+            if self._stopping.is_set() and backoff == 0.0:
+                return
 
     # ------------------------------------------------------------------ writing
     async def flush(self) -> int:
