@@ -62,6 +62,7 @@ async def test_schemathesis_finds_no_server_error_and_no_drift_from_the_document
             data_dir=tmp_path / "data",
             message_rate=0,
             session_create_rate=0,
+            api_rate=0,
         )
     )
     operations = len(registry_of(app).routes)

@@ -64,7 +64,10 @@ async def test_postgres_restarted_under_traffic_loses_and_duplicates_nothing(
     cluster: ThrowawayCluster,
 ) -> None:
     session, tokens = await _pair(cluster.url)
-    async with running_relay(cluster.url, message_rate=0, event_rate=0) as (url, _relay):
+    async with running_relay(cluster.url, message_rate=0, event_rate=0, user_event_rate=0) as (
+        url,
+        _relay,
+    ):
         reader, client = Recorder("reader"), Recorder("client")
         await reader.connect(url, tokens["reader"])
         assert (await reader.call("join_session", {"session_id": str(session)}))["ok"]

@@ -18,7 +18,7 @@ from .conftest import Users
 from .relay_helpers import Recorder, make_session, people, running_relay
 from .test_relay_cluster import RelayProcess
 
-UNLIMITED = {"message_rate": 0, "event_rate": 0}
+UNLIMITED = {"message_rate": 0, "event_rate": 0, "user_event_rate": 0}
 
 
 async def test_a_bad_message_in_a_group_fails_alone(
@@ -194,7 +194,7 @@ async def test_killing_the_sending_relay_loses_no_committed_message(
     the other relay exactly once."""
     world = await people(users, superuser)
     session = world["session"]
-    unlimited = {"MESSAGE_RATE": "0", "EVENT_RATE": "0"}
+    unlimited = {"MESSAGE_RATE": "0", "EVENT_RATE": "0", "USER_EVENT_RATE": "0"}
     one, two = RelayProcess(database_url, **unlimited), RelayProcess(database_url, **unlimited)
     client, reader = Recorder("client@1"), Recorder("reader@2")
     try:

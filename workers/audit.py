@@ -37,8 +37,16 @@ order by r.n
 
 
 class AuditWriter(BatchWriter):
+    """Rows about an authenticated actor (``actor_id`` set) are never shed: when they
+    fill the queue the writer reports :attr:`overloaded` and the relay and the REST API
+    refuse new actions with ``unavailable`` until they are written. Rows without an actor
+    (refusals of anonymous callers, already sampled) are shed first."""
+
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(name="audit", sql=INSERT_AUDIT, **kwargs)
+
+    def sheddable(self, row: dict[str, Any]) -> bool:
+        return row.get("actor_id") is None
 
     def record(
         self,

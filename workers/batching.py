@@ -4,8 +4,14 @@
 request path). A background task writes what waits as one multi-row INSERT (rows passed
 as one JSON array to ``jsonb_to_recordset``) under the service role: as soon as
 ``batch_size`` rows wait, else every ``flush_interval`` seconds. While the database is
-away, rows wait (the oldest dropped beyond ``max_queue``, counted in ``dropped``) and the
-writer retries with capped back-off. ``stop()`` writes what is left.
+away, rows wait and the writer retries with capped back-off. ``stop()`` writes what is
+left.
+
+Beyond ``max_queue`` waiting rows, only *sheddable* rows are dropped (oldest first, counted
+in ``dropped``): a subclass says which (:meth:`BatchWriter.sheddable`; the audit writer keeps
+every row of an authenticated actor). A row that may not be shed is never dropped by the
+queue: it waits, and :attr:`overloaded` turns true so that callers refuse new actions
+(fail closed) until the backlog is written.
 
 What a crash loses: the rows still in memory, at most one batch (``batch_size`` rows or
 ``flush_interval`` seconds of events) while the database is reachable.
@@ -70,7 +76,9 @@ class BatchWriter:
         self.max_queue = max(max_queue, batch_size)
         self._on_drop = on_drop
         self._rows: deque[Row] = deque()
+        self._kept = 0  # rows in the queue that may not be shed
         self._full = asyncio.Event()
+        self._stopping = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._closed = False
         self.dropped = 0
@@ -82,18 +90,48 @@ class BatchWriter:
     def pending(self) -> int:
         return len(self._rows)
 
+    @property
+    def overloaded(self) -> bool:
+        """True while rows that may not be shed fill the queue: refuse new actions."""
+        return self._kept >= self.max_queue
+
+    def sheddable(self, row: Row) -> bool:
+        """Whether this row may be dropped when the queue is full (default: yes)."""
+        return True
+
     # ------------------------------------------------------------------ recording
     def append(self, row: Row) -> None:
         """Queue one row; never blocks, never raises."""
         if self._closed:
             self._drop(1)
             return
+        row = clean(row)
+        shed = self.sheddable(row)
         if len(self._rows) >= self.max_queue:
-            self._rows.popleft()
-            self._drop(1)
-        self._rows.append(clean(row))
+            if not self._shed_one() and shed:
+                self._drop(1)  # the queue holds only rows that must be kept: this one goes
+                return
+        self._rows.append(row)
+        if not shed:
+            self._kept += 1
         if len(self._rows) >= self.batch_size:
             self._full.set()
+
+    def _shed_one(self) -> bool:
+        """Drop the oldest sheddable row waiting; False when there is none."""
+        if self._kept >= len(self._rows):
+            return False
+        for index, row in enumerate(self._rows):
+            if self.sheddable(row):
+                del self._rows[index]
+                self._drop(1)
+                return True
+        return False
+
+    def _take(self, count: int) -> list[Row]:
+        batch = [self._rows.popleft() for _ in range(min(count, len(self._rows)))]
+        self._kept -= sum(1 for row in batch if not self.sheddable(row))
+        return batch
 
     def _drop(self, count: int) -> None:
         self.dropped += count
@@ -104,15 +142,25 @@ class BatchWriter:
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
         self._closed = False
+        self._stopping.clear()
         self._task = asyncio.create_task(self._run(), name=f"{self.name}-writer")
 
     async def stop(self, *, grace: float = 5.0) -> None:
-        """Stop the loop, then write what is left (within ``grace`` seconds)."""
+        """Let the loop write what waits and return, then write what is left (within
+        ``grace`` seconds). The loop is not cancelled in the middle of a write: a batch
+        whose COMMIT went through but whose connection release was interrupted would be
+        queued again and written twice."""
         self._closed = True
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            self._stopping.set()
+            self._full.set()
+            try:
+                async with asyncio.timeout(grace):
+                    await asyncio.shield(self._task)
+            except TimeoutError:
+                self._task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._task
             self._task = None
         try:
             async with asyncio.timeout(grace):
@@ -122,12 +170,14 @@ class BatchWriter:
             log.warning("%s writer: %d row(s) not written at shutdown", self.name, len(self._rows))
             self._drop(len(self._rows))
             self._rows.clear()
+            self._kept = 0
 
     async def _run(self) -> None:
         backoff = 0.0
         while True:
             if backoff:
-                await asyncio.sleep(backoff)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), timeout=backoff)
             else:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._full.wait(), timeout=self.flush_interval)
@@ -139,6 +189,8 @@ class BatchWriter:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
+                if self._stopping.is_set():
+                    return  # stop() makes the last attempt
                 backoff = min(max(backoff * 2, 0.5), _MAX_BACKOFF)
                 log.warning(
                     "%s writer: write failed (%s); %d row(s) waiting, retrying in %.1fs",
@@ -147,6 +199,8 @@ class BatchWriter:
                     len(self._rows),
                     backoff,
                 )
+            if self._stopping.is_set() and backoff == 0.0:
+                return
 
     # ------------------------------------------------------------------ writing
     async def flush(self) -> int:
@@ -155,7 +209,7 @@ class BatchWriter:
         is raised; rows the database refuses are dropped (logged), never retried."""
         if not self._rows:
             return 0
-        batch = [self._rows.popleft() for _ in range(min(self.batch_size, len(self._rows)))]
+        batch = self._take(self.batch_size)
         try:
             async with asyncio.timeout(_WRITE_TIMEOUT), self._db.as_service() as conn:
                 await conn.execute(self._sql, batch)
@@ -192,12 +246,19 @@ class BatchWriter:
         return written
 
     def _requeue(self, batch: list[Row]) -> None:
+        """Put a batch that could not be written back in front; beyond ``max_queue``,
+        shed its sheddable rows (oldest first), never the others."""
         self.failures += 1
-        room = self.max_queue - len(self._rows)
-        keep = batch[-room:] if room > 0 else []
-        if len(keep) < len(batch):
-            self._drop(len(batch) - len(keep))
+        excess = len(self._rows) + len(batch) - self.max_queue
+        keep: list[Row] = []
+        for row in batch:
+            if excess > 0 and self.sheddable(row):
+                excess -= 1
+                self._drop(1)
+                continue
+            keep.append(row)
         self._rows.extendleft(reversed(keep))
+        self._kept += sum(1 for row in keep if not self.sheddable(row))
 
     def stats(self) -> dict[str, int]:
         return {

@@ -7,6 +7,7 @@ values from a :class:`Settings` object; none reads the environment itself.
 from __future__ import annotations
 
 import base64
+import ipaddress
 import os
 import urllib.parse
 from collections.abc import Mapping
@@ -19,6 +20,22 @@ MIN_JWT_SECRET_LENGTH = 32
 # The secret scripts/dev uses when JWT_SECRET is unset. Never accepted implicitly by the
 # relay: only scripts/dev and `python -m workers token` fall back to it.
 DEV_JWT_SECRET = "local-development-secret-not-for-production-0000"
+
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def parse_networks(text: str) -> tuple[Network, ...]:
+    """``10.0.0.1, 10.1.0.0/16`` -> networks; ValueError names the bad entry."""
+    networks = []
+    for item in (part.strip() for part in text.split(",")):
+        if not item:
+            continue
+        try:
+            networks.append(ipaddress.ip_network(item, strict=False))
+        except ValueError:
+            raise ValueError(f"not an IP address or network: {item!r}") from None
+    return tuple(networks)
 
 
 class SettingsError(ValueError):
@@ -80,6 +97,19 @@ class Settings:
     storage_min_free_bytes: int = 1024 * 1024 * 1024
     orphan_sweep_seconds: float = 600.0
     orphan_grace_seconds: float = 900.0
+    user_event_rate: float = 30.0
+    user_event_burst: int = 100
+    api_rate: float = 20.0
+    api_burst: int = 60
+    max_connections: int = 10_000
+    max_connections_per_ip: int = 200
+    max_connections_per_user: int = 20
+    connect_timeout: float = 5.0
+    connect_rate_per_ip: float = 5.0
+    connect_burst_per_ip: int = 50
+    max_queued_packets: int = 1_000
+    trusted_proxies: tuple[Network, ...] = ()
+    refusal_audit_per_minute: int = 10
 
     @property
     def jwks_url(self) -> str | None:
@@ -154,6 +184,25 @@ class Settings:
             ),
             orphan_sweep_seconds=get.number("ORPHAN_SWEEP_SECONDS", 600.0, low=0, high=86_400),
             orphan_grace_seconds=get.number("ORPHAN_GRACE_SECONDS", 900.0, low=60, high=604_800),
+            user_event_rate=get.number("USER_EVENT_RATE", 30.0, low=0, high=100_000),
+            user_event_burst=get.integer("USER_EVENT_BURST", 100, low=1, high=1_000_000),
+            api_rate=get.number("API_RATE", 20.0, low=0, high=100_000),
+            api_burst=get.integer("API_BURST", 60, low=1, high=1_000_000),
+            max_connections=get.integer("MAX_CONNECTIONS", 10_000, low=1, high=1_000_000),
+            max_connections_per_ip=get.integer(
+                "MAX_CONNECTIONS_PER_IP", 200, low=1, high=1_000_000
+            ),
+            max_connections_per_user=get.integer(
+                "MAX_CONNECTIONS_PER_USER", 20, low=1, high=100_000
+            ),
+            connect_timeout=get.number("CONNECT_TIMEOUT", 5.0, low=0.1, high=300),
+            connect_rate_per_ip=get.number("CONNECT_RATE_PER_IP", 5.0, low=0, high=100_000),
+            connect_burst_per_ip=get.integer("CONNECT_BURST_PER_IP", 50, low=1, high=1_000_000),
+            max_queued_packets=get.integer("MAX_QUEUED_PACKETS", 1_000, low=10, high=1_000_000),
+            trusted_proxies=get.networks("TRUSTED_PROXIES"),
+            refusal_audit_per_minute=get.integer(
+                "REFUSAL_AUDIT_PER_MINUTE", 10, low=0, high=100_000
+            ),
         )
         settings._check()
         return settings
@@ -310,6 +359,15 @@ class _Reader:
 
     def redis_url(self, name: str) -> str | None:
         return self._url(name, ("redis", "rediss", "unix"))
+
+    def networks(self, name: str) -> tuple[Network, ...]:
+        raw = self.optional(name)
+        if raw is None:
+            return ()
+        try:
+            return parse_networks(raw)
+        except ValueError as exc:
+            raise SettingsError(f"{name}: {exc}") from None
 
     def origins(self, name: str, default: tuple[str, ...]) -> tuple[str, ...]:
         raw = self.optional(name)

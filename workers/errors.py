@@ -50,6 +50,12 @@ _SQLSTATE: dict[str, tuple[int, str]] = {
 }
 
 
+# The database going away or refusing connections (a restart, a failover, no free
+# connection slot): the dependency is down, not the request wrong.
+_UNAVAILABLE_CLASSES = ("08", "53")  # connection exception, insufficient resources
+_UNAVAILABLE_STATES = {"57P01", "57P02", "57P03"}  # admin/crash shutdown, cannot connect now
+
+
 def from_postgres(exc: asyncpg.PostgresError) -> ApiError:
     """Map a database error to an ApiError; unknown ones become a generic 500-class error
     whose message hides the details."""
@@ -60,6 +66,8 @@ def from_postgres(exc: asyncpg.PostgresError) -> ApiError:
 def from_sqlstate(sqlstate: str, message: str) -> ApiError:
     """The same mapping for an error known by its SQLSTATE and text (a message of a group
     commit fails inside the group function, which returns both)."""
+    if sqlstate[:2] in _UNAVAILABLE_CLASSES or sqlstate in _UNAVAILABLE_STATES:
+        return ApiError(503, "unavailable", "the database is unavailable; try again")
     status, code = _SQLSTATE.get(sqlstate, (500, "internal_error"))
     if status == 500 and sqlstate.startswith("22"):
         # Any other data exception (a value out of range, an unstorable character) is

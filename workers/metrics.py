@@ -60,6 +60,13 @@ class Metrics:
             "chat_uploads", "Uploads, by result (stored, refused)", ["result"], registry=r
         )
         self.upload_bytes = Counter("chat_upload_bytes", "Bytes of stored uploads", registry=r)
+        self.anonymous_refusals = Counter(
+            "chat_anonymous_refusals",
+            "Refusals of callers without a valid token (HTTP 401, refused socket connects), "
+            "by source and code: every one is counted here, only samples are audited",
+            ["source", "code"],
+            registry=r,
+        )
 
     def observe_delivery(self, created_at: object) -> None:
         """Record a delivery of a message created at ``created_at`` (ISO 8601)."""
@@ -118,7 +125,12 @@ class StateCollector(Collector):
             pending.add_metric([name], values.get("pending", 0))
             written.add_metric([name], values.get("written", 0))
             dropped.add_metric([name], values.get("dropped", 0))
-        yield from (sessions, typing, pending, written, dropped)
+        pending_sockets = GaugeMetricFamily(
+            "chat_pending_connections",
+            "Sockets that have not completed the Socket.IO connect (closed after CONNECT_TIMEOUT)",
+        )
+        pending_sockets.add_metric([], stats.get("pending_connections", 0))
+        yield from (sessions, typing, pending, written, dropped, pending_sockets)
 
     def describe(self) -> Iterator[Metric]:
         return iter(())

@@ -8,6 +8,8 @@ that observes REST answers (sent messages, uploads, refusals, errors), and serve
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import functools
 import json
 import logging
@@ -25,6 +27,7 @@ from .keys import AUDIT, AUDIT_LINKER, DATABASE, METRICS, MONITORING, RELAY, SET
 from .metrics import MessagePathCollector, Metrics, StateCollector
 from .monitoring import MonitoringWriter
 from .relay.hooks import RelayHooks
+from .sampling import Sampler
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +36,8 @@ F = TypeVar("F", bound=Callable[..., None])
 # Refusals of these socket events are audited (beyond the error metrics and event).
 _AUDITED_REFUSALS = {"join_session": "join.refused", "send_message": "send.refused"}
 _ADMIN_PREFIXES = ("/api/chat/audit", "/api/chat/monitoring", "/api/chat/webhooks")
+SUMMARY_EVERY = 60.0  # seconds between summaries of unsampled anonymous refusals
+_LIMIT_AUDIT_WINDOW = 10.0  # seconds between audited REST rate-limit refusals of one user
 
 
 def _never_raises(method: F) -> F:
@@ -47,10 +52,40 @@ def _never_raises(method: F) -> F:
 
 
 class Telemetry(RelayHooks):
-    def __init__(self, *, audit: AuditWriter, monitoring: MonitoringWriter, metrics: Metrics):
+    def __init__(
+        self,
+        *,
+        audit: AuditWriter,
+        monitoring: MonitoringWriter,
+        metrics: Metrics,
+        refusal_audit_per_minute: int = 10,
+    ):
         self.audit = audit
         self.monitoring = monitoring
         self.metrics = metrics
+        # Refusals of unauthenticated callers: counted in metrics, sampled into the audit
+        # log and monitoring (per source and code), never one row each.
+        self.anonymous = Sampler(per_window=refusal_audit_per_minute, window=60.0)
+        # REST rate-limit refusals of one user: one audit row per window, like sockets.
+        self.limited = Sampler(per_window=1, window=_LIMIT_AUDIT_WINDOW)
+
+    def accepting(self, principal: Principal) -> bool:
+        return not self.audit.overloaded
+
+    def summarize(self) -> int:
+        """One audit row (and one monitoring event) with the anonymous refusals that were
+        counted but not sampled since the last summary; returns how many."""
+        drained = self.anonymous.drain()
+        if not drained:
+            return 0
+        counts = [
+            {"kind": [str(k) for k in _parts(key)], "skipped": n} for key, n in drained.items()
+        ]
+        total = sum(drained.values())
+        details = {"total": total, "counts": counts[:100]}
+        self.audit.record("refusals.skipped", actor_role="anon", details=details)
+        self.monitoring.record("refusals", details=details)
+        return total
 
     # ------------------------------------------------------------------ relay hooks
     @_never_raises
@@ -62,10 +97,14 @@ class Telemetry(RelayHooks):
 
     @_never_raises
     def connection_refused(
-        self, error: AuthError, environ: dict[str, Any], token: str | None
+        self, error: ApiError, environ: dict[str, Any], token: str | None
     ) -> None:
         self.metrics.refused.labels(error.code).inc()
         self.metrics.errors.labels(error.code, "socket").inc()
+        self.metrics.anonymous_refusals.labels("socket", error.code).inc()
+        skipped = self.anonymous.admit(("socket", error.code))
+        if skipped is None:
+            return
         details = {
             "code": error.code,
             "reason": error.message,
@@ -73,9 +112,12 @@ class Telemetry(RelayHooks):
             "user_agent": str(environ.get("HTTP_USER_AGENT", ""))[:200] or None,
             # Who the token claims to be: unverified, but it says whose token expired.
             "claimed_user_id": _claimed_user(token),
+            "skipped_before": skipped or None,  # like refusals not recorded since the last
         }
         self.audit.record("socket.refused", actor_role="anon", details=_compact(details))
-        self.monitoring.record("error", details={"event": "connect", "code": error.code})
+        self.monitoring.record(
+            "error", details=_compact({"event": "connect", "code": error.code, **_skips(skipped)})
+        )
 
     @_never_raises
     def disconnected(
@@ -144,12 +186,28 @@ class Telemetry(RelayHooks):
             return  # the common case: nothing to parse, nothing to record
         body = _json_body(response)
         error = body.get("error") if isinstance(body.get("error"), dict) else None
+        code = str((error or {}).get("code", status))
         if status >= 400:
-            self.metrics.errors.labels(str((error or {}).get("code", status)), "http").inc()
+            self.metrics.errors.labels(code, "http").inc()
+        if status == 401:
+            self.metrics.anonymous_refusals.labels("http", code).inc()
+        if upload and status >= 400:
+            self.metrics.uploads.labels("refused").inc()
         admin_refused = status == 403 and path.startswith(_ADMIN_PREFIXES)
         if not (upload or sent or admin_refused or status == 429):
             return
-        principal = await _caller(request)
+        principal = await _caller(request) if status != 401 else None
+        if principal is None and status >= 400:
+            # Nobody authenticated: sampled, never one row per request.
+            skipped = self.anonymous.admit(("http", request.method, path[:64], code))
+            if skipped is None:
+                return
+            error = {**(error or {}), **_skips(skipped)}
+        elif status == 429:
+            skipped = self.limited.admit(principal.user_id if principal else None)
+            if skipped is None:
+                return
+            error = {**(error or {}), **_skips(skipped)}
         user_id = principal.user_id if principal else None
         message: dict[str, Any] = body["message"] if isinstance(body.get("message"), dict) else {}
         session_id = message.get("session_id")
@@ -175,7 +233,6 @@ class Telemetry(RelayHooks):
                 "upload", user_id=user_id, session_id=session_id, details=details
             )
         elif upload:
-            self.metrics.uploads.labels("refused").inc()
             self.audit.record("upload.refused", actor=principal, actor_role="anon", details=reason)
             self.monitoring.record(
                 "error", user_id=user_id, details={"event": "upload", **_code(error, status)}
@@ -188,6 +245,14 @@ class Telemetry(RelayHooks):
             self.audit.record(
                 "admin.refused", actor=principal, details={"path": path, "method": request.method}
             )
+
+
+def _parts(key: object) -> tuple[object, ...]:
+    return key if isinstance(key, tuple) else (key,)
+
+
+def _skips(skipped: int | None) -> dict[str, Any]:
+    return {"skipped_before": skipped} if skipped else {}
 
 
 def _code(error: dict[str, Any] | None, status: int) -> dict[str, Any]:
@@ -233,6 +298,15 @@ async def _caller(request: web.Request) -> Principal | None:
         return None
 
 
+async def _summarize_forever(telemetry: Telemetry) -> None:
+    while True:
+        await asyncio.sleep(SUMMARY_EVERY)
+        try:
+            telemetry.summarize()
+        except Exception:
+            log.exception("refusal summary failed")
+
+
 # ---------------------------------------------------------------- wiring
 def setup(app: web.Application) -> None:
     """Writers, metrics, relay hooks, the HTTP observer and GET /metrics. Call after the
@@ -250,11 +324,16 @@ def setup(app: web.Application) -> None:
         retention_days=settings.monitoring_retention_days, **common
     )
     relay = app[RELAY]
-    telemetry = Telemetry(audit=audit, monitoring=monitoring, metrics=metrics)
+    telemetry = Telemetry(
+        audit=audit,
+        monitoring=monitoring,
+        metrics=metrics,
+        refusal_audit_per_minute=settings.refusal_audit_per_minute,
+    )
     relay.hooks = telemetry
     metrics.watch(
         StateCollector(
-            relay_stats=relay.stats,
+            relay_stats=lambda: {**relay.stats(), "pending_connections": relay.gate.pending},
             writers=lambda: {"audit": audit.stats(), "monitoring": monitoring.stats()},
         )
     )
@@ -291,7 +370,19 @@ def setup(app: web.Application) -> None:
 async def _writers_ctx(app: web.Application) -> AsyncIterator[None]:
     await app[AUDIT].start()
     await app[MONITORING].start()
+    telemetry = app[RELAY].hooks
+    summaries = (
+        asyncio.create_task(_summarize_forever(telemetry), name="refusal-summaries")
+        if isinstance(telemetry, Telemetry)
+        else None
+    )
     yield
+    if summaries is not None:
+        summaries.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await summaries
+    if isinstance(telemetry, Telemetry):
+        telemetry.summarize()
     # Sockets were closed on shutdown (their disconnects are queued): write it all.
     await app[MONITORING].stop()
     await app[AUDIT].stop()

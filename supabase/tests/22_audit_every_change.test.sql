@@ -64,7 +64,10 @@ reset role;
 select set_config('request.jwt.claims', '', true);
 select is(
   (pg_temp.audited('session.updated') -> 'closed_at' ->> 'from')::timestamptz,
-  (select a.created_at from public.chat_audit_logs as a where a.action = 'session.closed'),
+  (
+    select a.created_at from public.chat_audit_logs as a
+    where a.action = 'session.closed'
+  ),
   'A session''s closed_at rewritten by the service role is audited with its old value...'
 );
 select ok(
@@ -158,7 +161,10 @@ select public.mark_chat_messages_delivered('5e000000-0000-4000-8000-000000000001
 reset role;
 select set_config('request.jwt.claims', '', true);
 select is(
-  (select actor_id from public.chat_audit_logs where action = 'delivery_state.advanced'),
+  (
+    select actor_id from public.chat_audit_logs
+    where action = 'delivery_state.advanced'
+  ),
   '0c000000-0000-4000-8000-000000000002'::uuid,
   'A delivery cursor set by the reader is audited with the reader as actor.'
 );

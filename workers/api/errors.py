@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 import asyncpg
+import redis.exceptions
 from aiohttp import web
 
 from ..errors import ApiError, from_postgres
@@ -52,7 +53,14 @@ async def error_middleware(request: web.Request, handler) -> web.StreamResponse:
         if mapped.status >= 500:
             log.exception("database error on %s %s", request.method, request.path)
         return error_response(mapped)
-    except (OSError, asyncpg.InterfaceError, asyncpg.InternalClientError, TimeoutError):
+    except (
+        OSError,
+        asyncpg.InterfaceError,
+        asyncpg.InternalClientError,
+        TimeoutError,
+        redis.exceptions.ConnectionError,
+        redis.exceptions.TimeoutError,
+    ):
         log.exception("service unavailable on %s %s", request.method, request.path)
         return error_response(ApiError(503, "unavailable", "a backing service is unavailable"))
     except Exception:

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ValidationError
 
 from ..auth import Principal
 from ..errors import ApiError
-from ..keys import VERIFIER
+from ..keys import RELAY, VERIFIER
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -21,8 +21,17 @@ JSON = "application/json"
 
 
 async def authenticate(request: web.Request) -> Principal:
-    """The caller, from ``Authorization: Bearer <jwt>``; 401 otherwise."""
-    return await request.app[VERIFIER].verify(request.headers.get("Authorization"))
+    """The caller, from ``Authorization: Bearer <jwt>``; 401 otherwise. Every call takes
+    one token of the caller's REST budget (``API_RATE``/``API_BURST``, shared by the
+    relays through Redis): 429 when it is spent. 503 while the audit log is too far
+    behind to record what the caller does (fail closed)."""
+    principal = await request.app[VERIFIER].verify(request.headers.get("Authorization"))
+    relay = request.app[RELAY]
+    if not await relay.api_budget.allow(principal.user_id):
+        raise ApiError(429, "rate_limited", "too many requests from this account; slow down")
+    if not relay.hooks.accepting(principal):
+        raise ApiError(503, "unavailable", "the audit log is behind; try again")
+    return principal
 
 
 def path_params(request: web.Request, model: type[M]) -> M:

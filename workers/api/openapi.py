@@ -24,6 +24,7 @@ ERROR_DESCRIPTIONS = {
     413: "Body larger than 1 MB",
     415: "Body is not application/json",
     422: "Valid JSON that breaks a rule",
+    429: "Rate limited: the caller's budget (API_RATE, or a per-action limit) is spent",
     503: "A backing service (the database) is unavailable",
 }
 _SUCCESS_DESCRIPTIONS = {200: "OK", 201: "Created"}

@@ -62,7 +62,7 @@ class Route:
     def error_statuses(self) -> list[int]:
         statuses = set(self.errors) | {503}
         if self.authenticated:
-            statuses.add(401)
+            statuses |= {401, 429}
         if self.params is not None:
             statuses.add(404)
         if self.query is not None:

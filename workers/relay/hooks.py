@@ -11,7 +11,7 @@ import uuid
 from typing import Any
 
 from ..auth import Principal
-from ..errors import ApiError, AuthError
+from ..errors import ApiError
 
 
 class RelayHooks:
@@ -19,9 +19,14 @@ class RelayHooks:
         """A socket was accepted."""
 
     def connection_refused(
-        self, error: AuthError, environ: dict[str, Any], token: str | None
+        self, error: ApiError, environ: dict[str, Any], token: str | None
     ) -> None:
-        """A connection was refused (no, bad or expired token)."""
+        """A connection was refused (no, bad or expired token; a connection limit)."""
+
+    def accepting(self, principal: Principal) -> bool:
+        """False while an action of this user could not be audited (the audit writer is
+        too far behind): the relay then refuses it with ``unavailable`` (fail closed)."""
+        return True
 
     def disconnected(
         self, sid: str, principal: Principal, reason: Any, sessions: list[uuid.UUID]

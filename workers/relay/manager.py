@@ -1,11 +1,12 @@
 """Cross-relay fan-out of the messages a relay commits itself.
 
-python-socketio's ``AsyncRedisManager`` carries ephemeral events (typing, joins) between
-relays. For committed messages this subclass adds one thing: a relay publishes each group
-of new messages as ONE Redis message (not one per message), from a queue worked by one
-task, so the group commit never waits on Redis. Receiving relays emit each message to
-their own sockets, unless they already delivered it (their changefeed may have replayed
-it first when the emit was late): ``relayed(payload) -> bool`` decides.
+python-socketio's ``AsyncRedisManager`` (made resilient to Redis outages by
+``ResilientRedisManager``) carries ephemeral events (typing, joins) between relays. For
+committed messages this subclass adds one thing: a relay publishes each group of new
+messages as ONE Redis message (not one per message), from a queue worked by one task, so
+the group commit never waits on Redis. Receiving relays emit each message to their own
+sockets, unless they already delivered it (their changefeed may have replayed it first
+when the emit was late): ``relayed(payload) -> bool`` decides.
 
 Losing such a publish (Redis down, queue full) loses nothing: every relay's changefeed
 replays what committed and was not emitted on it, within about a second.
@@ -19,8 +20,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-import socketio
-
+from .redis_queue import ResilientRedisManager
 from .rooms import room
 
 log = logging.getLogger(__name__)
@@ -29,7 +29,7 @@ _BATCH_EVENT = "chat:new_messages"  # never sent to clients: unpacked by the rec
 _QUEUE_LIMIT = 1000  # groups waiting to be published; beyond, the changefeed covers them
 
 
-class ChatRedisManager(socketio.AsyncRedisManager):
+class ChatRedisManager(ResilientRedisManager):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.relayed: Callable[[dict[str, Any]], bool] | None = None

@@ -4,6 +4,10 @@ Each relay counts its own sockets per (session, user) in memory. With Redis, it 
 publishes which users it holds per session (a hash per session, field
 ``{relay_id}|{user_id}``) and a heartbeat key with a TTL; a relay that dies stops its
 heartbeat, so its users drop out of ``online`` within the TTL.
+
+While Redis is unreachable, presence is this relay's own sockets only; departures are
+remembered, and when Redis returns the relay re-registers its entries and removes those
+that left meanwhile (so other relays see the truth again within a probe interval).
 """
 
 from __future__ import annotations
@@ -13,16 +17,19 @@ import contextlib
 import logging
 import uuid
 from collections import defaultdict
+from typing import Any
 
-import redis.asyncio as aioredis
+from .redis_link import RedisDown, RedisLink
 
 log = logging.getLogger(__name__)
 
 
 class Presence:
-    def __init__(self, *, redis: aioredis.Redis | None, relay_id: str, ttl: int = 15) -> None:
+    def __init__(self, *, redis: RedisLink | None, relay_id: str, ttl: int = 15) -> None:
         """``ttl``: seconds after which a silent relay's users are no longer online."""
         self._redis = redis
+        # (session, user) that left this relay while Redis was unreachable
+        self._left_while_down: set[tuple[uuid.UUID, uuid.UUID]] = set()
         self._ttl = ttl
         self._every = max(1.0, ttl / 3)
         self.relay_id = relay_id
@@ -33,7 +40,9 @@ class Presence:
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
         if self._redis is not None:
-            await self._beat()
+            self._redis.on_up(self._resync)
+            with contextlib.suppress(RedisDown):
+                await self._beat()
             self._task = asyncio.create_task(self._heartbeat(), name="presence-heartbeat")
 
     async def stop(self) -> None:
@@ -54,28 +63,48 @@ class Presence:
                 delay = self._every
             except asyncio.CancelledError:
                 raise
+            except RedisDown:
+                delay = self._every  # the link's probe calls _resync when Redis returns
             except Exception:
                 log.warning("presence heartbeat failed; retrying", exc_info=True)
                 delay = 1
 
     async def _beat(self) -> None:
         assert self._redis is not None
-        pipe = self._redis.pipeline()
-        pipe.set(self._relay_key(self.relay_id), "1", ex=self._ttl)
-        # Re-assert our entries, in case Redis lost them (restart without persistence).
-        for session_id, users in self._local.items():
-            for user_id in users:
-                pipe.hset(self._session_key(session_id), self._field(user_id), "1")
-        await pipe.execute()
+        left = list(self._left_while_down)
+
+        async def beat(client: Any) -> None:
+            pipe = client.pipeline()
+            pipe.set(self._relay_key(self.relay_id), "1", ex=self._ttl)
+            # Re-assert our entries, in case Redis lost them (a restart without
+            # persistence, or other relays took us for dead during an outage).
+            for session_id, users in self._local.items():
+                for user_id in users:
+                    pipe.hset(self._session_key(session_id), self._field(user_id), "1")
+            for session_id, user_id in left:
+                if user_id not in self._local.get(session_id, {}):
+                    pipe.hdel(self._session_key(session_id), self._field(user_id))
+            await pipe.execute()
+
+        await self._redis.run(beat)
+        self._left_while_down.difference_update(left)
+
+    async def _resync(self) -> None:
+        """Redis is back: publish what this relay holds now."""
+        await self._beat()
 
     async def _forget_all(self) -> None:
         assert self._redis is not None
-        pipe = self._redis.pipeline()
-        for session_id, users in self._local.items():
-            for user_id in users:
-                pipe.hdel(self._session_key(session_id), self._field(user_id))
-        pipe.delete(self._relay_key(self.relay_id))
-        await pipe.execute()
+
+        async def forget(client: Any) -> None:
+            pipe = client.pipeline()
+            for session_id, users in self._local.items():
+                for user_id in users:
+                    pipe.hdel(self._session_key(session_id), self._field(user_id))
+            pipe.delete(self._relay_key(self.relay_id))
+            await pipe.execute()
+
+        await self._redis.run(forget)
 
     # ------------------------------------------------------------------ keys
     @staticmethod
@@ -98,7 +127,10 @@ class Presence:
         first_here = not sids
         sids.add(sid)
         if first_here and self._redis is not None:
-            await self._redis.hset(self._session_key(session_id), self._field(user_id), "1")
+            key, field = self._session_key(session_id), self._field(user_id)
+            # Down: the entry is published by _resync when Redis returns.
+            with contextlib.suppress(RedisDown):
+                await self._redis.run(lambda client: client.hset(key, field, "1"))
         return not was_online
 
     async def remove(self, session_id: uuid.UUID, user_id: uuid.UUID, sid: str) -> bool:
@@ -114,7 +146,11 @@ class Presence:
         if not users:
             self._local.pop(session_id, None)
         if self._redis is not None:
-            await self._redis.hdel(self._session_key(session_id), self._field(user_id))
+            key, field = self._session_key(session_id), self._field(user_id)
+            try:
+                await self._redis.run(lambda client: client.hdel(key, field))
+            except RedisDown:
+                self._left_while_down.add((session_id, user_id))
         return user_id not in await self.online(session_id)
 
     def local_sids(self, session_id: uuid.UUID, user_id: uuid.UUID) -> set[str]:
@@ -126,7 +162,15 @@ class Presence:
         local = set(self._local.get(session_id, {}))
         if self._redis is None:
             return sorted(local)
-        fields = await self._redis.hkeys(self._session_key(session_id))
+        try:
+            return await self._redis.run(lambda client: self._online(client, session_id, local))
+        except RedisDown:
+            return sorted(local)  # this relay's view until Redis returns
+
+    async def _online(
+        self, client: Any, session_id: uuid.UUID, local: set[uuid.UUID]
+    ) -> list[uuid.UUID]:
+        fields = await client.hkeys(self._session_key(session_id))
         by_relay: dict[str, list[uuid.UUID]] = defaultdict(list)
         for raw in fields:
             text = raw.decode() if isinstance(raw, bytes) else raw
@@ -136,7 +180,7 @@ class Presence:
         relays = [r for r in by_relay if r != self.relay_id]
         users = set(local)
         if relays:
-            alive = await self._redis.mget([self._relay_key(r) for r in relays])
+            alive = await client.mget([self._relay_key(r) for r in relays])
             dead: list[str] = []
             for relay, flag in zip(relays, alive, strict=True):
                 if flag is not None:
@@ -144,7 +188,7 @@ class Presence:
                 else:
                     dead.extend(f"{relay}|{u}" for u in by_relay[relay])
             if dead:  # a crashed relay's entries: clean up lazily
-                await self._redis.hdel(self._session_key(session_id), *dead)
+                await client.hdel(self._session_key(session_id), *dead)
         return sorted(users)
 
     @property

@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import asyncpg
-import redis.asyncio as aioredis
+import redis.exceptions
 import socketio
 from pydantic import BaseModel, ValidationError
 
@@ -28,17 +28,18 @@ from ..auth import TokenVerifier
 from ..changefeed import Changefeed
 from ..config import Settings
 from ..db import Database
-from ..errors import ApiError, AuthError, from_postgres
+from ..errors import ApiError, from_postgres
 from ..message_writer import MessageWriter
 from ..messages import NameCache
 from ..tasks import spawn
 from .events import RelayEvents
+from .gate import EIO_SID_KEY, Gate, GuardedServer, Limits
 from .hooks import RelayHooks
 from .manager import ChatRedisManager
 from .models import JoinSession, MarkRead, RefreshToken, SendMessage, SessionRef, describe
-from .packets import PacketGuardServer
 from .presence import Presence
-from .ratelimit import RateLimiter
+from .ratelimit import Budget, RateLimiter
+from .redis_link import RedisLink
 from .rooms import SocketState
 from .transport import FastJson, without_compression
 from .typing import TypingTracker
@@ -57,17 +58,21 @@ class Relay(RelayEvents):
         self.db = db
         self.verifier = verifier
         self.relay_id = relay_id
-        self.redis: aioredis.Redis | None = (
-            aioredis.Redis.from_url(settings.redis_url) if settings.redis_url else None
-        )
+        # Redis is optional at run time: every use goes through the link, which falls back
+        # to local state at once while Redis is unreachable.
+        self.redis_link = RedisLink(settings.redis_url) if settings.redis_url else None
+        self.redis = self.redis_link.client if self.redis_link is not None else None
         manager = (
-            ChatRedisManager(settings.redis_url, channel="chat-relay")
+            ChatRedisManager(settings.redis_url, link=self.redis_link, channel="chat-relay")
             if settings.redis_url
             else None
         )
         self.manager = manager
         origins = settings.cors_origins
-        self.sio = PacketGuardServer(
+        self.gate = Gate(limits=_limits(settings))
+        self.sio = GuardedServer(
+            gate=self.gate,
+            on_refused=self._transport_refused,
             async_mode="aiohttp",
             client_manager=manager,
             cors_allowed_origins="*" if "*" in origins else list(origins),
@@ -79,19 +84,38 @@ class Relay(RelayEvents):
             json=FastJson,
         )
         without_compression(self.sio.eio)
-        self.presence = Presence(redis=self.redis, relay_id=relay_id, ttl=settings.presence_ttl)
+        self.presence = Presence(
+            redis=self.redis_link, relay_id=relay_id, ttl=settings.presence_ttl
+        )
         self.typing = TypingTracker(
             on_timeout=self._typing_timed_out, timeout=settings.typing_timeout
         )
         self.send_limit = RateLimiter(
-            name="send", rate=settings.message_rate, burst=settings.message_burst, redis=self.redis
+            name="send",
+            rate=settings.message_rate,
+            burst=settings.message_burst,
+            redis=self.redis_link,
         )
         # Any event, per socket, in this process: a floor under every handler's cost.
         self.event_limit = RateLimiter(
             name="events", rate=settings.event_rate, burst=settings.event_burst, redis=None
         )
         self.typing_limit = RateLimiter(
-            name="typing", rate=settings.typing_rate, burst=settings.typing_burst, redis=self.redis
+            name="typing",
+            rate=settings.typing_rate,
+            burst=settings.typing_burst,
+            redis=self.redis_link,
+        )
+        # Every event, per user, across the user's sockets and relays (Redis when up).
+        self.user_event_budget = Budget(
+            name="user-events",
+            rate=settings.user_event_rate,
+            burst=settings.user_event_burst,
+            redis=self.redis_link,
+        )
+        # Every REST call, per user (shared with the relays through Redis).
+        self.api_budget = Budget(
+            name="api", rate=settings.api_rate, burst=settings.api_burst, redis=self.redis_link
         )
         self.changefeed = Changefeed(
             dsn=settings.database_url,
@@ -119,6 +143,8 @@ class Relay(RelayEvents):
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
+        if self.redis_link is not None:
+            await self.redis_link.start()
         await self.presence.start()
         await self.changefeed.start()
         await self.writer.start()
@@ -143,8 +169,8 @@ class Relay(RelayEvents):
             if state.expiry is not None:
                 state.expiry.cancel()
         await self.presence.stop()
-        if self.redis is not None:
-            await self.redis.aclose()
+        if self.redis_link is not None:
+            await self.redis_link.stop()
 
     def stats(self) -> dict[str, int]:
         return {
@@ -173,7 +199,15 @@ class Relay(RelayEvents):
         self.sio.on("*", self._unknown_event)
 
     async def _unknown_event(self, event: str, sid: str, *_args: Any) -> dict[str, Any]:
-        """Any other event name: an ``error`` event rather than silence."""
+        """Any other event name: an ``error`` event rather than silence (within the same
+        per-socket and per-user budgets as every event; over them, nothing is emitted)."""
+        state = self._sockets.get(sid)
+        if state is not None and not (
+            await self.event_limit.allow(sid)
+            and await self.user_event_budget.allow(state.principal.user_id)
+        ):
+            limited = {"code": "rate_limited", "message": "too many events", "event": "*"}
+            return {"ok": False, "error": limited}
         body = {
             "code": "unknown_event",
             "message": f"unknown event {str(event)[:64]!r}",
@@ -198,6 +232,12 @@ class Relay(RelayEvents):
             try:
                 if not await self.event_limit.allow(sid):
                     raise ApiError(429, "rate_limited", "too many events; slow down")
+                if not await self.user_event_budget.allow(state.principal.user_id):
+                    raise ApiError(
+                        429, "rate_limited", "too many events from this account; slow down"
+                    )
+                if not self.hooks.accepting(state.principal):
+                    raise ApiError(503, "unavailable", "the audit log is behind; try again")
                 payload = model.model_validate(data if data is not None else {})
                 result = await handler(sid, state, payload)
                 self.hooks.handled(event, state.principal, payload, result)
@@ -210,7 +250,14 @@ class Relay(RelayEvents):
                 err = from_postgres(exc)
                 if err.status >= 500:
                     log.exception("database error in %s", event)
-            except (OSError, asyncpg.InterfaceError, asyncpg.InternalClientError, TimeoutError):
+            except (
+                OSError,
+                asyncpg.InterfaceError,
+                asyncpg.InternalClientError,
+                TimeoutError,
+                redis.exceptions.ConnectionError,
+                redis.exceptions.TimeoutError,
+            ):
                 log.exception("backing service unavailable in %s", event)
                 err = ApiError(503, "unavailable", "a backing service is unavailable")
             except Exception:
@@ -232,10 +279,16 @@ class Relay(RelayEvents):
         token = auth.get("token") if isinstance(auth, dict) else None
         if not token:
             token = environ.get("HTTP_AUTHORIZATION")
+        eio_sid = environ.get(EIO_SID_KEY)
         try:
+            self.gate.admit(eio_sid)
             principal = await self.verifier.verify(token)
-        except AuthError as exc:
+            if not self.hooks.accepting(principal):
+                raise ApiError(503, "unavailable", "the audit log is behind; try again")
+            self.gate.admit_user(eio_sid, principal.user_id)
+        except ApiError as exc:
             self.hooks.connection_refused(exc, environ, token)
+            self.sio.close_soon(eio_sid)
             raise socketio.exceptions.ConnectionRefusedError(
                 exc.message, {"code": exc.code}
             ) from None
@@ -244,6 +297,11 @@ class Relay(RelayEvents):
         self.total_connections += 1
         self._schedule_expiry(sid, state)
         self.hooks.connected(sid, principal)
+
+    def _transport_refused(self, code: str, ip: str) -> None:
+        """An Engine.IO socket refused before it existed (over twice a cap)."""
+        error = ApiError(429, code, "connection refused")
+        self.hooks.connection_refused(error, {"REMOTE_ADDR": ip}, None)
 
     async def _disconnect(self, sid: str, reason: Any = None) -> None:
         state = self._sockets.pop(sid, None)
@@ -289,3 +347,16 @@ class Relay(RelayEvents):
         state.principal = principal
         self._schedule_expiry(sid, state)
         return {"expires_at": int(principal.expires_at)}
+
+
+def _limits(settings: Settings) -> Limits:
+    return Limits(
+        max_connections=settings.max_connections,
+        max_per_ip=settings.max_connections_per_ip,
+        max_per_user=settings.max_connections_per_user,
+        connect_timeout=settings.connect_timeout,
+        connect_rate_per_ip=settings.connect_rate_per_ip,
+        connect_burst_per_ip=settings.connect_burst_per_ip,
+        max_queued_packets=settings.max_queued_packets,
+        trusted_proxies=settings.trusted_proxies,
+    )

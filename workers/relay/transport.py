@@ -45,4 +45,6 @@ class FastJson:
 
     @staticmethod
     def loads(data: str | bytes, **_kwargs: Any) -> Any:
+        # orjson refuses nesting deeper than 1024 with a JSONDecodeError (a ValueError):
+        # both packet decoders treat that as bad input, never a RecursionError.
         return orjson.loads(data)
