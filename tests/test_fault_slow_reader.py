@@ -25,8 +25,8 @@ from .relay_helpers import Recorder, make_session, running_relay
 pytestmark = [pytest.mark.fault, pytest.mark.timeout(90)]
 
 QUEUE_LIMIT = 20
-MESSAGES = 150
-BIG = "é" * 9_990  # about 60 kB of JSON per message (non-ASCII is escaped)
+MESSAGES = 400
+BIG = "é" * 9_990  # about 20 kB of UTF-8 per message: 400 of them exceed the socket buffers
 
 
 class RawSocketIO:

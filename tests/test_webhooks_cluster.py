@@ -132,9 +132,12 @@ async def test_two_relays_deliver_each_event_once_and_fail_over(env: Env, hook: 
         await asyncio.gather(*(r.ready() for r in relays))
         leader = await _leader(relays)
         follower = next(r for r in relays if r is not leader)
+        # The webhook leader's lock (the audit linker holds one of its own).
         locks = await env.conn.fetchval(
-            "select count(*) from pg_locks where locktype = 'advisory' and granted "
-            "and database = (select oid from pg_database where datname = current_database())"
+            "select count(*) from pg_locks as l join pg_stat_activity as a on a.pid = l.pid "
+            "where l.locktype = 'advisory' and l.granted "
+            "and a.application_name = 'chat-webhooks-leader' "
+            "and l.database = (select oid from pg_database where datname = current_database())"
         )
         assert locks == 1
         await wait_until(

@@ -343,11 +343,10 @@ set search_path = ''
 as $$
 declare
   _n integer := coalesce(cardinality(session_ids), 0);
-  _i integer;
   _row public.chat_messages;
   _xid xid8;
-  _sessions uuid [] := '{}';
-  _times timestamptz [] := '{}';
+  _sessions uuid [] := '{}'::uuid [];
+  _times timestamptz [] := '{}'::timestamptz [];
   _touch record;
 begin
   perform set_config('chat.relay_write', 'on', true);
