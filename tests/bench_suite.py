@@ -215,6 +215,7 @@ async def run_steps(
         (i + 1, "step", r, seconds) for i, r in enumerate(rates)
     ]
     for i, kind, rate, secs in rows:
+        await settle(server_pid, pg_pid)
         progress(f"{name}: {rate} msg/s for {secs:g} s ({writer})")
         before = (
             cpu_seconds(server_pid),
@@ -245,6 +246,18 @@ async def run_steps(
         if kind == "step" and not step["ok"]:
             break
     return results
+
+
+async def settle(server_pid: int, pg_pid: int | None, limit_s: float = 30.0) -> None:
+    """Wait until the server and PostgreSQL are idle (under a tenth of a core each), so a
+    backlog left by the step before does not weigh on the next."""
+    deadline = time.monotonic() + limit_s
+    while time.monotonic() < deadline:
+        before = (cpu_seconds(server_pid), cpu_tree_seconds(pg_pid) if pg_pid else 0.0)
+        await asyncio.sleep(0.5)
+        after = (cpu_seconds(server_pid), cpu_tree_seconds(pg_pid) if pg_pid else 0.0)
+        if max(after[0] - before[0], after[1] - before[1]) < 0.05:
+            return
 
 
 def sustained(steps: list[dict[str, Any]]) -> int | None:
@@ -555,6 +568,19 @@ def summarize(
     }
 
 
+def joined_note(load: dict[str, Any], parts: tuple[str, ...]) -> str:
+    notes = []
+    for part in parts:
+        if part in load:
+            c = load[part]["connected"]
+            fail = f", refused: {c['failures']}" if c["failures"] else ""
+            notes.append(
+                f"{part}: {c['ok']:,} of {c['requested']:,} clients joined in "
+                f"{c['seconds']:.1f} s{fail}"
+            )
+    return "; ".join(notes) + "."
+
+
 def print_report(
     report: Report,
     result: dict[str, Any],
@@ -586,6 +612,8 @@ def print_report(
         )
         report()
         sides = {k: load[k]["steps"] for k in ("relay", "baseline") if k in load}
+        report(joined_note(load, ("relay", "baseline")))
+        report()
         step_table(report, sides)
         if "relay" in load:
             report(f"Audit link delay: {load['relay']['audit_note']}.")
@@ -599,6 +627,8 @@ def print_report(
         step_table(report, {"foreign": load["foreign"]["steps"]})
     if "echo" in load:
         report("## Load generator ceiling (bare Node Socket.IO echo server, no database)")
+        report()
+        report(joined_note(load, ("echo",)))
         report()
         step_table(report, {"echo": load["echo"]["steps"]})
     if idle:
