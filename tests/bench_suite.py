@@ -53,7 +53,7 @@ FULL = {
     "pairs": 500,
     "steps": [250, 500, 1000, 1500, 2000, 3000, 4000],
     "seconds": 10.0,
-    "echo_steps": [1000, 2000, 4000, 6000, 8000, 12000],
+    "echo_steps": [250, 500, 1000, 2000, 4000, 6000, 8000, 12000],
     "foreign_steps": [250, 500, 1000, 1500, 2000, 3000, 4000],
     "idle_pairs": 5000,
     "scale": {
@@ -66,10 +66,10 @@ FULL = {
 }
 QUICK = {
     "pairs": 100,
-    "steps": [250, 500, 1000, 1500, 2000, 3000],
+    "steps": [250, 1000, 1500, 2000, 3000],
     "seconds": 3.0,
-    "echo_steps": [1000, 2000, 4000, 8000],
-    "foreign_steps": [250, 500, 1000, 1500],
+    "echo_steps": [250, 1000, 2000, 4000, 8000],
+    "foreign_steps": [250, 500, 1000],
     "idle_pairs": 1000,
     "scale": {
         "users": 10_000,
@@ -282,6 +282,7 @@ STEP_COLUMNS = (
     ("errors", _errors),
     ("server CPU ms/msg", lambda s: s["server_cpu_ms"]),
     ("PG CPU ms/msg", lambda s: s["pg_cpu_ms"]),
+    ("loadgen CPU ms/msg", lambda s: s["loadgen_cpu_ms"]),
     ("passed", lambda s: "warm-up" if s["kind"] != "step" else ("yes" if s["ok"] else "NO")),
 )
 
