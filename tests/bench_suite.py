@@ -475,7 +475,7 @@ async def part_idle(args: argparse.Namespace, env: dict[str, Any]) -> dict[str, 
             workdir=logs,
             log=logs / "loadgen.log",
         ) as gen:
-            await gen.call(120, cmd="connect", to=warm)
+            first = await gen.call(120, cmd="connect", to=warm)
             await asyncio.sleep(2)
             before = rss_bytes(server.pid)
             connected = await gen.call(1800, cmd="connect", **{"from": warm})
@@ -484,9 +484,9 @@ async def part_idle(args: argparse.Namespace, env: dict[str, Any]) -> dict[str, 
     joined = connected["ok"]
     return {
         "clients": 2 * len(pairs),
-        "joined": joined + warm,
+        "joined": joined + first["ok"],
         "connect_seconds": connected["seconds"],
-        "failures": connected["failures"],
+        "failures": {**first["failures"], **connected["failures"]},
         "rss_before": before,
         "rss_after": after,
         "bytes_per_idle_connection": (after - before) / joined if joined else None,
