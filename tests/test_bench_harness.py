@@ -73,3 +73,10 @@ def test_nested_plans_are_shown_once_per_statement_with_their_count() -> None:
     assert len(plans) == 2
     assert plans[0].startswith("-- ran 2 times, 4.0 ms in all")
     assert plans[1].endswith("X")
+
+
+def test_a_rate_sustained_above_a_failing_step_does_not_count() -> None:
+    relay = [_step(250, ok=False), _step(500, ok=True)]
+    result = _summary(relay, [_step(250, ok=True), _step(500, ok=True)])
+    assert result["relay_rate"] is None
+    assert result["baseline_rate"] == 500
