@@ -24,6 +24,7 @@ import json
 import os
 import platform
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
@@ -719,6 +720,9 @@ async def main() -> None:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--record", action="store_true", help="write bench/results/<date>.md")
     parser.add_argument("--label", default="", help="a note for the results file's title")
+    parser.add_argument(
+        "--keep-logs", action="store_true", help="keep the servers' logs (kept anyway on failure)"
+    )
     parser.add_argument("--parts", default=",".join(PARTS), help=f"subset of {','.join(PARTS)}")
     parser.add_argument(
         "--baseline-schema",
@@ -795,6 +799,8 @@ async def main() -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text("\n".join(report.lines) + f"\n\n```json\n{line}\n```\n")
         progress(f"recorded in {path.relative_to(BENCH.parent)}")
+    if not args.keep_logs:
+        shutil.rmtree(logs, ignore_errors=True)
     print(line, flush=True)
 
 
