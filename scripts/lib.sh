@@ -177,3 +177,14 @@ build_web() {
 ensure_chromium() {
   [ -x /usr/bin/chromium ] || apt_install chromium
 }
+
+# The Node side of the suite (load generator, baseline and echo servers), from the lock.
+ensure_bench_node() {
+  local stamp="$ROOT/bench/node_modules/.lock.sha" want
+  want="$(sha256sum "$ROOT/bench/package-lock.json" | cut -d' ' -f1)"
+  [ "$(cat "$stamp" 2>/dev/null)" = "$want" ] && return
+  have npm || apt_install nodejs npm
+  log "bench node modules (npm ci in bench/)"
+  (cd "$ROOT/bench" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+  echo "$want" > "$stamp"
+}

@@ -1,0 +1,82 @@
+"""The benchmark harness's own rules (scripts/bench is not run by the tests): the relay
+overrides are valid settings, and the summary picks its steps as documented."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.bench_procs import BENCH, read_env_file
+from tests.bench_scale import _distinct_plans
+from tests.bench_suite import summarize
+from workers.config import Settings
+
+MACHINE = {"cores": 2}
+
+
+def _step(rate: int, *, ok: bool, p99: float = 10.0, kind: str = "step") -> dict[str, Any]:
+    return {
+        "kind": kind,
+        "rate": rate,
+        "ok": ok,
+        "p99_ms": p99,
+        "server_cpu_ms": 0.5,
+        "pg_cpu_ms": 1.0,
+    }
+
+
+def _summary(relay: list[dict[str, Any]], baseline: list[dict[str, Any]]) -> dict[str, Any]:
+    load = {"relay": {"steps": relay, "audit_p99": None}, "baseline": {"steps": baseline}}
+    return summarize(load, None, None, True, MACHINE)
+
+
+def test_relay_env_is_accepted_by_the_service_and_lifts_the_limits() -> None:
+    env = read_env_file(BENCH / "relay.env") | {"JWT_SECRET": "s" * 40}
+    settings = Settings.from_env(env)
+    assert settings.message_rate == 0
+    assert settings.event_rate == 0
+    assert settings.typing_rate == 0
+
+
+def test_p99_is_compared_at_1500_when_both_sustain_it() -> None:
+    relay = [_step(r, ok=True, p99=r / 100) for r in (250, 1000, 1500, 2000, 3000)]
+    baseline = [_step(r, ok=True, p99=r / 50) for r in (250, 1000, 1500, 2000)]
+    result = _summary(relay, [*baseline, _step(3000, ok=False)])
+    assert result["relay_p99_at_rate"] == 1500
+    assert result["relay_p99_ms"] == 15.0
+    assert result["baseline_p99_ms"] == 30.0
+    assert result["relay_rate"] == 3000
+    assert result["baseline_rate"] == 2000
+    assert result["relay_rate_ratio_vs_baseline"] == 1.5
+
+
+def test_p99_falls_back_to_the_highest_step_both_sustain() -> None:
+    relay = [_step(250, ok=True), _step(1000, ok=False)]
+    baseline = [_step(250, ok=True), _step(1000, ok=True), _step(1500, ok=True)]
+    result = _summary(relay, baseline)
+    assert result["relay_p99_at_rate"] == 250
+    assert result["relay_rate_ratio_vs_baseline"] == 0.17
+
+
+def test_warm_up_never_counts_as_a_sustained_step() -> None:
+    relay = [_step(50, ok=True, kind="warm-up"), _step(250, ok=False, p99=900.0)]
+    result = _summary(relay, [_step(50, ok=True, kind="warm-up"), _step(250, ok=True)])
+    assert result["relay_rate"] is None
+    assert result["relay_rate_ratio_vs_baseline"] == 0.0
+    assert result["relay_p99_at_rate"] == 250  # nothing shared: the first step, still a figure
+    assert result["relay_p99_ms"] == 900.0
+
+
+def test_nested_plans_are_shown_once_per_statement_with_their_count() -> None:
+    same = "duration: {} ms  plan:\nQuery Text: select 1\nResult (actual time={}..{} rows=1)"
+    notices = [same.format(1.5, 0.1, 0.2), same.format(2.5, 0.3, 0.4), "duration: 3.0 ms  plan:\nX"]
+    plans = _distinct_plans(notices)
+    assert len(plans) == 2
+    assert plans[0].startswith("-- ran 2 times, 4.0 ms in all")
+    assert plans[1].endswith("X")
+
+
+def test_a_rate_sustained_above_a_failing_step_does_not_count() -> None:
+    relay = [_step(250, ok=False), _step(500, ok=True)]
+    result = _summary(relay, [_step(250, ok=True), _step(500, ok=True)])
+    assert result["relay_rate"] is None
+    assert result["baseline_rate"] == 500
