@@ -14,7 +14,7 @@ import asyncio
 import json
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import jwt
@@ -34,6 +34,14 @@ class Principal:
     app_role: str
     name: str
     claims: dict[str, Any]
+    # The claims as the database receives them (request.jwt.claims), serialized once per
+    # token rather than once per statement.
+    claims_text: str = field(default="", compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if not self.claims_text:
+            text = json.dumps(self.claims, separators=(",", ":"), default=str)
+            object.__setattr__(self, "claims_text", text)
 
     @property
     def is_admin(self) -> bool:
@@ -44,7 +52,7 @@ class Principal:
         return float(self.claims.get("exp", 0))
 
     def claims_json(self) -> str:
-        return json.dumps(self.claims, separators=(",", ":"), default=str)
+        return self.claims_text
 
 
 def principal_from_claims(claims: dict[str, Any]) -> Principal:

@@ -15,6 +15,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import asyncpg
+import orjson
 
 from .auth import Principal
 
@@ -37,8 +38,17 @@ class _Connection(asyncpg.Connection):
 async def _init_connection(conn: asyncpg.Connection) -> None:
     for typename in ("json", "jsonb"):
         await conn.set_type_codec(
-            typename, encoder=json.dumps, decoder=json.loads, schema="pg_catalog"
+            typename, encoder=_json_text, decoder=orjson.loads, schema="pg_catalog"
         )
+
+
+def _json_text(value: Any) -> str:
+    """json/jsonb parameters with orjson (metadata of every message sent and read); what
+    orjson refuses (an integer beyond 64 bits) goes through the standard library."""
+    try:
+        return orjson.dumps(value).decode()
+    except TypeError:
+        return json.dumps(value)
 
 
 class Database:

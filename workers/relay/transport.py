@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import orjson
@@ -40,8 +41,11 @@ class FastJson:
     """The ``json`` module interface python-socketio uses, backed by orjson."""
 
     @staticmethod
-    def dumps(obj: Any, **_kwargs: Any) -> str:
-        return orjson.dumps(obj).decode()
+    def dumps(obj: Any, **kwargs: Any) -> str:
+        try:
+            return orjson.dumps(obj).decode()
+        except TypeError:  # what orjson refuses (an integer beyond 64 bits)
+            return json.dumps(obj, **kwargs)
 
     @staticmethod
     def loads(data: str | bytes, **_kwargs: Any) -> Any:
