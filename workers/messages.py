@@ -54,6 +54,17 @@ class NameCache:
         self._limit = limit
         self._names: dict[uuid.UUID, tuple[str, float]] = {}
 
+    def has(self, user_id: uuid.UUID) -> bool:
+        hit = self._names.get(user_id)
+        return hit is not None and hit[1] > time.monotonic()
+
+    def put(self, names: Mapping[uuid.UUID, str]) -> None:
+        if len(self._names) + len(names) > self._limit:
+            self._names.clear()
+        expires = time.monotonic() + self._ttl
+        for user_id, name in names.items():
+            self._names[user_id] = (name, expires)
+
     async def get(self, user_ids: Iterable[uuid.UUID | None]) -> dict[uuid.UUID, str]:
         now = time.monotonic()
         found: dict[uuid.UUID, str] = {}

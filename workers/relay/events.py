@@ -22,7 +22,7 @@ from ..config import Settings
 from ..db import Database
 from ..errors import ApiError
 from ..message_writer import MessageWriter
-from ..messages import MESSAGE_COLUMNS, message_payloads, now_iso, user_names
+from ..messages import MESSAGE_COLUMNS, NameCache, message_payloads, now_iso, user_names
 from .hooks import RelayHooks
 from .manager import ChatRedisManager
 from .models import JoinSession, MarkRead, SendMessage, SessionRef
@@ -47,6 +47,7 @@ class RelayEvents:
     hooks: RelayHooks
     changefeed: Changefeed
     writer: MessageWriter
+    names: NameCache
     manager: ChatRedisManager | None
     _sockets: dict[str, SocketState]
 
@@ -84,6 +85,10 @@ class RelayEvents:
             await _check_participant(conn, data.session_id)
             if data.last_message_id is not None:
                 anchor = await _anchor(conn, data.session_id, data.last_message_id)
+            if not self.names.has(principal.user_id):
+                # The joiner's name as its messages will carry it, read now rather than
+                # on the first send (group commits never wait for a name query).
+                self.names.put(await user_names(conn, [principal.user_id]))
         # In the room first, then read the backlog: a message committed in between is in
         # the backlog or in the live stream (or both: clients dedupe by id), never in neither.
         await self.sio.enter_room(sid, room(data.session_id))
