@@ -33,7 +33,7 @@ async def main() -> int:
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="chat-soak-"))
-    pairs = await arrange_pairs(args.database_url, "50a50a50", args.pairs, product=True)
+    pairs = await arrange_pairs(args.database_url, "5", args.pairs, product=True)
     windows = max(2, round(args.minutes * 60 / WINDOW))
     rows: list[dict[str, Any]] = []
     with relay(

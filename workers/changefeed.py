@@ -25,6 +25,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
@@ -40,6 +41,10 @@ log = logging.getLogger(__name__)
 
 CHANNEL = "chat_events"
 _CATCH_UP_PAGE = 1000
+# Ids of messages this relay's sockets have had, kept for SEEN_SECONDS (the replay window
+# is about a second; the margin covers a catch-up after a short outage) and at most
+# _SEEN_LIMIT of them: memory stays flat however long the relay runs.
+SEEN_SECONDS = 120.0
 _SEEN_LIMIT = 100_000
 REPLAY_INTERVAL = 0.5  # seconds between snapshots: the grace, and half the worst delay
 _MAX_BACKOFF = 30.0
@@ -68,7 +73,7 @@ class Changefeed:
         self._replay_interval = replay_interval
         self._on_delivered = on_delivered
         self._queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-        self._seen: OrderedDict[uuid.UUID, None] = OrderedDict()
+        self._seen: OrderedDict[uuid.UUID, float] = OrderedDict()
         # Everything visible in this snapshot has been delivered (or was there at start).
         self._snapshot: str | None = None
         # The newest snapshot, waiting one interval before what committed up to it is
@@ -266,6 +271,11 @@ class Changefeed:
                 message_id = uuid.UUID(str(message_id))
             except ValueError:
                 return
-        self._seen[message_id] = None
-        if len(self._seen) > _SEEN_LIMIT:
+        now = time.monotonic()
+        self._seen[message_id] = now
+        self._seen.move_to_end(message_id)
+        horizon = now - SEEN_SECONDS
+        while self._seen and (
+            len(self._seen) > _SEEN_LIMIT or next(iter(self._seen.values())) < horizon
+        ):
             self._seen.popitem(last=False)
