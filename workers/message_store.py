@@ -44,7 +44,8 @@ async def send(
     metadata: dict[str, Any],
     client_message_id: str | None,
 ) -> dict[str, Any]:
-    """Insert through ``send_chat_message``; its NOTIFY carries it to the session's sockets
+    """Insert through ``send_chat_message`` in the caller's transaction (uploads: the file
+    and its message commit together); its NOTIFY carries it to the session's sockets
     once the transaction commits."""
     row = await conn.fetchrow(
         f"select {MESSAGE_COLUMNS} from public.send_chat_message("
