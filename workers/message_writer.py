@@ -80,7 +80,6 @@ class MessageWriter:
         self.groups = 0
         self.messages = 0
         self.isolated_groups = 0
-        self.last_group_size = 0
 
     def set_commit_handler(self, handler: CommitHandler) -> None:
         self._on_commit = handler
@@ -213,7 +212,6 @@ class MessageWriter:
             return None
         self.groups += 1
         self.messages += len(group)
-        self.last_group_size = len(group)
         return rows
 
     async def _finish(self, group: list[_Send], rows: list[asyncpg.Record]) -> None:
