@@ -9,8 +9,10 @@ connection.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import time
 from typing import Any
 
 import engineio
@@ -18,6 +20,8 @@ import socketio
 from engineio import exceptions as eio_exceptions
 from engineio import packet as eio_packet
 from socketio import packet
+
+from .transport import LeanQueue
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +65,55 @@ class _CheckedPacket(packet.Packet):
 
 class _GuardedSocket(engineio.async_socket.AsyncSocket):
     """An Engine.IO socket that hangs up on a packet type Engine.IO does not know (it
-    would log a traceback for each and carry on)."""
+    would log a traceback for each and carry on), and whose next ping waits on a timer
+    rather than in a task of its own (a sleeping task per idle socket: about 0.7 KB)."""
+
+    # Engine.IO's own attributes (it has no annotations).
+    last_ping: float | None
+    connected: bool
+    upgrading: bool
+    upgraded: bool
+
+    def schedule_ping(self) -> None:
+        # Engine.IO's own: a task sleeping ping_interval, then send(PING).
+        if self.last_ping:
+            self.last_ping = None
+            asyncio.get_running_loop().call_later(self.server.ping_interval, self._ping_due)
+
+    def _ping_due(self) -> None:
+        if not self.closing and not self.closed:
+            self.last_ping = time.time()
+            # What send() does once the ping timeout check has passed (it just has: the
+            # clock starts now).
+            self.queue.put_nowait(eio_packet.Packet(eio_packet.PING))
+
+    async def poll(self) -> list[Any]:
+        """Engine.IO's ``poll``, waiting under ``asyncio.timeout`` rather than ``wait_for``
+        (whose waiter, callback and timer an idle socket's writer would hold)."""
+        if not isinstance(self.queue, LeanQueue):
+            return await super().poll()  # type: ignore[no-any-return]
+        waiting = self.queue.get()
+        try:
+            async with asyncio.timeout(self.server.ping_interval + self.server.ping_timeout):
+                packets = [await waiting]
+            self.queue.task_done()
+        except (TimeoutError, asyncio.CancelledError):
+            if waiting.done() and not waiting.cancelled():  # given a packet as time ran out
+                self.queue.requeue(waiting.result())
+            raise eio_exceptions.QueueEmpty() from None
+        if packets == [None]:
+            return []
+        while True:
+            try:
+                pkt = self.queue.get_nowait()
+            except asyncio.QueueEmpty:
+                break
+            self.queue.task_done()
+            if pkt is None:
+                self.queue.put_nowait(None)
+                break
+            packets.append(pkt)
+        return packets
 
     async def receive(self, pkt: Any) -> None:
         kind = pkt.packet_type
@@ -81,7 +133,7 @@ class _GuardedSocket(engineio.async_socket.AsyncSocket):
         # Engine.IO decodes each frame outside its own error handling: an empty frame or
         # one not starting with a digit would end the request with a traceback.
         try:
-            return await super()._websocket_handler(ws)
+            return await self._serve_websocket(ws)
         except _DECODE_ERRORS as exc:
             server = self.server
             server.malformed_packets = getattr(server, "malformed_packets", 0) + 1
@@ -93,6 +145,94 @@ class _GuardedSocket(engineio.async_socket.AsyncSocket):
             await self.queue.put(None)  # lets Engine.IO's writer task end
             await self.close(wait=False, abort=True)
             return None
+
+    async def _serve_websocket(self, ws: Any) -> None:
+        """Engine.IO 4.15's ``AsyncSocket._websocket_handler``, but each read waits under
+        ``asyncio.timeout`` in the handler's own task: Engine.IO wraps every read in a new
+        task and ``wait_for`` (a task and a timer held by every idle socket)."""
+        server = self.server
+        limit = server.max_http_buffer_size
+        idle = server.ping_interval + server.ping_timeout
+
+        async def websocket_wait() -> Any:
+            data = await ws.wait()
+            if data and len(data) > limit:
+                raise ValueError("packet is too large")
+            return data
+
+        if self.connected:
+            # the socket was already connected (polling): this is an upgrade
+            self.upgrading = True  # hold packet sends during the upgrade
+            try:
+                pkt = await websocket_wait()
+            except OSError:
+                return
+            decoded = eio_packet.Packet(encoded_packet=pkt)
+            if decoded.packet_type != eio_packet.PING or decoded.data != "probe":
+                server.logger.info("%s: Failed websocket upgrade, no PING packet", self.sid)
+                self.upgrading = False
+                return
+            await ws.send(eio_packet.Packet(eio_packet.PONG, data="probe").encode())
+            await self.queue.put(eio_packet.Packet(eio_packet.NOOP))  # end poll
+            try:
+                pkt = await websocket_wait()
+            except OSError:
+                self.upgrading = False
+                return
+            decoded = eio_packet.Packet(encoded_packet=pkt)
+            if decoded.packet_type != eio_packet.UPGRADE:
+                self.upgraded = False
+                server.logger.info(
+                    "%s: Failed websocket upgrade, expected UPGRADE packet, received %s instead.",
+                    self.sid,
+                    pkt,
+                )
+                self.upgrading = False
+                return
+            self.upgraded = True
+            self.upgrading = False
+        else:
+            self.connected = True
+            self.upgraded = True
+
+        async def writer() -> None:
+            while True:
+                try:
+                    packets = await self.poll()
+                except eio_exceptions.QueueEmpty:
+                    break
+                if not packets:
+                    break  # an empty list: the connection is closing
+                try:
+                    for pkt in packets:
+                        await ws.send(pkt.encode())
+                except Exception:
+                    break
+            await ws.close()
+
+        writer_task = asyncio.ensure_future(writer())
+        while True:
+            try:
+                async with asyncio.timeout(idle):
+                    p = await websocket_wait()
+            except (asyncio.CancelledError, Exception):
+                break  # closed, timed out, too large: as Engine.IO, the connection ends
+            if p is None:
+                break  # closed by the client
+            received = eio_packet.Packet(encoded_packet=p)
+            try:
+                await self.receive(received)
+            except eio_exceptions.UnknownPacketError:
+                pass
+            except eio_exceptions.SocketIsClosedError:
+                server.logger.info("Receive error -- socket is closed")
+                break
+            except Exception:
+                server.logger.exception("Unknown receive error")
+
+        await self.queue.put(None)  # unlock the writer task so it can exit
+        await writer_task
+        await self.close(wait=False, abort=True, reason=server.reason.TRANSPORT_CLOSE)
 
 
 class PacketGuardServer(socketio.AsyncServer):

@@ -41,7 +41,7 @@ from .presence import Presence
 from .ratelimit import Budget, RateLimiter
 from .redis_link import RedisLink
 from .rooms import SocketState
-from .transport import FastJson, without_compression
+from .transport import FastJson, tune_transport
 from .typing import TypingTracker
 
 log = logging.getLogger(__name__)
@@ -83,7 +83,7 @@ class Relay(RelayEvents):
             engineio_logger=False,
             json=FastJson,
         )
-        without_compression(self.sio.eio)
+        tune_transport(self.sio.eio)
         self.presence = Presence(
             redis=self.redis_link, relay_id=relay_id, ttl=settings.presence_ttl
         )
@@ -319,9 +319,10 @@ class Relay(RelayEvents):
             state.expiry.cancel()
         delay = max(0.0, state.principal.expires_at - time.time())
         loop = asyncio.get_running_loop()
-        state.expiry = loop.call_later(
-            delay, lambda: spawn(self._expire(sid, state), name="token-expiry")
-        )
+        state.expiry = loop.call_later(delay, self._expiry_due, sid, state)
+
+    def _expiry_due(self, sid: str, state: SocketState) -> None:
+        spawn(self._expire(sid, state), name="token-expiry")
 
     async def _expire(self, sid: str, state: SocketState) -> None:
         if self._sockets.get(sid) is not state or state.principal.expires_at > time.time():

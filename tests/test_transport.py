@@ -1,0 +1,114 @@
+"""The relay's lean Engine.IO sockets (transport.py, packets.py): the outgoing queue the
+writer waits on, pings on a timer, reads under a timeout in the handler's own task."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from workers.relay.transport import LeanQueue
+
+from .conftest import Users
+from .relay_helpers import Recorder, running_relay
+from .test_fault_slow_reader import RawSocketIO
+
+
+async def test_items_come_out_in_order_and_get_is_a_plain_future() -> None:
+    q = LeanQueue()
+    q.put_nowait(1)
+    await q.put(2)
+    got = q.get()
+    assert isinstance(got, asyncio.Future) and not isinstance(got, asyncio.Task)
+    assert await got == 1
+    assert q.get_nowait() == 2
+    assert q.empty() and q.qsize() == 0
+    with pytest.raises(asyncio.QueueEmpty):
+        q.get_nowait()
+
+
+async def test_a_waiting_getter_is_handed_the_next_item() -> None:
+    q = LeanQueue()
+    waiting = q.get()
+    assert not waiting.done()
+    q.put_nowait("a")
+    assert await waiting == "a"
+    assert q.qsize() == 0
+
+
+async def test_a_getter_that_timed_out_is_skipped_not_fed() -> None:
+    q = LeanQueue()
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(q.get(), 0.01)
+    q.put_nowait("kept")
+    assert q.qsize() == 1  # not handed to the cancelled getter
+    assert await q.get() == "kept"
+
+
+async def test_requeue_puts_an_item_back_first() -> None:
+    q = LeanQueue()
+    q.put_nowait("b")
+    q.requeue("a")
+    assert [q.get_nowait(), q.get_nowait()] == ["a", "b"]
+
+
+async def test_join_waits_for_every_item_to_be_done() -> None:
+    q = LeanQueue()
+    await q.join()  # nothing outstanding: returns at once
+    q.put_nowait(1)
+    q.put_nowait(2)
+    joined = asyncio.ensure_future(q.join())
+    await asyncio.sleep(0)
+    q.get_nowait()
+    q.task_done()
+    await asyncio.sleep(0)
+    assert not joined.done()
+    q.get_nowait()
+    q.task_done()
+    await asyncio.wait_for(joined, 1)
+    with pytest.raises(ValueError):
+        q.task_done()
+
+
+def _fast_pings(relay: object, interval: float, timeout: float) -> None:
+    eio = relay.sio.eio  # type: ignore[attr-defined]
+    eio.ping_interval, eio.ping_timeout = interval, timeout
+
+
+@pytest.mark.timeout(60)
+async def test_a_client_answering_pings_stays_connected(database_url: str, users: Users) -> None:
+    user = await users.create("client")
+    async with running_relay(database_url) as (url, relay):
+        _fast_pings(relay, 0.2, 0.5)
+        client = Recorder()
+        await client.connect(url, users.token(user))
+        await asyncio.sleep(2.0)  # ten ping rounds, each well past the read timeout of 0.7 s
+        assert client.client.connected
+        assert ("disconnect", None) not in client.events
+        refused = await client.call("join_session", {"session_id": "not-a-uuid"})
+        assert refused["ok"] is False  # the socket still answers
+
+
+@pytest.mark.timeout(60)
+async def test_a_client_that_never_answers_pings_is_closed(
+    database_url: str, users: Users
+) -> None:
+    user = await users.create("client")
+    raw = RawSocketIO()
+    async with running_relay(database_url) as (url, relay):
+        _fast_pings(relay, 0.2, 0.5)
+        try:
+            await raw.open(int(url.rsplit(":", 1)[1]), users.token(user))
+            started = time.monotonic()
+            frames = []
+            async with asyncio.timeout(10):
+                while (frame := await raw.frame()) != "<close>":
+                    frames.append(frame)
+            assert "2" in frames  # pinged (Engine.IO PING) ...
+            assert time.monotonic() - started < 5  # ... and closed soon after no PONG came
+            async with asyncio.timeout(5):
+                while relay.sio.eio.sockets:
+                    await asyncio.sleep(0.05)
+        finally:
+            raw.close()
