@@ -7,7 +7,7 @@ from typing import Any
 
 from tests.bench_procs import BENCH, read_env_file
 from tests.bench_scale import _distinct_plans
-from tests.bench_suite import summarize
+from tests.bench_suite import _collapsed, summarize
 from workers.config import Settings
 
 MACHINE = {"cores": 2}
@@ -75,8 +75,36 @@ def test_nested_plans_are_shown_once_per_statement_with_their_count() -> None:
     assert plans[1].endswith("X")
 
 
-def test_a_rate_sustained_above_a_failing_step_does_not_count() -> None:
-    relay = [_step(250, ok=False), _step(500, ok=True)]
-    result = _summary(relay, [_step(250, ok=True), _step(500, ok=True)])
-    assert result["relay_rate"] is None
-    assert result["baseline_rate"] == 500
+def test_a_rate_sustained_above_a_step_failed_on_its_p99_counts() -> None:
+    # The definition: the highest offered rate with everything delivered and p99
+    # within the goal. A lower step that missed on p99 (a spike) does not cap it; the same
+    # rule holds for the baseline.
+    relay = [_step(250, ok=False, p99=90.0), _step(500, ok=True)]
+    result = _summary(relay, [_step(250, ok=True), _step(500, ok=False, p99=70.0)])
+    assert result["relay_rate"] == 500
+    assert result["baseline_rate"] == 250
+    assert result["relay_rate_ratio_vs_baseline"] == 2.0
+
+
+def _measured(**over: Any) -> dict[str, Any]:
+    step = {
+        "sent": 1000,
+        "delivered": 1000,
+        "ack_errors": 0,
+        "error_events": 0,
+        "disconnects": 0,
+        "send_errors": 0,
+        "seconds": 3.0,
+        "send_seconds": 3.0,
+        "p99_ms": 80.0,
+    }
+    return step | over
+
+
+def test_stepping_goes_on_past_a_spike_and_stops_at_a_collapse() -> None:
+    assert not _collapsed(_measured())  # p99 over the goal only: the next step still runs
+    assert _collapsed(_measured(delivered=999))
+    assert _collapsed(_measured(ack_errors=1))
+    assert _collapsed(_measured(send_seconds=4.5))
+    assert _collapsed(_measured(p99_ms=1500.0))
+    assert _collapsed(_measured(p99_ms=None))
