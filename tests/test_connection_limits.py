@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import json
 import time
 from typing import Any
 
@@ -192,3 +193,26 @@ async def test_refused_connections_cost_no_session(
         refused = await _refused(url, users.token(uid))
         assert refused["data"]["code"] == "too_many_user_connections"
         assert (await first.call("get_online_users", {"session_id": str(session)}))["count"] == 1
+
+
+async def test_each_client_address_counts_as_itself(database_url: str, users: Users) -> None:
+    # Engine.IO's aiohttp adapter reports 127.0.0.1 as every client's address: the
+    # per-address cap was then one cap for the whole relay. A second loopback address as
+    # the source stands for another machine.
+    ids = [await users.create("client") for _ in range(3)]
+    async with (
+        running_relay(database_url, max_connections_per_ip=1) as (url, relay),
+        aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(local_addr=("127.0.0.2", 0))
+        ) as elsewhere,
+    ):
+        here = await _connected(url, users.token(ids[0]))
+        ws = await elsewhere.ws_connect(url + EIO + "websocket")
+        assert (await ws.receive_str()).startswith("0{")  # Engine.IO OPEN
+        await ws.send_str("40" + json.dumps({"token": users.token(ids[1])}))
+        assert (await ws.receive_str()).startswith("40{"), "the other address was refused"
+        assert {t.ip for t in relay.gate.transports.values()} == {"127.0.0.1", "127.0.0.2"}
+        refused = await _refused(url, users.token(ids[2]))  # 127.0.0.1's one is taken
+        assert refused["data"]["code"] == "too_many_connections", refused
+        await ws.close()
+        await here.close()

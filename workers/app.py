@@ -13,6 +13,7 @@ from . import telemetry, webhooks
 from .api import admin, chat, console, files, health, search
 from .api import webhooks as webhook_admin
 from .api.errors import error_middleware
+from .api.passthrough import passes_websockets
 from .audit_linker import AuditLinker
 from .auth import TokenVerifier
 from .config import Settings
@@ -28,7 +29,9 @@ MAX_JSON_BODY = 1024 * 1024
 
 
 def create_app(settings: Settings, *, relay_id: str | None = None) -> web.Application:
-    app = web.Application(middlewares=[error_middleware], client_max_size=MAX_JSON_BODY)
+    app = web.Application(
+        middlewares=[passes_websockets(error_middleware)], client_max_size=MAX_JSON_BODY
+    )
     app[SETTINGS] = settings
     app[VERIFIER] = TokenVerifier(
         jwt_secret=settings.jwt_secret, jwks_url=settings.jwks_url, issuer=settings.token_issuer

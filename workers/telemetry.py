@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 import jwt
 from aiohttp import web
 
+from .api.passthrough import passes_websockets
 from .audit import AuditWriter
 from .auth import Principal
 from .errors import ApiError, AuthError
@@ -362,7 +363,7 @@ def setup(app: web.Application) -> None:
             log.exception("telemetry failed to observe %s %s", request.method, request.path)
         return response
 
-    app.middlewares.insert(0, observe)
+    app.middlewares.insert(0, passes_websockets(observe))
     app.router.add_get("/metrics", metrics.handle)
     app.cleanup_ctx.append(_writers_ctx)
 

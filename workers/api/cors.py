@@ -13,6 +13,7 @@ from aiohttp import web
 
 from ..errors import ApiError
 from .errors import error_response
+from .passthrough import passes_websockets
 
 _PREFIX = "/api/"
 _METHODS = "GET, POST, PUT, OPTIONS"
@@ -68,5 +69,5 @@ def setup(app: web.Application, origins: Iterable[str]) -> None:
         if allowed != "*":
             response.headers["Vary"] = "Origin"
 
-    app.middlewares.append(preflight)
+    app.middlewares.append(passes_websockets(preflight))
     app.on_response_prepare.append(allow_origin)

@@ -11,6 +11,11 @@
   the ``get()`` coroutine in a task for every wait: an idle socket holds that task (about
   1.3 KB) for as long as it is idle. ``LeanQueue.get()`` returns a plain future, so the
   wait costs no task.
+* A smaller environ, with the peer's real address. Engine.IO's aiohttp adapter copies every
+  request header into a WSGI-style dict that lives as long as the socket, and sets
+  ``REMOTE_ADDR`` to ``127.0.0.1`` for every client: the per-address connection limits
+  would have counted every client of a relay as one address. ``translate_request`` keeps
+  the headers something reads and the address aiohttp saw.
 """
 
 from __future__ import annotations
@@ -103,10 +108,58 @@ class LeanQueue:
             await asyncio.shield(self._joined)
 
 
+# Request headers that Engine.IO (origin check, upgrade, polling compression and CORS),
+# python-socketio or the relay (token, client address, audit) read from the environ.
+_KEPT_HEADERS = {
+    name: "HTTP_" + name.upper().replace("-", "_")
+    for name in (
+        "Origin",
+        "Host",
+        "Upgrade",
+        "Connection",
+        "Accept-Encoding",
+        "Access-Control-Request-Headers",
+        "X-Forwarded-Proto",
+        "X-Forwarded-For",
+        "Authorization",
+        "User-Agent",
+    )
+}
+
+
+def translate_request(request: Any) -> dict[str, Any]:
+    """Engine.IO's aiohttp ``translate_request``, with only the headers something reads
+    and ``REMOTE_ADDR`` the peer's address (Engine.IO's says ``127.0.0.1`` for all)."""
+    headers = request.headers
+    environ: dict[str, Any] = {
+        "wsgi.input": request.content,
+        "REQUEST_METHOD": request.method,
+        "QUERY_STRING": request.query_string or "",
+        "PATH_INFO": request.path,
+        "SCRIPT_NAME": "",
+        "REMOTE_ADDR": request.remote or "unknown",
+        "aiohttp.request": request,
+    }
+    for name, key in _KEPT_HEADERS.items():
+        values = headers.getall(name, None)
+        if values:
+            environ[key] = ",".join(values)
+    if "Content-Type" in headers:
+        environ["CONTENT_TYPE"] = headers["Content-Type"]
+    if "Content-Length" in headers:
+        environ["CONTENT_LENGTH"] = headers["Content-Length"]
+    environ["wsgi.url_scheme"] = environ.get("HTTP_X_FORWARDED_PROTO", "http")
+    return environ
+
+
 def tune_transport(eio: Any) -> None:
-    """This Engine.IO server's websockets uncompressed (its own copy of the table) and its
-    sockets' queues lean."""
-    eio._async = {**eio._async, "websocket": PlainWebSocket}
+    """This Engine.IO server's websockets uncompressed, its environ small and with the
+    peer's address (its own copy of the table), its sockets' queues lean."""
+    eio._async = {
+        **eio._async,
+        "websocket": PlainWebSocket,
+        "translate_request": translate_request,
+    }
     eio.create_queue = lambda *args, **kwargs: LeanQueue()
 
 
