@@ -88,14 +88,19 @@ class _GuardedSocket(engineio.async_socket.AsyncSocket):
             self.queue.put_nowait(eio_packet.Packet(eio_packet.PING))
 
     async def poll(self) -> list[Any]:
-        """Engine.IO's ``poll``, waiting under ``asyncio.timeout`` rather than ``wait_for``
-        (whose waiter, callback and timer an idle socket's writer would hold)."""
+        """Engine.IO's ``poll``, without ``wait_for`` (whose task, waiter, callback and
+        timer an idle socket's writer would hold)."""
         if not isinstance(self.queue, LeanQueue):
             return await super().poll()  # type: ignore[no-any-return]
         waiting = self.queue.get()
         try:
-            async with asyncio.timeout(self.server.ping_interval + self.server.ping_timeout):
+            if self.upgraded:
+                # The websocket writer: its reader ends it (queueing None) when the
+                # connection ends or goes quiet, so no timer of its own.
                 packets = [await waiting]
+            else:  # a polling request: answered empty once the ping window is over
+                async with asyncio.timeout(self.server.ping_interval + self.server.ping_timeout):
+                    packets = [await waiting]
             self.queue.task_done()
         except (TimeoutError, asyncio.CancelledError):
             if waiting.done() and not waiting.cancelled():  # given a packet as time ran out
