@@ -110,3 +110,67 @@ async def test_a_client_that_never_answers_pings_is_closed(database_url: str, us
                     await asyncio.sleep(0.05)
         finally:
             raw.close()
+
+
+@pytest.mark.timeout(60)
+async def test_a_socket_the_server_closed_ends_even_if_its_client_keeps_sending(
+    database_url: str, users: Users
+) -> None:
+    # The websocket writer waits without a timer: closing the socket must end it (and so
+    # the connection), or a client that keeps sending frames would keep the connection,
+    # its tasks and its file descriptor after the server let go of it.
+    user = await users.create("client")
+    raw = RawSocketIO()
+    async with running_relay(database_url) as (url, relay):
+        try:
+            await raw.open(int(url.rsplit(":", 1)[1]), users.token(user))
+            (eio_sid,) = list(relay.sio.eio.sockets)
+            await relay.sio.eio.disconnect(eio_sid)  # as a ping timeout or the gate closes it
+            ended = False
+            async with asyncio.timeout(5):
+                while not ended:
+                    try:
+                        await raw.send("3")  # a PONG nobody asked for: keeps the reader busy
+                        ended = await asyncio.wait_for(raw.frame(), 0.2) == "<close>"
+                    except TimeoutError:
+                        continue
+                    except (asyncio.IncompleteReadError, ConnectionError):
+                        ended = True
+            assert ended
+            async with asyncio.timeout(5):
+                while relay.sio.eio.sockets:  # noqa: ASYNC110 (polling a dict)
+                    await asyncio.sleep(0.05)
+        finally:
+            raw.close()
+
+
+@pytest.mark.timeout(60)
+async def test_an_expired_socket_is_hung_up_on_even_if_its_client_ignores_the_disconnect(
+    database_url: str, users: Users
+) -> None:
+    # python-socketio's disconnect sends DISCONNECT and leaves the transport to the client;
+    # a client that ignores it would keep an Engine.IO socket (and its connection) open.
+    user = await users.create("client")
+    raw = RawSocketIO()
+    async with running_relay(database_url) as (url, relay):
+        try:
+            await raw.open(int(url.rsplit(":", 1)[1]), users.token(user, expires_in=2))
+            frames = []
+            async with asyncio.timeout(10):
+                while True:
+                    try:
+                        frame = await raw.frame()
+                    except (asyncio.IncompleteReadError, ConnectionError):
+                        break
+                    if frame == "<close>":
+                        break
+                    if frame == "2":  # answer pings: only the expiry may end this
+                        await raw.send("3")
+                    frames.append(frame)
+            assert any("token_expired" in f for f in frames), frames
+            assert "41" in frames, frames
+            async with asyncio.timeout(5):
+                while relay.sio.eio.sockets:  # noqa: ASYNC110 (polling a dict)
+                    await asyncio.sleep(0.05)
+        finally:
+            raw.close()

@@ -22,8 +22,15 @@ Middleware = Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]
 
 
 def is_socket_upgrade(request: web.Request) -> bool:
-    return request.path.startswith(SOCKET_PATH) and (
-        request.headers.get("Upgrade", "").lower() == "websocket"
+    """A Socket.IO websocket: what Engine.IO upgrades (anything else it serves as polling,
+    which keeps every middleware)."""
+    headers = request.headers
+    return (
+        request.method == "GET"
+        and request.path.startswith(SOCKET_PATH)
+        and request.query.get("transport") == "websocket"
+        and headers.get("Upgrade", "").lower() == "websocket"
+        and "upgrade" in (t.strip() for t in headers.get("Connection", "").lower().split(","))
     )
 
 

@@ -251,18 +251,21 @@ class GuardedServer(PacketGuardServer):
             self.gate.refused["connect_timeout"] += 1
             spawn(self.close_transport(eio_sid), name="connect-timeout")
 
-    def close_soon(self, eio_sid: str | None) -> None:
-        """A refused socket: give it a moment to read its connect_error, then close it."""
+    def close_soon(self, eio_sid: str | None, *, pending_only: bool = True) -> None:
+        """A refused socket: give it a moment to read its connect_error, then close it.
+        ``pending_only=False``: a socket the relay disconnected (its client should hang up
+        on the DISCONNECT packet; one that does not would keep its transport open)."""
         if eio_sid is None:
             return
-        asyncio.get_running_loop().call_later(
-            _REFUSED_GRACE,
-            lambda: (
+
+        def close() -> None:
+            still_there = (
+                self.gate.is_pending(eio_sid) if pending_only else (eio_sid in self.eio.sockets)
+            )
+            if still_there:
                 spawn(self.close_transport(eio_sid), name="close-refused")
-                if self.gate.is_pending(eio_sid)
-                else None
-            ),
-        )
+
+        asyncio.get_running_loop().call_later(_REFUSED_GRACE, close)
 
     async def close_transport(self, eio_sid: str, *, abort: bool = False) -> None:
         """Close an Engine.IO socket without waiting for its client to read anything."""

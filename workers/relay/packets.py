@@ -120,6 +120,15 @@ class _GuardedSocket(engineio.async_socket.AsyncSocket):
             packets.append(pkt)
         return packets
 
+    async def close(self, wait: bool = True, abort: bool = False, reason: Any = None) -> None:
+        was_open = not self.closed and not self.closing
+        await super().close(wait=wait, abort=abort, reason=reason)
+        if was_open and self.upgraded:
+            # A closed websocket ends now: the writer (waiting without a timer) gets None,
+            # closes the websocket, and that ends the reader, even for a client that keeps
+            # sending frames after the server closed it.
+            self.queue.put_nowait(None)
+
     async def receive(self, pkt: Any) -> None:
         kind = pkt.packet_type
         if not isinstance(kind, int) or not 0 <= kind < len(eio_packet.packet_names):
@@ -234,6 +243,8 @@ class _GuardedSocket(engineio.async_socket.AsyncSocket):
                 break
             except Exception:
                 server.logger.exception("Unknown receive error")
+            if self.closed:
+                break
 
         await self.queue.put(None)  # unlock the writer task so it can exit
         await writer_task

@@ -337,7 +337,9 @@ class Relay(RelayEvents):
             },
             to=sid,
         )
+        eio_sid = self.sio.manager.eio_sid_from_sid(sid, "/")
         await self.sio.disconnect(sid)
+        self.sio.close_soon(eio_sid, pending_only=False)
 
     async def _refresh_token(
         self, sid: str, state: SocketState, data: RefreshToken

@@ -90,6 +90,11 @@ class LeanQueue:
 
     def requeue(self, item: Any) -> None:
         """Put back, first, an item a getter was given but could not take (cancelled)."""
+        while self._getters:
+            getter = self._getters.pop(0)
+            if not getter.done():
+                getter.set_result(item)
+                return
         self._items.insert(0, item)
 
     def task_done(self) -> None:
@@ -120,6 +125,7 @@ _KEPT_HEADERS = {
         "Accept-Encoding",
         "Access-Control-Request-Headers",
         "X-Forwarded-Proto",
+        "X-Forwarded-Host",
         "X-Forwarded-For",
         "Authorization",
         "User-Agent",
