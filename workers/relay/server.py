@@ -117,6 +117,7 @@ class Relay(RelayEvents):
         self.api_budget = Budget(
             name="api", rate=settings.api_rate, burst=settings.api_burst, redis=self.redis_link
         )
+        self.names = NameCache(db)
         self.changefeed = Changefeed(
             dsn=settings.database_url,
             db=db,
@@ -124,10 +125,10 @@ class Relay(RelayEvents):
             on_read=self._db_read,
             on_session=self._db_session,
             on_delivered=self._db_delivered,
+            names=self.names,
         )
         if manager is not None:
             manager.relayed = self._relayed
-        self.names = NameCache(db)
         self.writer = MessageWriter(
             db,
             names=self.names,
