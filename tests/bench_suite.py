@@ -12,7 +12,7 @@
 
     scripts/bench [--quick] [--record]       # sets up PostgreSQL and the databases, then this
 
-The last line printed is one JSON object with every key (README, "Performance").
+The last line printed is one JSON object with every key (docs/benchmarks.md).
 """
 
 from __future__ import annotations
