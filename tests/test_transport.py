@@ -4,7 +4,10 @@ writer waits on, pings on a timer, reads under a timeout in the handler's own ta
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
+from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 
@@ -71,6 +74,39 @@ async def test_join_waits_for_every_item_to_be_done() -> None:
         q.task_done()
 
 
+@contextlib.asynccontextmanager
+async def _raw_socket(url: str, token: str) -> AsyncIterator[RawSocketIO]:
+    """A raw websocket client, connected to the relay at ``url`` with ``token``."""
+    raw = RawSocketIO()
+    try:
+        await raw.open(int(url.rsplit(":", 1)[1]), token)
+        yield raw
+    finally:
+        raw.close()
+
+
+async def _no_sockets_left(relay: Any) -> None:
+    """The relay forgets every Engine.IO socket within 5 s."""
+    async with asyncio.timeout(5):
+        while relay.sio.eio.sockets:  # noqa: ASYNC110 (polling a dict)
+            await asyncio.sleep(0.05)
+
+
+async def _frames_until_closed(raw: RawSocketIO, *, answer_pings: bool) -> list[str]:
+    """Frames received until the server closes the connection (a close frame or EOF)."""
+    frames = []
+    while True:
+        try:
+            frame = await raw.frame()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            return frames
+        if frame == "<close>":
+            return frames
+        if answer_pings and frame == "2":
+            await raw.send("3")
+        frames.append(frame)
+
+
 def _fast_pings(relay: object, interval: float, timeout: float) -> None:
     eio = relay.sio.eio  # type: ignore[attr-defined]
     eio.ping_interval, eio.ping_timeout = interval, timeout
@@ -93,23 +129,15 @@ async def test_a_client_answering_pings_stays_connected(database_url: str, users
 @pytest.mark.timeout(60)
 async def test_a_client_that_never_answers_pings_is_closed(database_url: str, users: Users) -> None:
     user = await users.create("client")
-    raw = RawSocketIO()
     async with running_relay(database_url) as (url, relay):
         _fast_pings(relay, 0.2, 0.5)
-        try:
-            await raw.open(int(url.rsplit(":", 1)[1]), users.token(user))
+        async with _raw_socket(url, users.token(user)) as raw:
             started = time.monotonic()
-            frames = []
             async with asyncio.timeout(10):
-                while (frame := await raw.frame()) != "<close>":
-                    frames.append(frame)
+                frames = await _frames_until_closed(raw, answer_pings=False)
             assert "2" in frames  # pinged (Engine.IO PING) ...
             assert time.monotonic() - started < 5  # ... and closed soon after no PONG came
-            async with asyncio.timeout(5):
-                while relay.sio.eio.sockets:  # noqa: ASYNC110 (polling a dict)
-                    await asyncio.sleep(0.05)
-        finally:
-            raw.close()
+            await _no_sockets_left(relay)
 
 
 @pytest.mark.timeout(60)
@@ -120,10 +148,8 @@ async def test_a_socket_the_server_closed_ends_even_if_its_client_keeps_sending(
     # the connection), or a client that keeps sending frames would keep the connection,
     # its tasks and its file descriptor after the server let go of it.
     user = await users.create("client")
-    raw = RawSocketIO()
     async with running_relay(database_url) as (url, relay):
-        try:
-            await raw.open(int(url.rsplit(":", 1)[1]), users.token(user))
+        async with _raw_socket(url, users.token(user)) as raw:
             (eio_sid,) = list(relay.sio.eio.sockets)
             await relay.sio.eio.disconnect(eio_sid)  # as a ping timeout or the gate closes it
             ended = False
@@ -137,11 +163,7 @@ async def test_a_socket_the_server_closed_ends_even_if_its_client_keeps_sending(
                     except (asyncio.IncompleteReadError, ConnectionError):
                         ended = True
             assert ended
-            async with asyncio.timeout(5):
-                while relay.sio.eio.sockets:  # noqa: ASYNC110 (polling a dict)
-                    await asyncio.sleep(0.05)
-        finally:
-            raw.close()
+            await _no_sockets_left(relay)
 
 
 @pytest.mark.timeout(60)
@@ -151,26 +173,10 @@ async def test_an_expired_socket_is_hung_up_on_even_if_its_client_ignores_the_di
     # python-socketio's disconnect sends DISCONNECT and leaves the transport to the client;
     # a client that ignores it would keep an Engine.IO socket (and its connection) open.
     user = await users.create("client")
-    raw = RawSocketIO()
     async with running_relay(database_url) as (url, relay):
-        try:
-            await raw.open(int(url.rsplit(":", 1)[1]), users.token(user, expires_in=2))
-            frames = []
-            async with asyncio.timeout(10):
-                while True:
-                    try:
-                        frame = await raw.frame()
-                    except (asyncio.IncompleteReadError, ConnectionError):
-                        break
-                    if frame == "<close>":
-                        break
-                    if frame == "2":  # answer pings: only the expiry may end this
-                        await raw.send("3")
-                    frames.append(frame)
+        async with _raw_socket(url, users.token(user, expires_in=2)) as raw:
+            async with asyncio.timeout(10):  # pings answered: only the expiry may end it
+                frames = await _frames_until_closed(raw, answer_pings=True)
             assert any("token_expired" in f for f in frames), frames
             assert "41" in frames, frames
-            async with asyncio.timeout(5):
-                while relay.sio.eio.sockets:  # noqa: ASYNC110 (polling a dict)
-                    await asyncio.sleep(0.05)
-        finally:
-            raw.close()
+            await _no_sockets_left(relay)
