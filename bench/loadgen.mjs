@@ -16,7 +16,7 @@
 //   {"cmd": "close"}
 import { createHmac } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { performance } from 'node:perf_hooks';
+import { monitorEventLoopDelay, performance, PerformanceObserver } from 'node:perf_hooks';
 import { createInterface } from 'node:readline';
 import pg from 'pg';
 import { io } from 'socket.io-client';
@@ -51,6 +51,16 @@ for (const [session, a, b] of cfg.pairs) {
   clients.push({ session, user: a, joined: false });
   clients.push({ session, user: b, joined: false });
 }
+
+// The generator's own stalls, per step: its event loop's longest delay and its longest
+// garbage collection. A latency spike that coincides with one is the generator's, not the
+// server's.
+const loopDelay = monitorEventLoopDelay({ resolution: 10 });
+loopDelay.enable();
+let gcMaxMs = 0;
+new PerformanceObserver((list) => {
+  for (const entry of list.getEntries()) gcMaxMs = Math.max(gcMaxMs, entry.duration);
+}).observe({ entryTypes: ['gc'] });
 
 // Per-step state.
 let pending = new Map(); // client_message_id -> send time (ms)
@@ -173,6 +183,8 @@ async function step({ rate, seconds, drain = 5, writer = 'socket', tag = 's' }) 
   if (!senders.length) return out({ event: 'step', rate, error: 'no joined clients' });
   const send = writer === 'sql' ? sqlSend : socketSend;
   const total = Math.round(rate * seconds);
+  loopDelay.reset();
+  gcMaxMs = 0;
   const t0 = performance.now();
   lastDelivery = t0;
   let sent = 0;
@@ -211,6 +223,8 @@ async function step({ rate, seconds, drain = 5, writer = 'socket', tag = 's' }) 
     p99_ms: pct(latencies, 0.99),
     max_ms: latencies.length ? latencies[latencies.length - 1] : null,
     clients: senders.length,
+    loadgen_stall_ms: loopDelay.max / 1e6,
+    loadgen_gc_max_ms: gcMaxMs,
     ...counts,
   });
   pending = new Map();

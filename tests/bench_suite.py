@@ -308,6 +308,7 @@ STEP_COLUMNS = (
     ("server CPU ms/msg", lambda s: s["server_cpu_ms"]),
     ("PG CPU ms/msg", lambda s: s["pg_cpu_ms"]),
     ("loadgen CPU ms/msg", lambda s: s["loadgen_cpu_ms"]),
+    ("loadgen stall ms", lambda s: s.get("loadgen_stall_ms")),
     ("passed", lambda s: "warm-up" if s["kind"] != "step" else ("yes" if s["ok"] else "NO")),
 )
 
