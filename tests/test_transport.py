@@ -180,3 +180,22 @@ async def test_an_expired_socket_is_hung_up_on_even_if_its_client_ignores_the_di
             assert any("token_expired" in f for f in frames), frames
             assert "41" in frames, frames
             await _no_sockets_left(relay)
+
+
+def test_only_a_real_socket_io_websocket_upgrade_skips_the_middlewares() -> None:
+    from aiohttp.test_utils import make_mocked_request
+
+    from workers.api.passthrough import is_socket_upgrade
+
+    upgrade = {"Upgrade": "websocket", "Connection": "keep-alive, Upgrade"}
+    path = "/socket.io/?EIO=4&transport=websocket"
+    assert is_socket_upgrade(make_mocked_request("GET", path, headers=upgrade))
+    # Polling (Engine.IO serves it as polling, every middleware applies), another method,
+    # another path, no Connection: upgrade.
+    polling = "/socket.io/?EIO=4&transport=polling"
+    assert not is_socket_upgrade(make_mocked_request("GET", polling, headers=upgrade))
+    assert not is_socket_upgrade(make_mocked_request("POST", path, headers=upgrade))
+    assert not is_socket_upgrade(make_mocked_request("GET", "/api/chat/sessions", headers=upgrade))
+    assert not is_socket_upgrade(
+        make_mocked_request("GET", path, headers={"Upgrade": "websocket", "Connection": "close"})
+    )
