@@ -35,7 +35,7 @@ from typing import Any
 import asyncpg
 
 from .db import Database
-from .messages import MESSAGE_COLUMNS, NameCache, file_urls, message_payload, message_payloads
+from .messages import MESSAGE_COLUMNS, NameCache, file_urls, message_payload
 
 log = logging.getLogger(__name__)
 
@@ -73,8 +73,9 @@ class Changefeed:
         self._on_session = on_session
         self._replay_interval = replay_interval
         self._on_delivered = on_delivered
-        # Senders' names: the relay's cache (read once per sender, not once per batch).
-        self._names = names
+        # Senders' names, read once per sender rather than once per batch (the relay
+        # shares its own cache).
+        self._names = names if names is not None else NameCache(db)
         self._queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self._seen: OrderedDict[uuid.UUID, float] = OrderedDict()
         # Everything visible in this snapshot has been delivered (or was there at start).
@@ -248,13 +249,9 @@ class Changefeed:
         rows = [r for r in rows if r["id"] not in self._seen]
         if not rows:
             return 0
-        if self._names is not None:
-            names = await self._names.get(r["sender_id"] for r in rows)
-            urls = await file_urls(rows)
-            payloads = [message_payload(r, names, urls) for r in rows]
-        else:
-            async with self._db.as_service() as conn:
-                payloads = await message_payloads(conn, rows)
+        names = await self._names.get(r["sender_id"] for r in rows)
+        urls = await file_urls(rows)
+        payloads = [message_payload(r, names, urls) for r in rows]
         delivered = 0
         for row, payload in zip(rows, payloads, strict=True):
             if row["id"] in self._seen:  # emitted or relayed meanwhile

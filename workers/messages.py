@@ -84,11 +84,8 @@ class NameCache:
             except Exception:  # a name is a convenience: never hold a message back for it
                 log.warning("could not read %d sender name(s)", len(missing), exc_info=True)
                 return found
-            if len(self._names) + len(fetched) > self._limit:
-                self._names.clear()
-            for user_id, name in fetched.items():
-                self._names[user_id] = (name, now + self._ttl)
-                found[user_id] = name
+            self.put(fetched)
+            found.update(fetched)
         return found
 
 

@@ -90,8 +90,6 @@ class _GuardedSocket(engineio.async_socket.AsyncSocket):
     async def poll(self) -> list[Any]:
         """Engine.IO's ``poll``, without ``wait_for`` (whose task, waiter, callback and
         timer an idle socket's writer would hold)."""
-        if not isinstance(self.queue, LeanQueue):
-            return await super().poll()  # type: ignore[no-any-return]
         waiting = self.queue.get()
         try:
             if self.upgraded:
@@ -258,6 +256,8 @@ class PacketGuardServer(socketio.AsyncServer):
         kwargs.setdefault("json", _SafeJson)
         super().__init__(*args, **kwargs)
         self.packet_class = _CheckedPacket
+        # Its sockets (_GuardedSocket) wait on a LeanQueue: get() a plain future, requeue().
+        self.eio.create_queue = lambda *args, **kwargs: LeanQueue()
         self.malformed_packets = 0
 
     @property

@@ -160,13 +160,13 @@ def translate_request(request: Any) -> dict[str, Any]:
 
 def tune_transport(eio: Any) -> None:
     """This Engine.IO server's websockets uncompressed, its environ small and with the
-    peer's address (its own copy of the table), its sockets' queues lean."""
+    peer's address (its own copy of the table). (Its sockets' lean queues are set by
+    ``PacketGuardServer``, whose sockets rely on them.)"""
     eio._async = {
         **eio._async,
         "websocket": PlainWebSocket,
         "translate_request": translate_request,
     }
-    eio.create_queue = lambda *args, **kwargs: LeanQueue()
 
 
 class FastJson:
