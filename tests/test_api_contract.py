@@ -99,6 +99,13 @@ async def test_openapi_document_covers_every_route(api: TestClient) -> None:
         ("GET", "/api/chat/monitoring/{sessionId}"),
         ("GET", "/api/chat/webhooks/deliveries"),
         ("POST", "/api/chat/webhooks/deliveries/{deliveryId}/replay"),
+        ("POST", "/api/chat/me/export"),
+        ("GET", "/api/chat/me/export/{exportId}"),
+        ("GET", "/api/chat/me/export/{exportId}/archive"),
+        ("POST", "/api/chat/admin/users/{userId}/export"),
+        ("GET", "/api/chat/admin/retention"),
+        ("PUT", "/api/chat/admin/sessions/{sessionId}/legal-hold"),
+        ("DELETE", "/api/chat/admin/sessions/{sessionId}/legal-hold"),
     }
     assert doc["components"]["securitySchemes"]["bearerAuth"]["scheme"] == "bearer"
     error_ref = {"$ref": "#/components/schemas/ErrorBody"}

@@ -28,6 +28,7 @@ MESSAGE_KEYS = {
     "client_message_id",
     "created_at",
     "seq",
+    "deleted",
 }
 
 

@@ -9,8 +9,9 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from . import telemetry, webhooks
+from . import lifecycle, telemetry, webhooks
 from .api import admin, chat, console, files, health, search
+from .api import lifecycle as lifecycle_api
 from .api import webhooks as webhook_admin
 from .api.errors import error_middleware
 from .api.passthrough import passes_websockets
@@ -60,6 +61,8 @@ def create_app(settings: Settings, *, relay_id: str | None = None) -> web.Applic
     search.setup(app)
     webhooks.setup(app)  # after telemetry: its metrics join the app's registry
     webhook_admin.setup(app)
+    lifecycle.setup(app)  # after files (the object store) and telemetry (metrics)
+    lifecycle_api.setup(app)
     console.setup(app)  # the web console at / and /assets/
     return app
 

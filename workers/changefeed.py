@@ -65,6 +65,8 @@ class Changefeed:
         replay_interval: float = REPLAY_INTERVAL,
         on_delivered: EventHandler | None = None,
         names: NameCache | None = None,
+        on_erased: EventHandler | None = None,
+        on_connected: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self._dsn = dsn
         self._db = db
@@ -73,6 +75,8 @@ class Changefeed:
         self._on_session = on_session
         self._replay_interval = replay_interval
         self._on_delivered = on_delivered
+        self._on_erased = on_erased
+        self._on_connected = on_connected
         # Senders' names, read once per sender rather than once per batch (the relay
         # shares its own cache).
         self._names = names if names is not None else NameCache(db)
@@ -118,6 +122,12 @@ class Changefeed:
                 # (or emitted by its relay), and replayed from the window in any case.
                 await self._advance(conn, catch_up=True)
                 self.connected.set()
+                if self._on_connected is not None:
+                    # What a lost notification may have hidden (a user erased meanwhile).
+                    try:
+                        await self._on_connected()
+                    except Exception:
+                        log.exception("changefeed reconnect check failed")
                 backoff = 0.5
                 log.info("changefeed listening on %s", CHANNEL)
                 while not lost.is_set():
@@ -244,6 +254,8 @@ class Changefeed:
                 await self._on_session(event)
             elif kind == "delivered" and self._on_delivered is not None:
                 await self._on_delivered(event)
+            elif kind == "erased" and self._on_erased is not None:
+                await self._on_erased(event)
 
     async def _deliver(self, rows: list[asyncpg.Record]) -> int:
         rows = [r for r in rows if r["id"] not in self._seen]

@@ -110,6 +110,13 @@ class Settings:
     max_queued_packets: int = 1_000
     trusted_proxies: tuple[Network, ...] = ()
     refusal_audit_per_minute: int = 10
+    # Data lifecycle (workers/lifecycle): erasure, export, retention.
+    erasure_mode: str = "redact"
+    retention_days: tuple[tuple[str, float], ...] = ()
+    retention_interval: float = 86_400.0
+    retention_batch: int = 5_000
+    lifecycle_poll_seconds: float = 2.0
+    export_ttl: float = 86_400.0
 
     @property
     def jwks_url(self) -> str | None:
@@ -203,6 +210,14 @@ class Settings:
             refusal_audit_per_minute=get.integer(
                 "REFUSAL_AUDIT_PER_MINUTE", 10, low=0, high=100_000
             ),
+            erasure_mode=get.choice("ERASURE_MODE", "redact", ("redact", "retain", "delete")),
+            retention_days=get.retention("RETENTION_DAYS"),
+            retention_interval=get.number(
+                "RETENTION_INTERVAL_SECONDS", 86_400.0, low=1, high=7 * 86_400
+            ),
+            retention_batch=get.integer("RETENTION_BATCH", 5_000, low=1, high=100_000),
+            lifecycle_poll_seconds=get.number("LIFECYCLE_POLL_SECONDS", 2.0, low=0.05, high=600),
+            export_ttl=get.number("EXPORT_TTL_SECONDS", 86_400.0, low=60, high=30 * 86_400),
         )
         settings._check()
         return settings
@@ -359,6 +374,31 @@ class _Reader:
 
     def redis_url(self, name: str) -> str | None:
         return self._url(name, ("redis", "rediss", "unix"))
+
+    def retention(self, name: str) -> tuple[tuple[str, float], ...]:
+        """``365`` (every session type) or ``booking=365,support=90`` (the others are kept
+        forever) -> ((type, days), ...)."""
+        raw = self.optional(name)
+        if raw is None:
+            return ()
+        types = ("booking", "support", "emergency")
+        pairs: dict[str, float] = {}
+        for item in (part.strip() for part in raw.split(",")):
+            if not item:
+                continue
+            kind, sep, days_text = item.rpartition("=")
+            kind = kind.strip().lower()
+            if sep and kind not in types:
+                raise SettingsError(f"{name}: {kind!r} is not a session type ({', '.join(types)})")
+            try:
+                days = float(days_text)
+            except ValueError:
+                raise SettingsError(f"{name}: expected days or type=days, got {item!r}") from None
+            if not 1 <= days <= 36_500:
+                raise SettingsError(f"{name}: days must be between 1 and 36500, got {item!r}")
+            for target in (kind,) if sep else types:
+                pairs[target] = days
+        return tuple(sorted(pairs.items()))
 
     def networks(self, name: str) -> tuple[Network, ...]:
         raw = self.optional(name)

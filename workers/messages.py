@@ -14,10 +14,15 @@ import asyncpg
 log = logging.getLogger(__name__)
 
 # Columns of a message row, in the order the payload uses them.
-MESSAGE_COLUMNS = (
+# Those every message function returns (search, the group commit)...
+MESSAGE_FIELDS = (
     "id, seq, session_id, sender_id, type, content, reply_to_message_id, metadata, "
     "client_message_id, created_at"
 )
+# ... and, read from the table, whether the message is a tombstone.
+MESSAGE_COLUMNS = MESSAGE_FIELDS + ", deleted_at"
+# How a message whose sender's account was deleted names its sender.
+DELETED_USER = "Deleted user"
 
 
 def iso(value: dt.datetime | None) -> str | None:
@@ -57,6 +62,10 @@ class NameCache:
     def has(self, user_id: uuid.UUID) -> bool:
         hit = self._names.get(user_id)
         return hit is not None and hit[1] > time.monotonic()
+
+    def forget(self, user_id: uuid.UUID) -> None:
+        """A user was erased: their name is not kept, nor shown again."""
+        self._names.pop(user_id, None)
 
     def put(self, names: Mapping[uuid.UUID, str]) -> None:
         if len(self._names) + len(names) > self._limit:
@@ -118,6 +127,15 @@ def _storage_path(row: Mapping[str, Any]) -> str | None:
     return path
 
 
+def _sender_name(row: Mapping[str, Any], names: Mapping[uuid.UUID, str]) -> str | None:
+    sender = row["sender_id"]
+    if row["type"] == "system":
+        return names.get(sender, "System") if sender else "System"
+    if sender is None:
+        return DELETED_USER  # the account was deleted (or the message is a tombstone)
+    return names.get(sender, "user")
+
+
 async def file_urls(rows: Iterable[Mapping[str, Any]]) -> Mapping[str, str]:
     signer = _file_url_signer
     paths = sorted({p for p in map(_storage_path, rows) if p})
@@ -145,9 +163,7 @@ def message_payload(
         "id": str(row["id"]),
         "session_id": str(row["session_id"]),
         "sender_id": str(sender) if sender else None,
-        "sender_name": names.get(sender, "System" if row["type"] == "system" else "user")
-        if sender
-        else ("System" if row["type"] == "system" else None),
+        "sender_name": _sender_name(row, names),
         "type": row["type"],
         "content": row["content"],
         "reply_to_message_id": str(row["reply_to_message_id"])
@@ -157,7 +173,16 @@ def message_payload(
         "client_message_id": row["client_message_id"],
         "created_at": iso(row["created_at"]),
         "seq": row["seq"],
+        "deleted": _deleted(row),
     }
+
+
+def _deleted(row: Mapping[str, Any]) -> bool:
+    """A tombstone: the message keeps its place, without content or file."""
+    try:
+        return row["deleted_at"] is not None
+    except KeyError:  # rows read before tombstones existed in this query
+        return False
 
 
 async def message_payloads(

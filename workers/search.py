@@ -9,7 +9,7 @@ from typing import Any
 
 import asyncpg
 
-from .messages import MESSAGE_COLUMNS, message_payloads
+from .messages import MESSAGE_FIELDS, message_payloads
 
 # search_chat_messages marks each hit between these two characters (never in a snippet
 # otherwise); the API turns them into <mark> around HTML-escaped text.
@@ -31,7 +31,7 @@ async def messages(
 ) -> tuple[list[dict[str, Any]], bool]:
     """Best match first; one row more than asked tells whether more remain."""
     rows = await conn.fetch(
-        f"select {MESSAGE_COLUMNS}, rank, snippet from public.search_chat_messages("
+        f"select {MESSAGE_FIELDS}, rank, snippet from public.search_chat_messages("
         "query => $1, in_session_id => $2, max_rows => $3, before_id => $4)",
         query,
         session_id,

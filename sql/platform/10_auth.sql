@@ -67,3 +67,17 @@ $$;
 
 grant execute on function auth.uid(), auth.role(), auth.email(), auth.jwt()
 to anon, authenticated, service_role;
+
+-- Supabase Auth (GoTrue) connects as supabase_auth_admin, which owns schema auth on hosted
+-- projects (not a superuser, no BYPASSRLS): auth.admin.deleteUser is its delete from
+-- auth.users.
+do $$
+begin
+  if not exists (select 1 from pg_roles where rolname = 'supabase_auth_admin') then
+    create role supabase_auth_admin login noinherit createrole;
+  end if;
+end
+$$;
+grant usage on schema auth to supabase_auth_admin;
+grant all on auth.users to supabase_auth_admin;
+alter table auth.users owner to supabase_auth_admin;

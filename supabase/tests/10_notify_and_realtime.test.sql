@@ -88,8 +88,11 @@ select is(
     where p.pronamespace = 'chat_private'::regnamespace
       and p.prosrc ~ 'pg_notify\(\s*''chat_events'''
   ),
-  array['notify_delivery_state', 'notify_message', 'notify_read_state', 'notify_session'],
-  'Exactly the four notify functions publish on channel chat_events.'
+  array[
+    'erase_auth_user', 'notify_delivery_state', 'notify_message', 'notify_read_state',
+    'notify_session'
+  ],
+  'Exactly the four notify functions and the erasure publish on channel chat_events.'
 );
 select is_definer(
   'chat_private', 'notify_read_state', '{}'::name[],

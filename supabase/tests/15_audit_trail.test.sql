@@ -353,6 +353,8 @@ select is(
     'alter table public.chat_audit_logs disable trigger chat_audit_logs_append_only',
     $$ update public.chat_audit_logs set actor_id = null, actor_role = 'postgres'
        where id = pg_temp.audit_id(4) $$,
+    $$ update public.chat_audit_logs as a set content_digest = chat_private.audit_digest(a)
+       where a.id = pg_temp.audit_id(4) $$,
     $$ update public.chat_audit_logs as a set hash = chat_private.audit_hash(a)
        where a.id = pg_temp.audit_id(4) $$
   ),

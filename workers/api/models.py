@@ -254,6 +254,12 @@ class ChatMessage(BaseModel):
     client_message_id: str | None
     created_at: dt.datetime
     seq: int = Field(description="Total order of messages; breaks ties on created_at.")
+    deleted: bool = Field(
+        default=False,
+        description="A tombstone: the message keeps its place, id, type and time, without "
+        "sender, content or file (its sender's account was deleted). sender_name is then "
+        "'Deleted user'.",
+    )
 
 
 class MessagePage(BaseModel):

@@ -16,6 +16,7 @@ import contextlib
 import functools
 import logging
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -30,7 +31,7 @@ from ..config import Settings
 from ..db import Database
 from ..errors import ApiError, from_postgres
 from ..message_writer import MessageWriter
-from ..messages import NameCache
+from ..messages import NameCache, now_iso
 from ..tasks import spawn
 from .events import RelayEvents
 from .gate import EIO_SID_KEY, Gate, GuardedServer, Limits
@@ -40,7 +41,7 @@ from .models import JoinSession, MarkRead, RefreshToken, SendMessage, SessionRef
 from .presence import Presence
 from .ratelimit import Budget, RateLimiter
 from .redis_link import RedisLink
-from .rooms import SocketState
+from .rooms import SocketState, room
 from .transport import FastJson, tune_transport
 from .typing import TypingTracker
 
@@ -126,6 +127,8 @@ class Relay(RelayEvents):
             on_session=self._db_session,
             on_delivered=self._db_delivered,
             names=self.names,
+            on_erased=self._db_erased,
+            on_connected=self._check_erased_users,
         )
         if manager is not None:
             manager.relayed = self._relayed
@@ -341,6 +344,63 @@ class Relay(RelayEvents):
         eio_sid = self.sio.manager.eio_sid_from_sid(sid, "/")
         await self.sio.disconnect(sid)
         self.sio.close_soon(eio_sid, pending_only=False)
+
+    # ------------------------------------------------------------------ erasure
+    async def _db_erased(self, event: dict[str, Any]) -> None:
+        """A user was deleted from auth.users (any relay hears it): their sockets here are
+        told and closed, and the other participants of the sessions they left learn it
+        with ``user_erased`` (their messages are now tombstones, anonymous or gone, by
+        the erasure mode)."""
+        user_id = uuid.UUID(str(event["user_id"]))
+        async with self.db.as_service() as conn:
+            row = await conn.fetchrow(
+                "select sessions, mode from chat_private.erasure_sessions($1)",
+                int(event["erasure_id"]),
+            )
+        self.names.forget(user_id)
+        await self._close_sockets_of({user_id})
+        if row is None:
+            return
+        now = now_iso()
+        for session_id in row["sessions"] or ():
+            body = {
+                "user_id": str(user_id),
+                "session_id": str(session_id),
+                "mode": row["mode"],
+                "timestamp": now,
+            }
+            await self.sio.emit("user_erased", body, room=room(session_id), ignore_queue=True)
+
+    async def _check_erased_users(self) -> None:
+        """After the changefeed (re)connects: close sockets of users deleted meanwhile
+        (their notification may have been lost with the connection)."""
+        users = {state.principal.user_id for state in self._sockets.values()}
+        if not users:
+            return
+        async with self.db.as_service() as conn:
+            gone = await conn.fetchval(
+                "select chat_private.unknown_users($1::uuid[])", sorted(users)
+            )
+        if gone:
+            await self._close_sockets_of(set(gone))
+
+    async def _close_sockets_of(self, users: set[uuid.UUID]) -> None:
+        for sid, state in list(self._sockets.items()):
+            if state.principal.user_id not in users:
+                continue
+            with contextlib.suppress(Exception):
+                await self.sio.emit(
+                    "error",
+                    {
+                        "code": "user_erased",
+                        "message": "this account was deleted",
+                        "event": "connection",
+                    },
+                    to=sid,
+                )
+                eio_sid = self.sio.manager.eio_sid_from_sid(sid, "/")
+                await self.sio.disconnect(sid)
+                self.sio.close_soon(eio_sid, pending_only=False)
 
     async def _refresh_token(
         self, sid: str, state: SocketState, data: RefreshToken

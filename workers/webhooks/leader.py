@@ -1,4 +1,5 @@
-"""One webhook worker per database: the relay holding a PostgreSQL advisory lock.
+"""One worker per database (webhooks, the data lifecycle): the relay holding a PostgreSQL
+advisory lock.
 
 The lock is taken with ``pg_try_advisory_lock`` on a dedicated connection and held as long
 as that connection lives. When the leader's process dies, PostgreSQL ends its session and
@@ -35,8 +36,12 @@ class Leadership:
         lead: Callable[[], Coroutine[Any, Any, None]],
         retry: float = 2.0,
         on_change: Callable[[bool], None] = lambda _leading: None,
+        lock_key: int = LOCK_KEY,
+        name: str = "webhooks",
     ) -> None:
         self._dsn = dsn
+        self._lock_key = lock_key
+        self._name = name
         self._lead = lead
         self._retry = retry
         self._on_change = on_change
@@ -48,7 +53,7 @@ class Leadership:
             conn: asyncpg.Connection | None = None
             try:
                 conn = await asyncpg.connect(
-                    self._dsn, server_settings={"application_name": "chat-webhooks-leader"}
+                    self._dsn, server_settings={"application_name": f"chat-{self._name}-leader"}
                 )
                 await self._take_lock(conn)
                 backoff = 0.5
@@ -56,7 +61,7 @@ class Leadership:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                log.warning("webhook leadership lost or unavailable (%s); retrying", exc)
+                log.warning("%s leadership lost or unavailable (%s); retrying", self._name, exc)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, _MAX_BACKOFF)
             finally:
@@ -68,21 +73,21 @@ class Leadership:
     async def _take_lock(self, conn: asyncpg.Connection) -> None:
         """Wait, as a follower, until the lock is ours (a lost connection raises)."""
         while True:
-            if await conn.fetchval("select pg_try_advisory_lock($1)", LOCK_KEY):
+            if await conn.fetchval("select pg_try_advisory_lock($1)", self._lock_key):
                 return
             await asyncio.sleep(self._retry)
 
     async def _while_held(self, conn: asyncpg.Connection) -> None:
-        log.info("this relay is the webhook leader")
+        log.info("this relay is the %s leader", self._name)
         self._set(True)
-        work = asyncio.create_task(self._lead(), name="webhooks-lead")
+        work = asyncio.create_task(self._lead(), name=f"{self._name}-lead")
         try:
             while not work.done():
                 done, _ = await asyncio.wait({work}, timeout=self._retry)
                 if not done:  # still ours? a lost connection raises here
                     await conn.fetchval("select 1", timeout=max(self._retry, 1.0))
             work.result()  # the work ended: re-raise its failure
-            raise RuntimeError("webhook work ended")
+            raise RuntimeError(f"{self._name} work ended")
         finally:
             work.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):

@@ -15,6 +15,7 @@ import type {
   MessageType,
   PersonEvent,
   ServerToClientEvents,
+  UserErasedEvent,
   Uuid,
 } from './types';
 
@@ -79,7 +80,11 @@ export interface ClientEvents {
   message: (m: ChatMessage) => void;
   error: (e: ErrorInfo) => void;
   session_updated: (e: { session_id: Uuid; status: string }) => void;
+  user_erased: (e: UserErasedEvent) => void;
 }
+
+/** How a message whose sender's account was deleted names its sender. */
+export const DELETED_USER = 'Deleted user';
 
 export interface ChatClientOptions {
   /** The service's origin, e.g. http://127.0.0.1:5001 (Socket.IO and /api/chat). */
@@ -293,6 +298,36 @@ export class ChatClient {
       this.receiptEvent(e.session_id, e.user_id, e.up_to_message_id, 'delivered'),
     );
     s.on('session_updated', (e) => this.emit('session_updated', e));
+    s.on('user_erased', (e) => this.erased(e));
+  }
+
+  /** A participant's account was deleted: their messages here become what the service
+   * now holds (tombstones, anonymous, or gone), so the thread matches a reload. */
+  private erased(e: UserErasedEvent): void {
+    const st = this.sessions.get(e.session_id);
+    if (!st) return;
+    st.participants = st.participants.filter((u) => u !== e.user_id);
+    st.online.delete(e.user_id);
+    st.typing.delete(e.user_id);
+    st.receipts.delete(e.user_id);
+    const theirs = st.ordered.filter((m) => m.sender_id === e.user_id && m.type !== 'system');
+    for (const m of theirs) {
+      if (e.mode === 'delete') {
+        st.byId.delete(m.id);
+        continue;
+      }
+      const gone: ChatMessage =
+        e.mode === 'redact'
+          ? { ...m, sender_id: null, sender_name: DELETED_USER, content: null, metadata: {},
+              client_message_id: null, deleted: true }
+          : { ...m, sender_id: null, sender_name: DELETED_USER };
+      st.byId.set(m.id, gone);
+    }
+    st.ordered = st.ordered
+      .filter((m) => st.byId.has(m.id))
+      .map((m) => st.byId.get(m.id) ?? m);
+    this.changed(st);
+    this.emit('user_erased', e);
   }
 
   private reconnectSoon(): void {

@@ -33,7 +33,13 @@ export interface ChatMessage {
   client_message_id: string | null;
   created_at: string;
   seq: number;
+  /** A tombstone: its sender's account was deleted; no sender, content or file.
+   * sender_name is then "Deleted user". */
+  deleted?: boolean;
 }
+
+/** What deleting a user did to their messages in the sessions others keep. */
+export type ErasureMode = 'redact' | 'retain' | 'delete';
 
 export interface LastMessage {
   id: Uuid;
@@ -121,6 +127,14 @@ export interface SessionUpdatedEvent {
   timestamp: string;
 }
 
+/** A participant's account was deleted (one event per session they left). */
+export interface UserErasedEvent {
+  user_id: Uuid;
+  session_id: Uuid;
+  mode: ErasureMode;
+  timestamp: string;
+}
+
 export interface ServerToClientEvents {
   session_joined: (e: SessionJoinedEvent) => void;
   user_joined: (e: PersonEvent) => void;
@@ -132,6 +146,7 @@ export interface ServerToClientEvents {
   user_stopped_typing: (e: PersonEvent) => void;
   online_users: (e: OnlineUsersEvent) => void;
   session_updated: (e: SessionUpdatedEvent) => void;
+  user_erased: (e: UserErasedEvent) => void;
   error: (e: ErrorInfo) => void;
 }
 

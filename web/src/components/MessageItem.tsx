@@ -54,7 +54,7 @@ export const MessageItem = memo(function MessageItem(p: Props) {
             <button onClick={() => p.onDiscard(m.client_message_id!)}>Discard</button>
           </>
         )}
-        {!m.pending && m.type !== 'system' && (
+        {!m.pending && m.type !== 'system' && !m.deleted && (
           <button className="reply" onClick={() => p.onReply(m.id)} aria-label={`Reply to ${who}`}>
             Reply
           </button>
@@ -67,6 +67,9 @@ export const MessageItem = memo(function MessageItem(p: Props) {
 
 function Body({ message: m }: { message: ThreadMessage }) {
   const md = m.metadata ?? {};
+  if (m.deleted) {
+    return <p className="tombstone">This message was removed with its sender's account.</p>;
+  }
   switch (m.type) {
     case 'image': {
       const w = md.width ?? 240;
