@@ -131,6 +131,50 @@ async def test_user_deleted_by_supabase_auth_loses_sockets_files_and_name_others
             pass  # refused outright is as good
 
 
+async def test_in_retain_mode_the_other_participant_keeps_the_words_and_files_of_a_deleted_user(
+    users: Users, superuser: asyncpg.Connection, tmp_path: Path, database_url: str
+) -> None:
+    p = await people(users, superuser)
+    settings = {"erasure_mode": "retain", **FAST}
+    async with (
+        running_relay(database_url, data_dir=tmp_path, **settings) as (url, _relay),
+        aiohttp.ClientSession() as http,
+    ):
+        client_h = _bearer(p["tokens"]["client"])
+        reader_h = _bearer(p["tokens"]["reader"])
+        resp = await http.post(
+            f"{url}/api/chat/upload",
+            data=form(p["session"], fs.png(4, 4), filename="chart.png", content_type="image/png"),
+            headers=client_h,
+        )
+        assert resp.status == 201, await resp.text()
+        await _delete_as_supabase_auth(superuser, p["client"])
+
+        async def followed_up() -> bool:
+            return bool(
+                await superuser.fetchval(
+                    "select bool_and(followed_up_at is not null) from chat_private.erasures "
+                    "where kind = 'user'"
+                )
+            )
+
+        await _eventually(followed_up)
+        resp = await http.get(f"{url}/api/chat/messages/{p['session']}", headers=reader_h)
+        (kept,) = (await resp.json())["messages"]
+        assert (kept["sender_id"], kept["sender_name"], kept["deleted"]) == (
+            None,
+            "Deleted user",
+            False,
+        )
+        assert kept["metadata"]["file_name"] == "chart.png"
+        assert len(stored_files(tmp_path)) == 1
+        assert (await http.get(f"{url}{kept['metadata']['url']}")).status == 200
+        assert (
+            await superuser.fetchval("select erasure_mode from chat_private.lifecycle_settings")
+            == "retain"
+        )
+
+
 async def test_export_of_a_user_holds_every_message_they_can_read_and_links_to_their_files(
     users: Users, superuser: asyncpg.Connection, tmp_path: Path, database_url: str
 ) -> None:

@@ -4,6 +4,7 @@ against the documented API. Hosted Storage cannot run here; the database is real
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator
@@ -49,6 +50,7 @@ async def api(
         # The test tokens' issuer (the CLI's local Auth), not the fake storage's URL.
         jwt_issuer="http://127.0.0.1:54321/auth/v1",
         data_dir=tmp_path,
+        lifecycle_poll_seconds=0.1,
     ) as client:
         yield client
 
@@ -171,3 +173,27 @@ async def test_the_fake_refuses_requests_the_documented_api_would(
                 assert resp.status in (400, 405), (method, path)
     assert len(storage.violations) == 3
     storage.violations.clear()
+
+
+async def test_a_deleted_users_files_are_removed_through_the_storage_api(
+    api: TestClient,
+    fake: tuple[FakeSupabaseStorage, str],
+    room: dict[str, Any],
+    superuser: asyncpg.Connection,
+) -> None:
+    storage, _ = fake
+    resp = await upload(api, room["client_h"], room["session"], fs.wav(800), filename="v.wav")
+    assert resp.status == 201, await resp.text()
+    path = (await resp.json())["message"]["metadata"]["storage_path"]
+    assert ("chat-files", path) in storage.objects
+    async with superuser.transaction():
+        await superuser.execute("set local role supabase_auth_admin")
+        await superuser.execute("delete from auth.users where id = $1", room["client"])
+
+    for _ in range(200):  # the lifecycle leader removes it within a poll or two
+        if ("chat-files", path) not in storage.objects:
+            break
+        await asyncio.sleep(0.05)
+    assert ("chat-files", path) not in storage.objects
+    assert ("DELETE", "/storage/v1/object/chat-files") in storage.requests
+    assert await object_names(superuser, room["session"]) == []

@@ -538,3 +538,36 @@ async def test_without_webhook_url_nothing_is_recorded(env: Env) -> None:
             assert "chat_webhook_leader" not in await resp.text()
     for table in ("webhook_outbox", "webhook_waiting", "webhook_cursor"):
         assert await env.conn.fetchval(f"select count(*) from chat_private.{table}") == 0
+
+
+# ---------------------------------------------------------------- erasure
+
+
+async def test_a_deleted_user_is_announced_once_and_no_later_event_names_them(env: Env) -> None:
+    ERASED = "chat.user.erased"
+    async with (
+        receiver() as hook,
+        running_relay(env.url, lifecycle_poll_seconds=0.1, **hooked(hook)),
+    ):
+        await worker_ready(env)
+        client, reader = await pair(env)
+        sid = await session(env, client, reader)
+        await send(env, client, sid, "hello")
+        async with env.conn.transaction():
+            await env.conn.execute("set local role supabase_auth_admin")
+            await env.conn.execute("delete from auth.users where id = $1", client)
+        await hook.wait_for(lambda: bool(hook.delivered(ERASED)), within=10)
+        erased = hook.delivered(ERASED)
+        assert len(erased) == 1 and erased[0].verified
+        data = erased[0].payload["data"]
+        assert data["user_id"] == str(client)
+        assert (data["mode"], data["sessions_left"], data["messages"]) == ("redact", 1, 1)
+        # Closing the session afterwards announces it without the deleted user.
+        async with env.db.as_user(Users.principal(reader, "reader")) as conn:
+            await conn.execute("select public.close_chat_session($1)", sid)
+        await hook.wait_for(lambda: bool(hook.about(CLOSED, sid)), within=10)
+        after = [r for r in hook.delivered() if r.at >= erased[0].at and r is not erased[0]]
+        assert after and all(str(client) not in r.body for r in after)
+        assert hook.about(CLOSED, sid)[0].payload["data"]["participants"] == [str(reader)]
+        await asyncio.sleep(0.5)
+        assert len(hook.delivered(ERASED)) == 1

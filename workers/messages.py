@@ -122,7 +122,10 @@ def _storage_path(row: Mapping[str, Any]) -> str | None:
     # Only a file its sender stored under this session gets a signed URL: a message row
     # written around the send function must not turn someone else's path into a link.
     folders = path.split("/")
-    if len(folders) < 3 or folders[:2] != [str(row["session_id"]), str(row["sender_id"])]:
+    if len(folders) < 3 or folders[0] != str(row["session_id"]):
+        return None
+    # A retained file of a deleted user (ERASURE_MODE=retain) has no sender any more.
+    if row["sender_id"] is not None and folders[1] != str(row["sender_id"]):
         return None
     return path
 

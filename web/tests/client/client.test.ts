@@ -33,7 +33,7 @@ async function until<T>(fn: () => T | undefined | false, what: string, ms = 10_0
   }
 }
 
-function texts(c: ChatClient, session = DEMO.session): string[] {
+function texts(c: ChatClient, session: string = DEMO.session): string[] {
   return (c.view(session)?.messages ?? []).filter((m) => !m.pending).map((m) => m.content ?? '');
 }
 
@@ -41,7 +41,7 @@ function storedCount(clientMessageId: string): number {
   return Number(svc.sql(`select count(*) from public.chat_messages where client_message_id = '${clientMessageId}'`).trim());
 }
 
-async function connected(c: ChatClient, session = DEMO.session): Promise<void> {
+async function connected(c: ChatClient, session: string = DEMO.session): Promise<void> {
   c.connect();
   await until(() => c.connected, 'connection');
   await c.open(session);
@@ -208,5 +208,37 @@ describe('ChatClient', () => {
     expect(found.results[0].snippet).toContain('<mark>');
     const outsider = new ChatClient({ url: svc.url, token: svc.token(DEMO.outsider) });
     expect((await outsider.api.search('history')).results).toHaveLength(0);
+  });
+
+  it('shows a deleted participant\'s messages as tombstones of a "Deleted user", live and after a reload', async () => {
+    const leaving = 'dddddddd-dddd-4ddd-8ddd-dddddddddddd';
+    const session = 'eeeeeeee-eeee-4eee-8eee-eeeeeeeeeeee';
+    svc.sql(`insert into auth.users (id, email, raw_app_meta_data, raw_user_meta_data)
+      values ('${leaving}', 'leaving@example.test', '{"role": "client"}', '{"full_name": "Lea Leaving"}');
+      insert into public.chat_sessions (id, participants, type, created_by)
+      values ('${session}', array['${leaving}', '${DEMO.reader}']::uuid[], 'support', '${leaving}')`);
+    const gone = new ChatClient({ url: svc.url, token: svc.token(leaving, 'client'), ackTimeoutMs: 3000 });
+    clients.push(gone);
+    const reader = client(DEMO.reader);
+    await connected(gone, session);
+    await connected(reader, session);
+    await gone.send(session, { content: 'my phone is 555 0101' }).done;
+    await until(() => texts(reader, session).includes('my phone is 555 0101'), 'the message');
+    const erased: string[] = [];
+    reader.on('user_erased', (e) => erased.push(e.user_id));
+    const told: string[] = [];
+    gone.on('error', (e) => told.push(e.code));
+
+    svc.sql(`delete from auth.users where id = '${leaving}'`); // as Supabase Auth's admin API does
+
+    await until(() => erased.length > 0, 'user_erased');
+    const live = reader.view(session)!.messages.filter((m) => !m.pending && m.type !== 'system');
+    expect(live.map((m) => [m.sender_name, m.content, m.deleted])).toEqual([['Deleted user', null, true]]);
+    await until(() => told.includes('user_erased'), 'the deleted user told');
+
+    const fresh = client(DEMO.reader);
+    await connected(fresh, session);
+    const reloaded = fresh.view(session)!.messages.filter((m) => m.type !== 'system');
+    expect(reloaded.map((m) => [m.sender_name, m.content, m.deleted])).toEqual([['Deleted user', null, true]]);
   });
 });
