@@ -167,9 +167,9 @@ async def _export(http: aiohttp.ClientSession, url: str, token: str, pid: int) -
     }
 
 
-async def part_export(
-    args: argparse.Namespace, conn: asyncpg.Connection, url: str, pid: int
-) -> dict[str, Any]:
+async def arrange_export(
+    args: argparse.Namespace, conn: asyncpg.Connection
+) -> tuple[uuid.UUID, uuid.UUID]:
     big, small, other = (
         await _user(conn, "client", "Exporting Client"),
         await _user(conn, "client", "Small Client"),
@@ -180,6 +180,10 @@ async def part_export(
         conn, owner=big, other=other, sessions=args.sessions, per_session=per, closed_days_ago=None
     )
     await _bulk(conn, owner=small, other=other, sessions=1, per_session=100, closed_days_ago=None)
+    return big, small
+
+
+async def part_export(url: str, pid: int, big: uuid.UUID, small: uuid.UUID) -> dict[str, Any]:
     async with aiohttp.ClientSession() as http:
         small_run = await _export(
             http, url, make_dev_token(secret=SECRET, user_id=small, role="client"), pid
@@ -240,20 +244,18 @@ async def _load(
     return samples
 
 
-async def part_purge(
-    args: argparse.Namespace, conn: asyncpg.Connection, url: str, dsn: str
-) -> dict[str, Any]:
+async def arrange_purge(
+    args: argparse.Namespace, conn: asyncpg.Connection
+) -> list[tuple[uuid.UUID, uuid.UUID, uuid.UUID]]:
     owner, other = (
         await _user(conn, "client", "Old Client"),
         await _user(conn, "reader", "Old Reader"),
     )
     per = 500
     sessions = max(1, args.purge_messages // per)
-    started = time.monotonic()
     await _bulk(
         conn, owner=owner, other=other, sessions=sessions, per_session=per, closed_days_ago=400
     )
-    generated_s = time.monotonic() - started
     pairs = []
     for i in range(args.pairs):
         a, b = await _user(conn, "client", f"Live {i}"), await _user(conn, "reader", f"Reader {i}")
@@ -264,7 +266,16 @@ async def part_purge(
             a,
         )
         pairs.append((a, b, sid))
+    await conn.execute("checkpoint")
+    return pairs
 
+
+async def part_purge(
+    args: argparse.Namespace,
+    url: str,
+    dsn: str,
+    pairs: list[tuple[uuid.UUID, uuid.UUID, uuid.UUID]],
+) -> dict[str, Any]:
     quiet = await _load(url, pairs, args.rate, args.seconds)
     db = Database(dsn, max_size=2, min_size=1)
     await db.open()
@@ -296,7 +307,7 @@ async def part_purge(
         "purge_messages_per_s": round(
             result.messages / max(1e-9, purge_window["end"] - purge_window["start"])
         ),
-        "data_generation_seconds": round(generated_s, 1),
+        "pause_ratio": args.pause_ratio,
         "rate": args.rate,
         "without_purge": {
             "sends": len(quiet_ms),
@@ -319,6 +330,12 @@ async def main() -> None:
     parser.add_argument("--messages", type=int, default=100_000)
     parser.add_argument("--purge-messages", type=int, default=1_000_000)
     parser.add_argument("--batch", type=int, default=5000)
+    parser.add_argument(
+        "--pause-ratio",
+        type=float,
+        default=1.0,
+        help="the purge rests this many times each batch's duration (RETENTION_PAUSE_RATIO)",
+    )
     parser.add_argument("--rate", type=float, default=200.0)
     parser.add_argument("--pairs", type=int, default=10)
     parser.add_argument("--seconds", type=float, default=20.0)
@@ -330,14 +347,20 @@ async def main() -> None:
     data_dir = Path(tempfile.mkdtemp(prefix="chat-bench-lifecycle-"))
     report: dict[str, Any] = {"machine": machine(), "postgresql": conn.get_server_version().major}
     try:
+        # All data first: rows committed while the relay runs would be replayed by its
+        # changefeed, and that work is not what is measured here.
+        started = time.monotonic()
+        big, small = await arrange_export(args, conn)
+        pairs = await arrange_purge(args, conn)
+        report["data_generation_seconds"] = round(time.monotonic() - started, 1)
         with relay(
             database_url=args.database_url,
             secret=SECRET,
             data_dir=data_dir,
             log=data_dir / "relay.log",
         ) as server:
-            report["export"] = await part_export(args, conn, server.url, server.pid)
-            report["purge"] = await part_purge(args, conn, server.url, args.database_url)
+            report["export"] = await part_export(server.url, server.pid, big, small)
+            report["purge"] = await part_purge(args, server.url, args.database_url, pairs)
     finally:
         await conn.close()
         shutil.rmtree(data_dir, ignore_errors=True)

@@ -1,8 +1,11 @@
 """Benchmark (not collected by pytest): the message write rate through the SQL send
 function, as users under RLS, with the audit trail on (every insert audited in the same
 transaction; chained later by the background linker) against a baseline run in the same
-process with the audit triggers disabled. Each writer is its own connection and session,
-one transaction per message, as writers outside the relay (supabase-js, SQL) do.
+process with the audit triggers disabled; then, audit on, with Supabase Realtime
+broadcasting (a realtime.messages row per message for topic chat:<session_id>) against it
+switched off (chat_private.realtime_settings.broadcast). Each writer is its own connection
+and session, one transaction per message, as writers outside the relay (supabase-js, SQL)
+do.
 
     scripts/bench messages                  # makes a throwaway database, then runs this
     python -m tests.bench_messages --database-url postgresql://.../migrated_db
@@ -65,6 +68,10 @@ async def _set_audit(conn: asyncpg.Connection, *, enabled: bool) -> None:
     await conn.execute(f"alter table public.chat_messages {verb} trigger chat_messages_audit")
 
 
+async def _set_broadcast(conn: asyncpg.Connection, *, enabled: bool) -> None:
+    await conn.execute("update chat_private.realtime_settings set broadcast = $1", enabled)
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--database-url", required=True)
@@ -78,14 +85,28 @@ async def main() -> None:
     try:
         pairs = await _arrange(owner, args.writers)
         await _run(db, pairs, 20)  # warm-up: connections, plans
-        results: dict[str, list[float]] = {"audit off (baseline)": [], "audit on": []}
+        results: dict[str, list[float]] = {
+            "audit off (baseline)": [],
+            "audit on": [],
+            "broadcast off": [],
+            "broadcast on": [],
+        }
+        realtime = await owner.fetchval("select chat_private.broadcast_enabled()")
+        await _set_broadcast(owner, enabled=False)
         for _ in range(2):  # interleaved rounds, so drift hits both alike
             await _set_audit(owner, enabled=False)
             results["audit off (baseline)"].append(await _run(db, pairs, args.messages))
             await _set_audit(owner, enabled=True)
             results["audit on"].append(await _run(db, pairs, args.messages))
+        if realtime:
+            for _ in range(2):
+                await _set_broadcast(owner, enabled=False)
+                results["broadcast off"].append(await _run(db, pairs, args.messages))
+                await _set_broadcast(owner, enabled=True)
+                results["broadcast on"].append(await _run(db, pairs, args.messages))
     finally:
         await _set_audit(owner, enabled=True)
+        await _set_broadcast(owner, enabled=True)
         await db.close()
         await owner.close()
 
@@ -95,10 +116,17 @@ async def main() -> None:
         "per round, one transaction each, 2 rounds"
     )
     for name, rates in results.items():
+        if not rates:
+            continue
         rounds = ", ".join(f"{r:.0f}" for r in rates)
         print(f"{name:22} {max(rates):8.0f} messages/s (rounds: {rounds})")
     base, audited = max(results["audit off (baseline)"]), max(results["audit on"])
     print(f"audit cost: {100 * (1 - audited / base):.0f}% of the baseline write rate")
+    if results["broadcast on"]:
+        quiet, loud = max(results["broadcast off"]), max(results["broadcast on"])
+        print(f"broadcast cost: {100 * (1 - loud / quiet):.0f}% of the write rate without it")
+    else:
+        print("broadcast: no realtime schema in this database, not measured")
 
 
 if __name__ == "__main__":

@@ -275,6 +275,21 @@ async def test_export_of_a_user_holds_every_message_they_can_read_and_links_to_t
         )
         assert audited == 1
 
+        # Past its expiry the archive is deleted and no longer served.
+        await superuser.execute(
+            "update chat_private.exports set expires_at = now() - interval '1 second' "
+            "where id = $1",
+            uuid.UUID(export["id"]),
+        )
+        archive_file = tmp_path / "exports" / f"{export['id']}.zip"
+
+        async def expired() -> bool:
+            return not archive_file.exists()
+
+        await _eventually(expired)
+        r = await http.get(f"{url}{done['download_url']}", headers=client_h)
+        assert r.status == 409 and "expired" in (await r.json())["error"]["message"]
+
 
 async def test_retention_purges_expired_closed_sessions_with_their_files_and_keeps_held_ones(
     users: Users, superuser: asyncpg.Connection, tmp_path: Path, database_url: str

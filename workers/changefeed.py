@@ -67,6 +67,7 @@ class Changefeed:
         names: NameCache | None = None,
         on_erased: EventHandler | None = None,
         on_connected: Callable[[], Awaitable[None]] | None = None,
+        on_typing: EventHandler | None = None,
     ) -> None:
         self._dsn = dsn
         self._db = db
@@ -77,6 +78,7 @@ class Changefeed:
         self._on_delivered = on_delivered
         self._on_erased = on_erased
         self._on_connected = on_connected
+        self._on_typing = on_typing
         # Senders' names, read once per sender rather than once per batch (the relay
         # shares its own cache).
         self._names = names if names is not None else NameCache(db)
@@ -256,6 +258,8 @@ class Changefeed:
                 await self._on_delivered(event)
             elif kind == "erased" and self._on_erased is not None:
                 await self._on_erased(event)
+            elif kind == "typing" and self._on_typing is not None:
+                await self._on_typing(event)
 
     async def _deliver(self, rows: list[asyncpg.Record]) -> int:
         rows = [r for r in rows if r["id"] not in self._seen]

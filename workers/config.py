@@ -115,6 +115,7 @@ class Settings:
     retention_days: tuple[tuple[str, float], ...] = ()
     retention_interval: float = 86_400.0
     retention_batch: int = 5_000
+    retention_pause_ratio: float = 1.0
     lifecycle_poll_seconds: float = 2.0
     export_ttl: float = 86_400.0
 
@@ -216,6 +217,7 @@ class Settings:
                 "RETENTION_INTERVAL_SECONDS", 86_400.0, low=1, high=7 * 86_400
             ),
             retention_batch=get.integer("RETENTION_BATCH", 5_000, low=1, high=100_000),
+            retention_pause_ratio=get.number("RETENTION_PAUSE_RATIO", 1.0, low=0, high=100),
             lifecycle_poll_seconds=get.number("LIFECYCLE_POLL_SECONDS", 2.0, low=0.05, high=600),
             export_ttl=get.number("EXPORT_TTL_SECONDS", 86_400.0, low=60, high=30 * 86_400),
         )

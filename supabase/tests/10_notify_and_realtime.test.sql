@@ -90,9 +90,9 @@ select is(
   ),
   array[
     'erase_auth_user', 'notify_delivery_state', 'notify_message', 'notify_read_state',
-    'notify_session'
+    'notify_session', 'relay_topic_typing'
   ],
-  'Exactly the four notify functions and the erasure publish on channel chat_events.'
+  'Exactly the four notify functions, the erasure and typing on a Realtime topic publish on channel chat_events.'
 );
 select is_definer(
   'chat_private', 'notify_read_state', '{}'::name[],

@@ -105,6 +105,7 @@ class LifecycleWorker:
                         store,
                         days=dict(settings.retention_days),
                         batch=settings.retention_batch,
+                        pause_ratio=settings.retention_pause_ratio,
                     )
                     self.metrics.record_purge(result)
                     next_purge = time.monotonic() + settings.retention_interval

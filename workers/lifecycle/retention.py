@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from dataclasses import dataclass
 
 from ..db import Database
@@ -32,13 +33,15 @@ async def purge(
     *,
     days: dict[str, float],
     batch: int,
-    pause: float = 0.0,
+    pause_ratio: float = 1.0,
 ) -> PurgeResult:
-    """Purge everything expired now; ``pause`` seconds between batches leave room to the
-    message path on a busy database."""
+    """Purge everything expired now. After each batch the purge rests ``pause_ratio``
+    times as long as the batch took, so it takes at most 1 / (1 + pause_ratio) of a
+    database core and the message path keeps its latency on a busy database."""
     result = PurgeResult()
     retention = dict(days)  # the pool encodes jsonb parameters itself
     while True:
+        began = time.monotonic()
         async with db.as_service() as conn:
             raw = await conn.fetchval(
                 "select chat_private.purge_expired_batch($1::jsonb, $2)", retention, batch
@@ -50,8 +53,8 @@ async def purge(
         result.sessions += step["sessions"]
         result.messages += step["messages"]
         result.audit_rows_erased += step["audit_rows_erased"]
-        if pause:
-            await asyncio.sleep(pause)
+        if pause_ratio > 0:
+            await asyncio.sleep((time.monotonic() - began) * pause_ratio)
     while True:  # the purged sessions' files (and any other queued removal)
         removed = await purge_objects(db, store)
         result.files += removed

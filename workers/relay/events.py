@@ -29,6 +29,7 @@ from .models import JoinSession, MarkRead, SendMessage, SessionRef
 from .presence import Presence
 from .ratelimit import RateLimiter
 from .rooms import SocketState, room
+from .topics import RealtimeTopics
 from .typing import TypingTracker
 
 _CATCH_UP_LIMIT = 500
@@ -48,6 +49,7 @@ class RelayEvents:
     changefeed: Changefeed
     writer: MessageWriter
     names: NameCache
+    topics: RealtimeTopics
     manager: ChatRedisManager | None
     _sockets: dict[str, SocketState]
 
@@ -68,6 +70,7 @@ class RelayEvents:
     async def _emit_stopped_typing(
         self, principal: Principal, session_id: uuid.UUID, *, skip: set[str]
     ) -> None:
+        self.topics.typing(principal, session_id, False)
         await self.sio.emit(
             "user_stopped_typing",
             self._person(principal, session_id),
@@ -100,6 +103,7 @@ class RelayEvents:
                 catch_up = await _missed(conn, data.session_id, anchor)
         online = [str(u) for u in await self.presence.online(data.session_id)]
         if first:
+            self.topics.presence(principal, data.session_id, True)
             await self.sio.emit(
                 "user_joined",
                 self._person(principal, data.session_id),
@@ -129,6 +133,7 @@ class RelayEvents:
         with contextlib.suppress(ValueError, KeyError):
             await self.sio.leave_room(sid, room(session_id))
         if await self.presence.remove(session_id, principal.user_id, sid):
+            self.topics.presence(principal, session_id, False)
             await self.sio.emit(
                 "user_left", self._person(principal, session_id), room=room(session_id)
             )
@@ -179,6 +184,7 @@ class RelayEvents:
         if data.session_id not in state.sessions:
             await self._require_participant(principal, data.session_id)
         if self.typing.start(data.session_id, principal.user_id, principal):
+            self.topics.typing(principal, data.session_id, True)
             await self.sio.emit(
                 "user_typing",
                 self._person(principal, data.session_id),

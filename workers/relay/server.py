@@ -42,6 +42,7 @@ from .presence import Presence
 from .ratelimit import Budget, RateLimiter
 from .redis_link import RedisLink
 from .rooms import SocketState, room
+from .topics import RealtimeTopics
 from .transport import FastJson, tune_transport
 from .typing import TypingTracker
 
@@ -119,6 +120,7 @@ class Relay(RelayEvents):
             name="api", rate=settings.api_rate, burst=settings.api_burst, redis=self.redis_link
         )
         self.names = NameCache(db)
+        self.topics = RealtimeTopics(db)
         self.changefeed = Changefeed(
             dsn=settings.database_url,
             db=db,
@@ -129,6 +131,7 @@ class Relay(RelayEvents):
             names=self.names,
             on_erased=self._db_erased,
             on_connected=self._check_erased_users,
+            on_typing=self._db_typing,
         )
         if manager is not None:
             manager.relayed = self._relayed
@@ -344,6 +347,22 @@ class Relay(RelayEvents):
         eio_sid = self.sio.manager.eio_sid_from_sid(sid, "/")
         await self.sio.disconnect(sid)
         self.sio.close_soon(eio_sid, pending_only=False)
+
+    # ------------------------------------------------------------------ Realtime topics
+    async def _db_typing(self, event: dict[str, Any]) -> None:
+        """Someone typed through the session's Realtime topic (a supabase-js client, via
+        the database): this relay's sockets in the room hear it as from a socket."""
+        user_id = uuid.UUID(str(event["user_id"]))
+        session_id = uuid.UUID(str(event["session_id"]))
+        names = await self.names.get([user_id])
+        body = {
+            "user_id": str(user_id),
+            "user_name": names.get(user_id, "user"),
+            "session_id": str(session_id),
+            "timestamp": now_iso(),
+        }
+        name = "user_typing" if event.get("typing") else "user_stopped_typing"
+        await self.sio.emit(name, body, room=room(session_id), ignore_queue=True)
 
     # ------------------------------------------------------------------ erasure
     async def _db_erased(self, event: dict[str, Any]) -> None:
