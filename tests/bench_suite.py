@@ -85,7 +85,7 @@ COLLAPSE_P99_MS = 1000.0  # a step this slow is not a spike: stepping stops
 PREFERRED_RATE = 1500
 FOREIGN_KEY_RATE = 500  # foreign_p99_ms is taken there
 DRAIN_SECONDS = 5.0
-PARTS = ("echo", "relay", "baseline", "foreign", "idle", "scale")
+PARTS = ("echo", "relay", "baseline", "foreign", "idle", "scale", "broadcast")
 
 
 def progress(text: str) -> None:
@@ -429,6 +429,22 @@ async def part_load(
                         "audit_p99": delay,
                         "audit_note": note,
                     }
+                if "broadcast" in args.parts:
+                    # The same steps with Supabase Realtime broadcasting switched off: what
+                    # the broadcast of every message costs the relay's path.
+                    await _set_broadcast(args.database_url, enabled=False)
+                    try:
+                        steps = await run_steps(
+                            gen,
+                            name="relay, broadcast off",
+                            server_pid=server.pid,
+                            pg_pid=pg_pid,
+                            rates=cfg["steps"],
+                            seconds=seconds,
+                        )
+                    finally:
+                        await _set_broadcast(args.database_url, enabled=True)
+                    out["relay_broadcast_off"] = {"steps": steps}
                 if "foreign" in args.parts:
                     steps = await run_steps(
                         gen,
@@ -464,6 +480,14 @@ async def part_load(
                 )
         out["baseline"] = {"steps": steps, "connected": connected}
     return out
+
+
+async def _set_broadcast(url: str, *, enabled: bool) -> None:
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute("update chat_private.realtime_settings set broadcast = $1", enabled)
+    finally:
+        await conn.close()
 
 
 async def _db_now(url: str) -> dt.datetime:
@@ -638,6 +662,23 @@ def print_report(
         step_table(report, sides)
         if "relay" in load:
             report(f"Audit link delay: {load['relay']['audit_note']}.")
+        if "relay_broadcast_off" in load and "relay" in load:
+            report()
+            report(
+                "### Supabase Realtime broadcasting (a realtime.messages row per message), "
+                "on beside off, same run"
+            )
+            report()
+            step_table(
+                report,
+                {
+                    "broadcast on": load["relay"]["steps"],
+                    "broadcast off": load["relay_broadcast_off"]["steps"],
+                },
+            )
+            on = sustained(load["relay"]["steps"])
+            off = sustained(load["relay_broadcast_off"]["steps"])
+            report(f"Sustained: {on} msg/s with broadcasting, {off} msg/s without.")
             report()
     if "foreign" in load:
         report(
@@ -730,7 +771,11 @@ async def main() -> None:
     parser.add_argument(
         "--keep-logs", action="store_true", help="keep the servers' logs (kept anyway on failure)"
     )
-    parser.add_argument("--parts", default=",".join(PARTS), help=f"subset of {','.join(PARTS)}")
+    parser.add_argument(
+        "--parts",
+        default=",".join(p for p in PARTS if p != "broadcast"),
+        help=f"subset of {','.join(PARTS)} (broadcast: the relay's steps again, broadcasting off)",
+    )
     parser.add_argument(
         "--baseline-schema",
         choices=("seed", "product"),
