@@ -106,6 +106,14 @@ async def test_openapi_document_covers_every_route(api: TestClient) -> None:
         ("GET", "/api/chat/admin/retention"),
         ("PUT", "/api/chat/admin/sessions/{sessionId}/legal-hold"),
         ("DELETE", "/api/chat/admin/sessions/{sessionId}/legal-hold"),
+        ("PATCH", "/api/chat/messages/{sessionId}/{messageId}"),
+        ("DELETE", "/api/chat/messages/{sessionId}/{messageId}"),
+        ("POST", "/api/chat/messages/{sessionId}/{messageId}/redaction"),
+        ("GET", "/api/chat/messages/{sessionId}/{messageId}/history"),
+        ("POST", "/api/chat/users/{userId}/suspension"),
+        ("DELETE", "/api/chat/users/{userId}/suspension"),
+        ("POST", "/api/chat/sessions/{sessionId}/freeze"),
+        ("DELETE", "/api/chat/sessions/{sessionId}/freeze"),
     }
     assert doc["components"]["securitySchemes"]["bearerAuth"]["scheme"] == "bearer"
     error_ref = {"$ref": "#/components/schemas/ErrorBody"}

@@ -29,6 +29,8 @@ MESSAGE_KEYS = {
     "created_at",
     "seq",
     "deleted",
+    "deleted_reason",
+    "edited_at",
 }
 
 

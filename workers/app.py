@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from . import lifecycle, telemetry, webhooks
-from .api import admin, chat, console, files, health, search
+from .api import admin, chat, console, files, health, moderation, search
 from .api import lifecycle as lifecycle_api
 from .api import webhooks as webhook_admin
 from .api.errors import error_middleware
@@ -63,6 +63,7 @@ def create_app(settings: Settings, *, relay_id: str | None = None) -> web.Applic
     webhook_admin.setup(app)
     lifecycle.setup(app)  # after files (the object store) and telemetry (metrics)
     lifecycle_api.setup(app)
+    moderation.setup(app)
     console.setup(app)  # the web console at / and /assets/
     return app
 

@@ -68,6 +68,7 @@ class Changefeed:
         on_erased: EventHandler | None = None,
         on_connected: Callable[[], Awaitable[None]] | None = None,
         on_typing: EventHandler | None = None,
+        on_kind: dict[str, EventHandler] | None = None,
     ) -> None:
         self._dsn = dsn
         self._db = db
@@ -79,6 +80,7 @@ class Changefeed:
         self._on_erased = on_erased
         self._on_connected = on_connected
         self._on_typing = on_typing
+        self._on_kind = dict(on_kind or {})  # further notification kinds, by name
         # Senders' names, read once per sender rather than once per batch (the relay
         # shares its own cache).
         self._names = names if names is not None else NameCache(db)
@@ -260,6 +262,8 @@ class Changefeed:
                 await self._on_erased(event)
             elif kind == "typing" and self._on_typing is not None:
                 await self._on_typing(event)
+            elif isinstance(kind, str) and kind in self._on_kind:
+                await self._on_kind[kind](event)
 
     async def _deliver(self, rows: list[asyncpg.Record]) -> int:
         rows = [r for r in rows if r["id"] not in self._seen]

@@ -118,6 +118,8 @@ class Settings:
     retention_pause_ratio: float = 1.0
     lifecycle_poll_seconds: float = 2.0
     export_ttl: float = 86_400.0
+    # Moderation: how long a sender may edit or delete a message.
+    edit_window: int = 900
 
     @property
     def jwks_url(self) -> str | None:
@@ -220,6 +222,7 @@ class Settings:
             retention_pause_ratio=get.number("RETENTION_PAUSE_RATIO", 1.0, low=0, high=100),
             lifecycle_poll_seconds=get.number("LIFECYCLE_POLL_SECONDS", 2.0, low=0.05, high=600),
             export_ttl=get.number("EXPORT_TTL_SECONDS", 86_400.0, low=60, high=30 * 86_400),
+            edit_window=get.integer("EDIT_WINDOW_S", 900, low=0, high=604_800),
         )
         settings._check()
         return settings

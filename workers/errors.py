@@ -47,6 +47,11 @@ _SQLSTATE: dict[str, tuple[int, str]] = {
     "22001": (422, "invalid_value"),
     "57014": (503, "timeout"),
     "PT429": (429, "rate_limited"),  # PostgREST's convention: PTxyz answers HTTP xyz
+    # Moderation (the moderation migration).
+    "CHEDW": (409, "edit_window_closed"),
+    "CHDEL": (409, "message_deleted"),
+    "CHSUS": (403, "suspended"),
+    "CHFRZ": (409, "session_frozen"),
 }
 
 

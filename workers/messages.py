@@ -20,7 +20,7 @@ MESSAGE_FIELDS = (
     "client_message_id, created_at"
 )
 # ... and, read from the table, whether the message is a tombstone.
-MESSAGE_COLUMNS = MESSAGE_FIELDS + ", deleted_at"
+MESSAGE_COLUMNS = MESSAGE_FIELDS + ", deleted_at, deleted_reason, edited_at"
 # How a message whose sender's account was deleted names its sender.
 DELETED_USER = "Deleted user"
 
@@ -176,16 +176,19 @@ def message_payload(
         "client_message_id": row["client_message_id"],
         "created_at": iso(row["created_at"]),
         "seq": row["seq"],
-        "deleted": _deleted(row),
+        "deleted": _optional(row, "deleted_at") is not None,
+        "deleted_reason": _optional(row, "deleted_reason"),
+        "edited_at": iso(_optional(row, "edited_at")),
     }
 
 
-def _deleted(row: Mapping[str, Any]) -> bool:
-    """A tombstone: the message keeps its place, without content or file."""
+def _optional(row: Mapping[str, Any], column: str) -> Any:
+    """A column only the table has (a tombstone's, an edit's): the functions that return
+    MESSAGE_FIELDS (search, the group commit) leave it out, and it is null there."""
     try:
-        return row["deleted_at"] is not None
-    except KeyError:  # rows read before tombstones existed in this query
-        return False
+        return row[column]
+    except KeyError:
+        return None
 
 
 async def message_payloads(

@@ -135,7 +135,9 @@ begin
       'client_message_id', new.client_message_id,
       'created_at', to_char(new.created_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
       'seq', new.seq,
-      'deleted', new.deleted_at is not null
+      'deleted', new.deleted_at is not null,
+      'deleted_reason', new.deleted_reason,
+      'edited_at', null
     ),
     'new_message',
     new.session_id

@@ -69,9 +69,10 @@ select results_eq(
      group by 1, 2, 4, 5 order by 1 $$,
   $$ values ('chat_delivery_state_notify', 'chat_delivery_state', 'INSERT,UPDATE', 'AFTER', 'ROW'),
             ('chat_messages_notify', 'chat_messages', 'INSERT', 'AFTER', 'ROW'),
+            ('chat_messages_state_notify', 'chat_messages', 'UPDATE', 'AFTER', 'ROW'),
             ('chat_read_state_notify', 'chat_read_state', 'INSERT,UPDATE', 'AFTER', 'ROW'),
             ('chat_sessions_notify', 'chat_sessions', 'INSERT,UPDATE', 'AFTER', 'ROW') $$,
-  'The notify triggers fire after each inserted row (and updated row, for read and delivery state and sessions).'
+  'The notify triggers fire after each inserted row (and updated row, for read and delivery state, sessions and a message''s content or state).'
 );
 select matches(
   (
@@ -89,10 +90,11 @@ select is(
       and p.prosrc ~ 'pg_notify\(\s*''chat_events'''
   ),
   array[
-    'erase_auth_user', 'notify_delivery_state', 'notify_message', 'notify_read_state',
-    'notify_session', 'relay_topic_typing'
+    'erase_auth_user', 'freeze_session_as_admin', 'notify_delivery_state', 'notify_message',
+    'notify_message_state', 'notify_read_state', 'notify_session', 'relay_topic_typing',
+    'suspend_as_admin'
   ],
-  'Exactly the four notify functions, the erasure and typing on a Realtime topic publish on channel chat_events.'
+  'Exactly the notify functions, the erasure, a freeze, a suspension and typing on a Realtime topic publish on channel chat_events.'
 );
 select is_definer(
   'chat_private', 'notify_read_state', '{}'::name[],

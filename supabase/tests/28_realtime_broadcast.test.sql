@@ -210,8 +210,8 @@ select is(
     ) as keys
   ),
   array[
-    'client_message_id', 'content', 'created_at', 'deleted', 'id', 'metadata',
-    'reply_to_message_id', 'sender_id', 'sender_name', 'seq', 'session_id', 'type'
+    'client_message_id', 'content', 'created_at', 'deleted', 'deleted_reason', 'edited_at', 'id',
+    'metadata', 'reply_to_message_id', 'sender_id', 'sender_name', 'seq', 'session_id', 'type'
   ],
   'The payload is the socket event''s new_message.'
 );

@@ -260,6 +260,14 @@ class ChatMessage(BaseModel):
         "sender, content or file (its sender's account was deleted). sender_name is then "
         "'Deleted user'.",
     )
+    deleted_reason: str | None = Field(
+        default=None,
+        description="Why it is a tombstone: erased (the sender's account was deleted), sender "
+        "(the sender deleted it), moderator (an admin removed it).",
+    )
+    edited_at: dt.datetime | None = Field(
+        default=None, description="When the sender last edited it; null if never."
+    )
 
 
 class MessagePage(BaseModel):

@@ -72,10 +72,12 @@ class LifecycleWorker:
         self._wake.set()
 
     async def _write_mode(self) -> None:
+        """The settings the database applies on every path: ERASURE_MODE, EDIT_WINDOW_S."""
         async with self._app[DATABASE].as_service() as conn:
             await conn.execute(
                 "select chat_private.set_erasure_mode($1)", self.settings.erasure_mode
             )
+            await conn.execute("select chat_private.set_edit_window($1)", self.settings.edit_window)
 
     async def _lead(self) -> None:
         settings = self.settings

@@ -29,6 +29,7 @@ from .models import JoinSession, MarkRead, SendMessage, SessionRef
 from .presence import Presence
 from .ratelimit import RateLimiter
 from .rooms import SocketState, room
+from .suspensions import Suspensions
 from .topics import RealtimeTopics
 from .typing import TypingTracker
 
@@ -50,6 +51,7 @@ class RelayEvents:
     writer: MessageWriter
     names: NameCache
     topics: RealtimeTopics
+    suspensions: Suspensions
     manager: ChatRedisManager | None
     _sockets: dict[str, SocketState]
 
@@ -84,6 +86,7 @@ class RelayEvents:
     ) -> dict[str, Any]:
         principal = state.principal
         anchor = None
+        await self.suspensions.refuse(principal.user_id)
         async with self.db.as_user(principal) as conn:
             await _check_participant(conn, data.session_id)
             if data.last_message_id is not None:
@@ -181,6 +184,7 @@ class RelayEvents:
         principal = state.principal
         if not await self.typing_limit.allow(principal.user_id):
             raise ApiError(429, "rate_limited", "too many typing events; slow down")
+        await self.suspensions.refuse(principal.user_id)
         if data.session_id not in state.sessions:
             await self._require_participant(principal, data.session_id)
         if self.typing.start(data.session_id, principal.user_id, principal):
@@ -284,6 +288,8 @@ class RelayEvents:
                 "status": event.get("status"),
                 "timestamp": now_iso(),
             }
+            if "frozen" in event:  # an admin froze or unfroze it
+                body["frozen"] = bool(event["frozen"])
             await self.sio.emit("session_updated", body, room=room(event["id"]), ignore_queue=True)
 
 

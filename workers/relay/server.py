@@ -31,7 +31,7 @@ from ..config import Settings
 from ..db import Database
 from ..errors import ApiError, from_postgres
 from ..message_writer import MessageWriter
-from ..messages import NameCache, now_iso
+from ..messages import NameCache, iso, now_iso
 from ..tasks import spawn
 from .events import RelayEvents
 from .gate import EIO_SID_KEY, Gate, GuardedServer, Limits
@@ -42,6 +42,7 @@ from .presence import Presence
 from .ratelimit import Budget, RateLimiter
 from .redis_link import RedisLink
 from .rooms import SocketState, room
+from .suspensions import Suspensions
 from .topics import RealtimeTopics
 from .transport import FastJson, tune_transport
 from .typing import TypingTracker
@@ -121,6 +122,7 @@ class Relay(RelayEvents):
         )
         self.names = NameCache(db)
         self.topics = RealtimeTopics(db)
+        self.suspensions = Suspensions(db)
         self.changefeed = Changefeed(
             dsn=settings.database_url,
             db=db,
@@ -132,6 +134,7 @@ class Relay(RelayEvents):
             on_erased=self._db_erased,
             on_connected=self._check_erased_users,
             on_typing=self._db_typing,
+            on_kind={"message_state": self._db_message_state, "suspended": self._db_suspended},
         )
         if manager is not None:
             manager.relayed = self._relayed
@@ -363,6 +366,57 @@ class Relay(RelayEvents):
         }
         name = "user_typing" if event.get("typing") else "user_stopped_typing"
         await self.sio.emit(name, body, room=room(session_id), ignore_queue=True)
+
+    # ------------------------------------------------------------------ moderation
+    async def _db_message_state(self, event: dict[str, Any]) -> None:
+        """A message was edited, deleted or redacted (any path): the room hears its new
+        state, once per relay, to the sockets this relay holds."""
+        async with self.db.as_service() as conn:
+            row = await conn.fetchrow(
+                "select id, session_id, content, edited_at, deleted_at, deleted_reason "
+                "from public.chat_messages where id = $1",
+                uuid.UUID(str(event["id"])),
+            )
+        if row is None:
+            return
+        if row["deleted_at"] is not None:
+            name = "message_deleted"
+            body: dict[str, Any] = {
+                "session_id": str(row["session_id"]),
+                "message_id": str(row["id"]),
+                "deleted_at": iso(row["deleted_at"]),
+                "reason": row["deleted_reason"],
+            }
+        else:
+            name = "message_updated"
+            body = {
+                "session_id": str(row["session_id"]),
+                "message_id": str(row["id"]),
+                "content": row["content"],
+                "edited_at": iso(row["edited_at"]),
+            }
+        await self.sio.emit(name, body, room=room(row["session_id"]), ignore_queue=True)
+
+    async def _db_suspended(self, event: dict[str, Any]) -> None:
+        """A user was suspended: their sockets here are told at once (they stay connected
+        and may read; sends, typing and joins are refused)."""
+        user_id = uuid.UUID(str(event["user_id"]))
+        self.suspensions.forget(user_id)
+        until = event.get("until")
+        for sid, state in list(self._sockets.items()):
+            if state.principal.user_id == user_id:
+                with contextlib.suppress(Exception):
+                    await self.sio.emit(
+                        "error",
+                        {
+                            "code": "suspended",
+                            "message": "you are suspended from chat"
+                            + (f" until {until}" if until else ""),
+                            "event": "connection",
+                            "until": until,
+                        },
+                        to=sid,
+                    )
 
     # ------------------------------------------------------------------ erasure
     async def _db_erased(self, event: dict[str, Any]) -> None:

@@ -299,6 +299,28 @@ export class ChatClient {
     );
     s.on('session_updated', (e) => this.emit('session_updated', e));
     s.on('user_erased', (e) => this.erased(e));
+    s.on('message_updated', (e) =>
+      this.patchMessage(e.session_id, e.message_id, { content: e.content, edited_at: e.edited_at }),
+    );
+    s.on('message_deleted', (e) =>
+      this.patchMessage(e.session_id, e.message_id, {
+        content: null,
+        metadata: {},
+        deleted: true,
+        deleted_reason: e.reason,
+      }),
+    );
+  }
+
+  /** A message changed in place (edited, deleted, redacted): the thread shows its new state. */
+  private patchMessage(sessionId: Uuid, messageId: Uuid, change: Partial<ChatMessage>): void {
+    const st = this.sessions.get(sessionId);
+    const old = st?.byId.get(messageId);
+    if (!st || !old) return;
+    const next = { ...old, ...change };
+    st.byId.set(messageId, next);
+    st.ordered = st.ordered.map((m) => (m.id === messageId ? next : m));
+    this.changed(st);
   }
 
   /** A participant's account was deleted: their messages here become what the service

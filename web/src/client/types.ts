@@ -33,9 +33,13 @@ export interface ChatMessage {
   client_message_id: string | null;
   created_at: string;
   seq: number;
-  /** A tombstone: its sender's account was deleted; no sender, content or file.
-   * sender_name is then "Deleted user". */
+  /** A tombstone: the message keeps its place, without content or file. */
   deleted?: boolean;
+  /** Why: erased (the sender's account was deleted; sender_name "Deleted user"), sender
+   * (they deleted it), moderator (an admin removed it). */
+  deleted_reason?: 'erased' | 'sender' | 'moderator' | null;
+  /** When the sender last edited it. */
+  edited_at?: string | null;
 }
 
 /** What deleting a user did to their messages in the sessions others keep. */
@@ -135,6 +139,19 @@ export interface UserErasedEvent {
   timestamp: string;
 }
 
+export interface MessageUpdatedEvent {
+  session_id: Uuid;
+  message_id: Uuid;
+  content: string | null;
+  edited_at: string | null;
+}
+export interface MessageDeletedEvent {
+  session_id: Uuid;
+  message_id: Uuid;
+  deleted_at: string;
+  reason: 'erased' | 'sender' | 'moderator';
+}
+
 export interface ServerToClientEvents {
   session_joined: (e: SessionJoinedEvent) => void;
   user_joined: (e: PersonEvent) => void;
@@ -147,6 +164,8 @@ export interface ServerToClientEvents {
   online_users: (e: OnlineUsersEvent) => void;
   session_updated: (e: SessionUpdatedEvent) => void;
   user_erased: (e: UserErasedEvent) => void;
+  message_updated: (e: MessageUpdatedEvent) => void;
+  message_deleted: (e: MessageDeletedEvent) => void;
   error: (e: ErrorInfo) => void;
 }
 

@@ -68,7 +68,13 @@ export const MessageItem = memo(function MessageItem(p: Props) {
 function Body({ message: m }: { message: ThreadMessage }) {
   const md = m.metadata ?? {};
   if (m.deleted) {
-    return <p className="tombstone">This message was removed with its sender's account.</p>;
+    const why =
+      m.deleted_reason === 'moderator'
+        ? 'This message was removed by a moderator.'
+        : m.deleted_reason === 'sender'
+          ? 'This message was deleted.'
+          : "This message was removed with its sender's account.";
+    return <p className="tombstone">{why}</p>;
   }
   switch (m.type) {
     case 'image': {

@@ -1,0 +1,121 @@
+-- Moderation rules hold for supabase-js straight to PostgREST (SQL as authenticated): the
+-- edit window, only the sender, tombstones, admins only for redaction, suspension and
+-- freeze, and no direct update of a message by anyone but these functions.
+begin;
+set local search_path = extensions, public;
+select plan(14);
+
+do $$
+begin
+  perform tests.create_supabase_user('a0000000-0000-4000-8000-00000000000a', 'ann@chat.test', '{"role": "client"}', '{}');
+  perform tests.create_supabase_user('b0000000-0000-4000-8000-00000000000b', 'bob@chat.test', '{"role": "reader"}', '{}');
+  perform tests.create_supabase_user('ad000000-0000-4000-8000-0000000000ad', 'ada@chat.test', '{"role": "admin"}', '{}');
+  insert into public.chat_sessions (id, participants, type, created_by)
+  values (
+    '5e000000-0000-4000-8000-0000000000a1',
+    array['a0000000-0000-4000-8000-00000000000a', 'b0000000-0000-4000-8000-00000000000b']::uuid [],
+    'support', 'a0000000-0000-4000-8000-00000000000a'
+  );
+  insert into public.chat_messages (id, session_id, sender_id, content, created_at)
+  values
+  ('3e000000-0000-4000-8000-0000000000a1', '5e000000-0000-4000-8000-0000000000a1',
+   'a0000000-0000-4000-8000-00000000000a', 'Fresh', now()),
+  ('3e000000-0000-4000-8000-0000000000a2', '5e000000-0000-4000-8000-0000000000a1',
+   'a0000000-0000-4000-8000-00000000000a', 'Old', now() - interval '1 hour');
+end
+$$;
+
+select tests.authenticate_as('a0000000-0000-4000-8000-00000000000a');
+select is(
+  (select content from public.edit_chat_message('3e000000-0000-4000-8000-0000000000a1', 'Fresher')),
+  'Fresher',
+  'The sender edits a message within the window.'
+);
+select throws_ok(
+  $$ select public.edit_chat_message('3e000000-0000-4000-8000-0000000000a2', 'Too late') $$,
+  'CHEDW', null,
+  'After the window the edit is refused.'
+);
+select throws_ok(
+  $$ select public.delete_chat_message('3e000000-0000-4000-8000-0000000000a2') $$,
+  'CHEDW', null,
+  'After the window the deletion is refused.'
+);
+select throws_ok(
+  $$ update public.chat_messages set content = 'sneaky' where id = '3e000000-0000-4000-8000-0000000000a2' $$,
+  '42501', null,
+  'A direct update of a message is refused (no grant).'
+);
+select results_eq(
+  $$ select deleted_reason, content, sender_id from public.delete_chat_message('3e000000-0000-4000-8000-0000000000a1') $$,
+  $$ values ('sender'::text, null::text, 'a0000000-0000-4000-8000-00000000000a'::uuid) $$,
+  'Deleting leaves a tombstone with its sender and no content.'
+);
+select throws_ok(
+  $$ select public.edit_chat_message('3e000000-0000-4000-8000-0000000000a1', 'Back from the dead') $$,
+  'CHDEL', null,
+  'A tombstone cannot be edited.'
+);
+select throws_ok(
+  $$ select public.admin_redact_chat_message('3e000000-0000-4000-8000-0000000000a2', 'no') $$,
+  '42501', null,
+  'A participant cannot redact.'
+);
+reset role;
+
+select tests.authenticate_as('b0000000-0000-4000-8000-00000000000b');
+select throws_ok(
+  $$ select public.edit_chat_message('3e000000-0000-4000-8000-0000000000a2', 'Not mine') $$,
+  'P0002', null,
+  'The other participant cannot edit someone else''s message.'
+);
+reset role;
+
+select tests.authenticate_as('ad000000-0000-4000-8000-0000000000ad');
+select is(
+  (select deleted_reason from public.admin_redact_chat_message('3e000000-0000-4000-8000-0000000000a2', 'rude')),
+  'moderator',
+  'An admin redacts any message with a reason.'
+);
+select is(
+  jsonb_array_length(public.admin_chat_message_history('3e000000-0000-4000-8000-0000000000a2') -> 'history'),
+  1,
+  'The original is kept for admins.'
+);
+select lives_ok(
+  $$ select public.admin_suspend_chat_user('a0000000-0000-4000-8000-00000000000a', null, 'spam') $$,
+  'An admin suspends a user.'
+);
+reset role;
+
+select tests.authenticate_as('a0000000-0000-4000-8000-00000000000a');
+select throws_ok(
+  $$ insert into public.chat_messages (session_id, content) values ('5e000000-0000-4000-8000-0000000000a1', 'still here') $$,
+  'CHSUS', 'you are suspended from chat',
+  'A suspended user cannot post through PostgREST.'
+);
+reset role;
+
+select tests.authenticate_as('ad000000-0000-4000-8000-0000000000ad');
+select public.admin_lift_chat_suspension('a0000000-0000-4000-8000-00000000000a');
+select public.admin_freeze_chat_session('5e000000-0000-4000-8000-0000000000a1', true);
+reset role;
+select tests.authenticate_as('b0000000-0000-4000-8000-00000000000b');
+select throws_ok(
+  $$ select public.send_chat_message(session_id => '5e000000-0000-4000-8000-0000000000a1', content => 'hello?') $$,
+  'CHFRZ', null,
+  'Nobody posts to a frozen session.'
+);
+reset role;
+select tests.authenticate_as('ad000000-0000-4000-8000-0000000000ad');
+select public.admin_freeze_chat_session('5e000000-0000-4000-8000-0000000000a1', false);
+reset role;
+select tests.authenticate_as('b0000000-0000-4000-8000-00000000000b');
+select lives_ok(
+  $$ select public.send_chat_message(session_id => '5e000000-0000-4000-8000-0000000000a1', content => 'hello again') $$,
+  'Unfrozen, posting works again.'
+);
+reset role;
+
+select * from finish();
+rollback;

@@ -1,0 +1,281 @@
+"""Moderation over REST: a sender edits or deletes their message within the edit window;
+admins redact messages, read what a message said before, suspend users and freeze
+sessions. Every handler runs as the caller (``db.as_user``); the SQL functions hold the
+rules (docs/moderation.md). The room hears every change from the changefeed
+(``message_updated``, ``message_deleted``), whichever path made it."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Annotated, Any
+
+import asyncpg
+from aiohttp import web
+from pydantic import BaseModel, Field, StringConstraints
+
+from ..errors import ApiError
+from ..keys import DATABASE
+from ..messages import MESSAGE_COLUMNS, message_payloads
+from .http import authenticate, json_body, path_params, reply
+from .lifecycle import UserPath
+from .models import DEMO_SESSION, MessageEnvelope, SessionPath
+from .registry import Route, register
+
+Reason = Annotated[str, StringConstraints(min_length=1, max_length=500, strip_whitespace=True)]
+Content = Annotated[str, StringConstraints(min_length=1, max_length=10_000)]
+
+
+class MessagePath(BaseModel):
+    session_id: uuid.UUID = Field(alias="sessionId", examples=[DEMO_SESSION])
+    message_id: uuid.UUID = Field(
+        alias="messageId", description="A message of that session. Not there, or not yours: 404."
+    )
+
+
+class EditBody(BaseModel):
+    content: Content = Field(description="The new text (1 to 10,000 characters).")
+
+
+class RedactionBody(BaseModel):
+    reason: Reason = Field(description="Why it was removed (kept for admins, audited).")
+
+
+class SuspensionBody(BaseModel):
+    until: dt.datetime | None = Field(
+        default=None, description="When the suspension ends (RFC 3339); null: until lifted."
+    )
+    reason: Reason
+
+
+class Suspension(BaseModel):
+    user_id: uuid.UUID
+    suspended: bool
+    until: dt.datetime | None
+    reason: str | None
+
+
+class Freeze(BaseModel):
+    session_id: uuid.UUID
+    frozen: bool
+    frozen_at: dt.datetime | None
+
+
+class HistoryEntry(BaseModel):
+    kind: str = Field(description="edited, deleted or redacted.")
+    content: str | None = Field(description="What the message said before.")
+    metadata: dict[str, Any] | None
+    reason: str | None
+    actor_id: uuid.UUID | None
+    at: dt.datetime
+
+
+class MessageHistory(BaseModel):
+    message_id: uuid.UUID
+    history: list[HistoryEntry]
+
+
+async def _changed(
+    conn: asyncpg.Connection, sql: str, path: MessagePath, *args: Any
+) -> MessageEnvelope:
+    """Run one of the message functions and answer the message as the room sees it. A
+    message of another session is refused before anything changes (the transaction is
+    rolled back with the error)."""
+    row = await conn.fetchrow(f"select {MESSAGE_COLUMNS} from {sql}", path.message_id, *args)
+    if row is None or row["session_id"] != path.session_id:
+        raise ApiError(404, "not_found", f"message {path.message_id} not found")
+    (message,) = await message_payloads(conn, [row])
+    return MessageEnvelope.model_validate({"message": message})
+
+
+async def edit_message(request: web.Request) -> web.Response:
+    principal = await authenticate(request)
+    path = path_params(request, MessagePath)
+    body = await json_body(request, EditBody)
+    async with request.app[DATABASE].as_user(principal) as conn:
+        answer = await _changed(conn, "public.edit_chat_message($1, $2)", path, body.content)
+    return reply(answer)
+
+
+async def delete_message(request: web.Request) -> web.Response:
+    principal = await authenticate(request)
+    path = path_params(request, MessagePath)
+    async with request.app[DATABASE].as_user(principal) as conn:
+        answer = await _changed(conn, "public.delete_chat_message($1)", path)
+    return reply(answer)
+
+
+async def redact_message(request: web.Request) -> web.Response:
+    principal = await authenticate(request)
+    path = path_params(request, MessagePath)
+    body = await json_body(request, RedactionBody)
+    async with request.app[DATABASE].as_user(principal) as conn:
+        answer = await _changed(conn, "public.admin_redact_chat_message($1, $2)", path, body.reason)
+    return reply(answer)
+
+
+async def message_history(request: web.Request) -> web.Response:
+    principal = await authenticate(request)
+    path = path_params(request, MessagePath)
+    async with request.app[DATABASE].as_user(principal) as conn:
+        data = await conn.fetchval("select public.admin_chat_message_history($1)", path.message_id)
+    return reply(MessageHistory.model_validate(data))
+
+
+async def suspend_user(request: web.Request) -> web.Response:
+    principal = await authenticate(request)
+    path = path_params(request, UserPath)
+    body = await json_body(request, SuspensionBody)
+    async with request.app[DATABASE].as_user(principal) as conn:
+        data = await conn.fetchval(
+            "select public.admin_suspend_chat_user($1, $2, $3)",
+            path.user_id,
+            body.until,
+            body.reason,
+        )
+    return reply(Suspension.model_validate(data))
+
+
+async def lift_suspension(request: web.Request) -> web.Response:
+    principal = await authenticate(request)
+    path = path_params(request, UserPath)
+    async with request.app[DATABASE].as_user(principal) as conn:
+        data = await conn.fetchval("select public.admin_lift_chat_suspension($1)", path.user_id)
+    return reply(Suspension.model_validate(data))
+
+
+async def _freeze(request: web.Request, frozen: bool) -> web.Response:
+    principal = await authenticate(request)
+    path = path_params(request, SessionPath)
+    async with request.app[DATABASE].as_user(principal) as conn:
+        row = await conn.fetchrow(
+            "select id, frozen_at from public.admin_freeze_chat_session($1, $2)",
+            path.session_id,
+            frozen,
+        )
+    return reply(Freeze(session_id=row["id"], frozen=frozen, frozen_at=row["frozen_at"]))
+
+
+async def freeze_session(request: web.Request) -> web.Response:
+    return await _freeze(request, True)
+
+
+async def unfreeze_session(request: web.Request) -> web.Response:
+    return await _freeze(request, False)
+
+
+_ADMIN = "Admins only (app_metadata.role admin or super_admin), else 403; audited."
+# A message id in the path is hexadecimal with dashes (then validated as a UUID): /read and
+# /delivered stay the session's own paths.
+_UUID = "[0-9a-fA-F-]+"
+_WINDOW = (
+    "Within EDIT_WINDOW_S (default 15 minutes) of sending, by the sender only: 409 "
+    "edit_window_closed after it, 409 message_deleted for a tombstone, 403 suspended, 409 "
+    "session_frozen. The room gets message_updated or message_deleted."
+)
+
+ROUTES = (
+    Route(
+        "PATCH",
+        "/api/chat/messages/{sessionId}/{messageId:" + _UUID + "}",
+        edit_message,
+        operation_id="editMessage",
+        summary="Edit your message's content",
+        description=_WINDOW,
+        params=MessagePath,
+        body=EditBody,
+        response=MessageEnvelope,
+        errors=(403, 409),
+        tag="moderation",
+    ),
+    Route(
+        "DELETE",
+        "/api/chat/messages/{sessionId}/{messageId:" + _UUID + "}",
+        delete_message,
+        operation_id="deleteMessage",
+        summary="Delete your message: it stays as a tombstone, its file is removed",
+        description=_WINDOW,
+        params=MessagePath,
+        response=MessageEnvelope,
+        errors=(403, 409),
+        tag="moderation",
+    ),
+    Route(
+        "POST",
+        "/api/chat/messages/{sessionId}/{messageId:" + _UUID + "}/redaction",
+        redact_message,
+        operation_id="redactMessage",
+        summary="Remove any message with a reason (others see a moderator's tombstone)",
+        description=_ADMIN + " The original stays readable to admins (history).",
+        params=MessagePath,
+        body=RedactionBody,
+        response=MessageEnvelope,
+        errors=(403, 409),
+        tag="moderation",
+    ),
+    Route(
+        "GET",
+        "/api/chat/messages/{sessionId}/{messageId:" + _UUID + "}/history",
+        message_history,
+        operation_id="getMessageHistory",
+        summary="What a message said before each edit, deletion or redaction",
+        description=_ADMIN,
+        params=MessagePath,
+        response=MessageHistory,
+        errors=(403,),
+        tag="moderation",
+    ),
+    Route(
+        "POST",
+        "/api/chat/users/{userId}/suspension",
+        suspend_user,
+        operation_id="suspendUser",
+        summary="Suspend a user from chat (sends, typing, joins) until a time or until lifted",
+        description=_ADMIN + " Their open sockets are told at once; reading stays allowed.",
+        params=UserPath,
+        body=SuspensionBody,
+        response=Suspension,
+        errors=(403,),
+        tag="moderation",
+    ),
+    Route(
+        "DELETE",
+        "/api/chat/users/{userId}/suspension",
+        lift_suspension,
+        operation_id="liftSuspension",
+        summary="Lift a user's suspension",
+        description=_ADMIN,
+        params=UserPath,
+        response=Suspension,
+        errors=(403,),
+        tag="moderation",
+    ),
+    Route(
+        "POST",
+        "/api/chat/sessions/{sessionId}/freeze",
+        freeze_session,
+        operation_id="freezeSession",
+        summary="Freeze a session: no new messages from anyone until unfrozen",
+        description=_ADMIN,
+        params=SessionPath,
+        response=Freeze,
+        errors=(403,),
+        tag="moderation",
+    ),
+    Route(
+        "DELETE",
+        "/api/chat/sessions/{sessionId}/freeze",
+        unfreeze_session,
+        operation_id="unfreezeSession",
+        summary="Unfreeze a session",
+        description=_ADMIN,
+        params=SessionPath,
+        response=Freeze,
+        errors=(403,),
+        tag="moderation",
+    ),
+)
+
+
+def setup(app: web.Application) -> None:
+    register(app, ROUTES)
