@@ -114,6 +114,9 @@ async def test_openapi_document_covers_every_route(api: TestClient) -> None:
         ("DELETE", "/api/chat/users/{userId}/suspension"),
         ("POST", "/api/chat/sessions/{sessionId}/freeze"),
         ("DELETE", "/api/chat/sessions/{sessionId}/freeze"),
+        ("POST", "/api/chat/messages/{sessionId}/{messageId}/reports"),
+        ("GET", "/api/chat/reports"),
+        ("POST", "/api/chat/reports/{reportId}/resolve"),
     }
     assert doc["components"]["securitySchemes"]["bearerAuth"]["scheme"] == "bearer"
     error_ref = {"$ref": "#/components/schemas/ErrorBody"}

@@ -215,3 +215,56 @@ async def test_suspension_and_freeze_hold_on_every_path_until_lifted(
         await asyncio.sleep(0.1)
         resp = await _send(http, url, p["tokens"]["client"], sid, "back again")
         assert resp.status == 201, await resp.text()
+
+
+async def test_reports_go_to_the_admin_queue_and_are_resolved_once(
+    users: Users, superuser: asyncpg.Connection, database_url: str
+) -> None:
+    p = await people(users, superuser)
+    admin = await users.create("admin", "Ada Admin")
+    admin_h = _h(users.token(admin, "admin"))
+    sid = p["session"]
+    async with running_relay(database_url) as (url, _relay), aiohttp.ClientSession() as http:
+        resp = await _send(http, url, p["tokens"]["client"], sid, "Pay me on the side, 555 0101")
+        mid = (await resp.json())["message"]["id"]
+        reports = f"{url}/api/chat/messages/{sid}/{mid}/reports"
+        body = {"category": "off_platform_contact", "note": "asks to pay outside"}
+        resp = await http.post(reports, json=body, headers=_h(p["tokens"]["reader"]))
+        assert resp.status == 201, await resp.text()
+        report = (await resp.json())["report"]
+        assert (report["status"], report["category"]) == ("open", "off_platform_contact")
+        resp = await http.post(reports, json=body, headers=_h(p["tokens"]["reader"]))
+        assert resp.status == 409
+        resp = await http.post(reports, json=body, headers=_h(p["tokens"]["outsider"]))
+        assert resp.status == 404
+        resp = await http.post(reports, json=body, headers=_h(p["tokens"]["client"]))
+        assert resp.status == 422
+        resp = await http.post(
+            reports, json={"category": "boring"}, headers=_h(p["tokens"]["reader"])
+        )
+        assert resp.status == 422
+
+        resp = await http.get(f"{url}/api/chat/reports", headers=_h(p["tokens"]["reader"]))
+        assert resp.status == 403
+        resp = await http.get(f"{url}/api/chat/reports?status=open", headers=admin_h)
+        queue = await resp.json()
+        mine = [r for r in queue["reports"] if r["id"] == report["id"]]
+        assert mine and mine[0]["message"]["content"] == "Pay me on the side, 555 0101"
+
+        resolve = f"{url}/api/chat/reports/{report['id']}/resolve"
+        resp = await http.post(
+            resolve, json={"action": "redact", "note": "off-platform"}, headers=admin_h
+        )
+        assert resp.status == 200, await resp.text()
+        assert (await resp.json())["report"]["action"] == "redact"
+        resp = await http.get(f"{url}/api/chat/messages/{sid}", headers=_h(p["tokens"]["reader"]))
+        (gone,) = [m for m in (await resp.json())["messages"] if m["id"] == mid]
+        assert (gone["deleted"], gone["deleted_reason"]) == (True, "moderator")
+        resp = await http.post(resolve, json={"action": "dismiss"}, headers=admin_h)
+        assert resp.status == 409
+        actions = await superuser.fetch(
+            "select action from chat_audit_logs where message_id = $1 order by id", uuid.UUID(mid)
+        )
+        assert {"message.reported", "admin.message.redacted", "admin.report.resolved"} <= {
+            a["action"] for a in actions
+        }

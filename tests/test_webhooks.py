@@ -571,3 +571,31 @@ async def test_a_deleted_user_is_announced_once_and_no_later_event_names_them(en
         assert hook.about(CLOSED, sid)[0].payload["data"]["participants"] == [str(reader)]
         await asyncio.sleep(0.5)
         assert len(hook.delivered(ERASED)) == 1
+
+
+async def test_a_report_is_announced_to_the_host_platform_without_the_content(env: Env) -> None:
+    REPORTED = "chat.message.reported"
+    async with (
+        receiver() as hook,
+        running_relay(env.url, lifecycle_poll_seconds=0.1, **hooked(hook)),
+    ):
+        await worker_ready(env)
+        client, reader = await pair(env)
+        sid = await session(env, client, reader)
+        message = await send(env, client, sid, "meet me elsewhere")
+        async with env.db.as_user(Users.principal(reader, "reader")) as conn:
+            report = await conn.fetchval(
+                "select public.report_chat_message($1, 'off_platform_contact', 'see this')",
+                message["id"],
+            )
+        await hook.wait_for(lambda: bool(hook.delivered(REPORTED)), within=10)
+        (sent,) = hook.delivered(REPORTED)
+        data = sent.payload["data"]
+        assert data == {
+            "report_id": report["id"],
+            "session_id": str(sid),
+            "message_id": str(message["id"]),
+            "reporter_id": str(reader),
+            "category": "off_platform_contact",
+        }
+        assert "meet me elsewhere" not in sent.body

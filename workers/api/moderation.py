@@ -8,16 +8,16 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import asyncpg
 from aiohttp import web
-from pydantic import BaseModel, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from ..errors import ApiError
 from ..keys import DATABASE
 from ..messages import MESSAGE_COLUMNS, message_payloads
-from .http import authenticate, json_body, path_params, reply
+from .http import authenticate, json_body, path_params, query_params, reply
 from .lifecycle import UserPath
 from .models import DEMO_SESSION, MessageEnvelope, SessionPath
 from .registry import Route, register
@@ -53,6 +53,58 @@ class Suspension(BaseModel):
     suspended: bool
     until: dt.datetime | None
     reason: str | None
+
+
+Category = Literal["spam", "harassment", "off_platform_contact", "inappropriate", "other"]
+
+
+class ReportBody(BaseModel):
+    category: Category
+    note: Annotated[str, StringConstraints(max_length=1000)] | None = None
+
+
+class ReportPath(BaseModel):
+    report_id: uuid.UUID = Field(alias="reportId", description="A report id.")
+
+
+class ReportsQuery(BaseModel):
+    status: Literal["open", "resolved"] | None = Field(
+        default="open", description="open (default) or resolved."
+    )
+    limit: int = Field(default=50, ge=1, le=200)
+    offset: int = Field(default=0, ge=0, le=100_000)
+
+
+class ResolveBody(BaseModel):
+    action: Literal["dismiss", "redact", "suspend"] = Field(
+        description="dismiss it, redact the message, or suspend its sender (until lifted)."
+    )
+    note: Annotated[str, StringConstraints(max_length=1000)] | None = None
+
+
+class Report(BaseModel):
+    model_config = ConfigDict(extra="allow")  # the queue adds the message's current state
+    id: uuid.UUID
+    session_id: uuid.UUID
+    message_id: uuid.UUID
+    reporter_id: uuid.UUID | None
+    category: str
+    note: str | None
+    status: str
+    action: str | None
+    resolution_note: str | None
+    resolved_by: uuid.UUID | None
+    resolved_at: dt.datetime | None
+    created_at: dt.datetime
+
+
+class ReportEnvelope(BaseModel):
+    report: Report
+
+
+class ReportPage(BaseModel):
+    reports: list[Report]
+    total: int
 
 
 class Freeze(BaseModel):
@@ -144,6 +196,49 @@ async def lift_suspension(request: web.Request) -> web.Response:
     return reply(Suspension.model_validate(data))
 
 
+async def report_message(request: web.Request) -> web.Response:
+    principal = await authenticate(request)
+    path = path_params(request, MessagePath)
+    body = await json_body(request, ReportBody)
+    async with request.app[DATABASE].as_user(principal) as conn:
+        session_id = await conn.fetchval(
+            "select session_id from public.chat_messages where id = $1", path.message_id
+        )
+        if session_id != path.session_id:
+            raise ApiError(404, "not_found", f"message {path.message_id} not found")
+        data = await conn.fetchval(
+            "select public.report_chat_message($1, $2, $3)",
+            path.message_id,
+            body.category,
+            body.note,
+        )
+    return reply(ReportEnvelope(report=Report.model_validate(data)), status=201)
+
+
+async def list_reports(request: web.Request) -> web.Response:
+    principal = await authenticate(request)
+    query = query_params(request, ReportsQuery)
+    async with request.app[DATABASE].as_user(principal) as conn:
+        data = await conn.fetchval(
+            "select public.admin_chat_reports($1, $2, $3)", query.status, query.limit, query.offset
+        )
+    return reply(ReportPage.model_validate(data))
+
+
+async def resolve_report(request: web.Request) -> web.Response:
+    principal = await authenticate(request)
+    path = path_params(request, ReportPath)
+    body = await json_body(request, ResolveBody)
+    async with request.app[DATABASE].as_user(principal) as conn:
+        data = await conn.fetchval(
+            "select public.admin_resolve_chat_report($1, $2, $3)",
+            path.report_id,
+            body.action,
+            body.note,
+        )
+    return reply(ReportEnvelope(report=Report.model_validate(data)))
+
+
 async def _freeze(request: web.Request, frozen: bool) -> web.Response:
     principal = await authenticate(request)
     path = path_params(request, SessionPath)
@@ -223,6 +318,47 @@ ROUTES = (
         params=MessagePath,
         response=MessageHistory,
         errors=(403,),
+        tag="moderation",
+    ),
+    Route(
+        "POST",
+        "/api/chat/messages/{sessionId}/{messageId:" + _UUID + "}/reports",
+        report_message,
+        operation_id="reportMessage",
+        summary="Report another participant's message",
+        description="Participants only (404 otherwise); not your own message (422); one open "
+        "report per reporter and message (409). Admins see it in GET /api/chat/reports; the "
+        "host platform gets chat.message.reported.",
+        params=MessagePath,
+        body=ReportBody,
+        response=ReportEnvelope,
+        status=201,
+        errors=(409,),
+        tag="moderation",
+    ),
+    Route(
+        "GET",
+        "/api/chat/reports",
+        list_reports,
+        operation_id="listReports",
+        summary="The report queue, oldest first, with each message's current state",
+        description=_ADMIN,
+        query=ReportsQuery,
+        response=ReportPage,
+        errors=(403, 422),
+        tag="moderation",
+    ),
+    Route(
+        "POST",
+        "/api/chat/reports/{reportId}/resolve",
+        resolve_report,
+        operation_id="resolveReport",
+        summary="Resolve a report: dismiss it, redact the message or suspend its sender",
+        description=_ADMIN + " 409 when it is already resolved.",
+        params=ReportPath,
+        body=ResolveBody,
+        response=ReportEnvelope,
+        errors=(403, 409),
         tag="moderation",
     ),
     Route(

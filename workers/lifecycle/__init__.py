@@ -94,9 +94,9 @@ class LifecycleWorker:
                 if not mode_written:
                     await self._write_mode()
                     mode_written = True
-                done = await erasure.follow_up_once(
-                    db, store, webhooks=bool(settings.webhook_url and settings.webhook_secret)
-                )
+                webhooks = bool(settings.webhook_url and settings.webhook_secret)
+                done = await erasure.follow_up_once(db, store, webhooks=webhooks)
+                await erasure.announce_reports(db, webhooks=webhooks)
                 self.metrics.files_removed.labels("erased").inc(done.files_removed)
                 self.metrics.erasures.inc(done.erasures_finished)
                 await self.exports.resume_abandoned()

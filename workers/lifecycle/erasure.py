@@ -27,6 +27,7 @@ from ..storage import ObjectStore
 log = logging.getLogger(__name__)
 
 USER_ERASED = "chat.user.erased"
+MESSAGE_REPORTED = "chat.message.reported"
 _BATCH = 200
 
 _ENQUEUE_WEBHOOK = """
@@ -120,3 +121,41 @@ async def follow_up_once(db: Database, store: ObjectStore, *, webhooks: bool) ->
                     row["counts"],
                 )
     return FollowUp(files_removed=removed, erasures_finished=finished)
+
+
+async def announce_reports(db: Database, *, webhooks: bool) -> int:
+    """New reports to the host platform (``chat.message.reported``, no message content);
+    with webhooks off they are only marked, so that turning them on later does not send
+    old reports."""
+    async with db.as_service() as conn:
+        rows = await conn.fetch("select * from chat_private.unannounced_reports($1)", _BATCH)
+    for row in rows:
+        if webhooks:
+            payload = {
+                "type": MESSAGE_REPORTED,
+                "timestamp": row["created_at"]
+                .astimezone(dt.UTC)
+                .isoformat()
+                .replace("+00:00", "Z"),
+                "data": {
+                    "report_id": str(row["id"]),
+                    "session_id": str(row["session_id"]),
+                    "message_id": str(row["message_id"]),
+                    "reporter_id": str(row["reporter_id"]) if row["reporter_id"] else None,
+                    "category": row["category"],
+                },
+            }
+            async with db.pool.acquire() as conn:
+                await conn.execute(
+                    "insert into chat_private.webhook_outbox "
+                    "(event_type, dedupe_key, session_id, user_id, payload) "
+                    "values ($1, $2, $3, $4, $5::jsonb) on conflict (dedupe_key) do nothing",
+                    MESSAGE_REPORTED,
+                    f"{MESSAGE_REPORTED}:{row['id']}",
+                    row["session_id"],
+                    row["reporter_id"],
+                    payload,
+                )
+        async with db.as_service() as conn:
+            await conn.execute("select chat_private.report_announced($1)", row["id"])
+    return len(rows)
