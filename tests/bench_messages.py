@@ -3,7 +3,8 @@ function, as users under RLS, with the audit trail on (every insert audited in t
 transaction; chained later by the background linker) against a baseline run in the same
 process with the audit triggers disabled; then, audit on, with Supabase Realtime
 broadcasting (a realtime.messages row per message for topic chat:<session_id>) against it
-switched off (chat_private.realtime_settings.broadcast). Each writer is its own connection
+switched off (chat_private.realtime_settings.broadcast); then the contact filter on
+(flag) against off. Each writer is its own connection
 and session, one transaction per message, as writers outside the relay (supabase-js, SQL)
 do.
 
@@ -72,6 +73,10 @@ async def _set_broadcast(conn: asyncpg.Connection, *, enabled: bool) -> None:
     await conn.execute("update chat_private.realtime_settings set broadcast = $1", enabled)
 
 
+async def _set_filter(conn: asyncpg.Connection, mode: str) -> None:
+    await conn.execute("select chat_private.set_contact_filter($1, '{}')", mode)
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--database-url", required=True)
@@ -90,6 +95,8 @@ async def main() -> None:
             "audit on": [],
             "broadcast off": [],
             "broadcast on": [],
+            "contact filter off": [],
+            "contact filter flag": [],
         }
         realtime = await owner.fetchval("select chat_private.broadcast_enabled()")
         await _set_broadcast(owner, enabled=False)
@@ -104,6 +111,11 @@ async def main() -> None:
                 results["broadcast off"].append(await _run(db, pairs, args.messages))
                 await _set_broadcast(owner, enabled=True)
                 results["broadcast on"].append(await _run(db, pairs, args.messages))
+        for _ in range(2):  # the contact filter: every message scanned (flag) or not (off)
+            await _set_filter(owner, "off")
+            results["contact filter off"].append(await _run(db, pairs, args.messages))
+            await _set_filter(owner, "flag")
+            results["contact filter flag"].append(await _run(db, pairs, args.messages))
     finally:
         await _set_audit(owner, enabled=True)
         await _set_broadcast(owner, enabled=True)
@@ -127,6 +139,8 @@ async def main() -> None:
         print(f"broadcast cost: {100 * (1 - loud / quiet):.0f}% of the write rate without it")
     else:
         print("broadcast: no realtime schema in this database, not measured")
+    off, flag = max(results["contact filter off"]), max(results["contact filter flag"])
+    print(f"contact filter (flag) cost: {100 * (1 - flag / off):.0f}% of the write rate without it")
 
 
 if __name__ == "__main__":

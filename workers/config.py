@@ -120,6 +120,8 @@ class Settings:
     export_ttl: float = 86_400.0
     # Moderation: how long a sender may edit or delete a message.
     edit_window: int = 900
+    contact_filter: str = "flag"
+    contact_allow_domains: tuple[str, ...] = ()
 
     @property
     def jwks_url(self) -> str | None:
@@ -223,6 +225,12 @@ class Settings:
             lifecycle_poll_seconds=get.number("LIFECYCLE_POLL_SECONDS", 2.0, low=0.05, high=600),
             export_ttl=get.number("EXPORT_TTL_SECONDS", 86_400.0, low=60, high=30 * 86_400),
             edit_window=get.integer("EDIT_WINDOW_S", 900, low=0, high=604_800),
+            contact_filter=get.choice("CONTACT_FILTER", "flag", ("off", "flag", "mask", "block")),
+            contact_allow_domains=tuple(
+                d.strip().lower()
+                for d in (get.optional("CONTACT_FILTER_ALLOW_DOMAINS") or "").split(",")
+                if d.strip()
+            ),
         )
         settings._check()
         return settings

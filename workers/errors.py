@@ -52,6 +52,7 @@ _SQLSTATE: dict[str, tuple[int, str]] = {
     "CHDEL": (409, "message_deleted"),
     "CHSUS": (403, "suspended"),
     "CHFRZ": (409, "session_frozen"),
+    "CHCIB": (422, "contact_info_blocked"),
 }
 
 

@@ -72,7 +72,8 @@ class LifecycleWorker:
         self._wake.set()
 
     async def _write_mode(self) -> None:
-        """The settings the database applies on every path: ERASURE_MODE, EDIT_WINDOW_S."""
+        """The settings the database applies on every path: ERASURE_MODE, EDIT_WINDOW_S,
+        CONTACT_FILTER and CONTACT_FILTER_ALLOW_DOMAINS."""
         async with self._app[DATABASE].as_service() as conn:
             await conn.execute(
                 "select chat_private.set_erasure_mode($1)", self.settings.erasure_mode
