@@ -85,7 +85,7 @@ COLLAPSE_P99_MS = 1000.0  # a step this slow is not a spike: stepping stops
 PREFERRED_RATE = 1500
 FOREIGN_KEY_RATE = 500  # foreign_p99_ms is taken there
 DRAIN_SECONDS = 5.0
-PARTS = ("echo", "relay", "baseline", "foreign", "idle", "scale", "broadcast")
+PARTS = ("echo", "relay", "baseline", "foreign", "idle", "scale", "broadcast", "filter")
 
 
 def progress(text: str) -> None:
@@ -445,6 +445,22 @@ async def part_load(
                     finally:
                         await _set_broadcast(args.database_url, enabled=True)
                     out["relay_broadcast_off"] = {"steps": steps}
+                if "filter" in args.parts:
+                    # The same steps with the contact filter off (the default is flag):
+                    # what scanning every message for contact details costs.
+                    await _set_filter(args.database_url, "off")
+                    try:
+                        steps = await run_steps(
+                            gen,
+                            name="relay, contact filter off",
+                            server_pid=server.pid,
+                            pg_pid=pg_pid,
+                            rates=cfg["steps"],
+                            seconds=seconds,
+                        )
+                    finally:
+                        await _set_filter(args.database_url, "flag")
+                    out["relay_filter_off"] = {"steps": steps}
                 if "foreign" in args.parts:
                     steps = await run_steps(
                         gen,
@@ -486,6 +502,14 @@ async def _set_broadcast(url: str, *, enabled: bool) -> None:
     conn = await asyncpg.connect(url)
     try:
         await conn.execute("update chat_private.realtime_settings set broadcast = $1", enabled)
+    finally:
+        await conn.close()
+
+
+async def _set_filter(url: str, mode: str) -> None:
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute("select chat_private.set_contact_filter($1, '{}')", mode)
     finally:
         await conn.close()
 
@@ -679,6 +703,20 @@ def print_report(
             on = sustained(load["relay"]["steps"])
             off = sustained(load["relay_broadcast_off"]["steps"])
             report(f"Sustained: {on} msg/s with broadcasting, {off} msg/s without.")
+        if "relay_filter_off" in load and "relay" in load:
+            report()
+            report("### The contact filter (flag, the default) beside off, same run")
+            report()
+            step_table(
+                report,
+                {
+                    "filter flag": load["relay"]["steps"],
+                    "filter off": load["relay_filter_off"]["steps"],
+                },
+            )
+            on = sustained(load["relay"]["steps"])
+            off = sustained(load["relay_filter_off"]["steps"])
+            report(f"Sustained: {on} msg/s with the filter, {off} msg/s without.")
             report()
     if "foreign" in load:
         report(
@@ -773,8 +811,9 @@ async def main() -> None:
     )
     parser.add_argument(
         "--parts",
-        default=",".join(p for p in PARTS if p != "broadcast"),
-        help=f"subset of {','.join(PARTS)} (broadcast: the relay's steps again, broadcasting off)",
+        default=",".join(p for p in PARTS if p not in ("broadcast", "filter")),
+        help=f"subset of {','.join(PARTS)} (broadcast, filter: the relay's steps again with "
+        "Realtime broadcasting or the contact filter off)",
     )
     parser.add_argument(
         "--baseline-schema",

@@ -268,3 +268,37 @@ async def test_reports_go_to_the_admin_queue_and_are_resolved_once(
         assert {"message.reported", "admin.message.redacted", "admin.report.resolved"} <= {
             a["action"] for a in actions
         }
+
+
+async def test_an_edit_and_a_deletion_reach_participants_on_either_relay_once(
+    users: Users, superuser: asyncpg.Connection, database_url: str
+) -> None:
+    p = await people(users, superuser)
+    sid = p["session"]
+    async with (
+        running_relay(database_url) as (url_a, _a),
+        running_relay(database_url) as (url_b, _b),
+        aiohttp.ClientSession() as http,
+    ):
+        on_a, on_b = Recorder("client on A"), Recorder("reader on B")
+        await on_a.connect(url_a, p["tokens"]["client"])
+        await on_b.connect(url_b, p["tokens"]["reader"])
+        for who in (on_a, on_b):
+            await who.call("join_session", {"session_id": str(sid)})
+        resp = await _send(http, url_a, p["tokens"]["client"], sid, "first draft")
+        mid = (await resp.json())["message"]["id"]
+        resp = await http.patch(
+            f"{url_b}/api/chat/messages/{sid}/{mid}", json={"content": "second draft"},
+            headers=_h(p["tokens"]["client"]),
+        )  # fmt: skip
+        assert resp.status == 200
+        resp = await http.delete(
+            f"{url_a}/api/chat/messages/{sid}/{mid}", headers=_h(p["tokens"]["client"])
+        )
+        assert resp.status == 200
+        for who in (on_a, on_b):
+            await who.wait_for("message_deleted")
+        await asyncio.sleep(0.5)
+        for who in (on_a, on_b):
+            assert [e["content"] for e in who.of("message_updated")] == ["second draft"]
+            assert [e["message_id"] for e in who.of("message_deleted")] == [mid]

@@ -16,7 +16,7 @@
 
 alter table chat_private.moderation_settings
 add column contact_filter text not null default 'flag',
-add column allow_domains text [] not null default '{}',
+add column allow_domains text[] not null default '{}',
 add constraint moderation_settings_contact_filter_check check (
   contact_filter in ('off', 'flag', 'mask', 'block')
 );
@@ -30,7 +30,7 @@ comment on column chat_private.reports.automatic is
 'Filed by the contact filter (reporter_id null), not by a participant.';
 
 -- ---------------------------------------------------------------- matching
-create or replace function chat_private.contact_matches(content text, allow text []) returns text []
+create or replace function chat_private.contact_matches(content text, allow text[]) returns text[]
 language plpgsql
 immutable
 set search_path = ''
@@ -90,7 +90,7 @@ begin
 end
 $$;
 
-create or replace function chat_private.mask_contacts(content text, matches text []) returns text
+create or replace function chat_private.mask_contacts(content text, matches text[]) returns text
 language plpgsql
 immutable
 set search_path = ''
@@ -176,7 +176,7 @@ for each row when (
 )
 execute function chat_private.report_flagged();
 
-create or replace function chat_private.set_contact_filter(mode text, allow text []) returns void
+create or replace function chat_private.set_contact_filter(mode text, allow text[]) returns void
 language plpgsql
 security definer
 set search_path = ''
@@ -191,8 +191,8 @@ begin
 end
 $$;
 
-revoke all on function chat_private.contact_matches(text, text []),
-chat_private.mask_contacts(text, text []), chat_private.filter_contacts(),
-chat_private.report_flagged(), chat_private.set_contact_filter(text, text [])
+revoke all on function chat_private.contact_matches(text, text[]),
+chat_private.mask_contacts(text, text[]), chat_private.filter_contacts(),
+chat_private.report_flagged(), chat_private.set_contact_filter(text, text[])
 from public, anon, authenticated, service_role;
-grant execute on function chat_private.set_contact_filter(text, text []) to service_role;
+grant execute on function chat_private.set_contact_filter(text, text[]) to service_role;

@@ -93,23 +93,32 @@ insert into innocent (said) values
 ('I love tarot.Readings help me');
 
 select is(
-  (select count(*)::integer from caught where cardinality(chat_private.contact_matches(said, '{}')) = 0),
+  (
+    select count(*)::integer from caught
+    where cardinality(chat_private.contact_matches(said, '{}')) = 0
+  ),
   0,
   'Every one of the 40 real-world phone, e-mail and link spellings is caught.'
 );
 select is(
-  (select array_agg(said) from caught where cardinality(chat_private.contact_matches(said, '{}')) = 0),
+  (
+    select array_agg(said) from caught
+    where cardinality(chat_private.contact_matches(said, '{}')) = 0
+  ),
   null,
   'None is missed (listed when one is).'
 );
 select is(
-  (select array_agg(said) from innocent where cardinality(chat_private.contact_matches(said, '{}')) > 0),
+  (
+    select array_agg(said) from innocent
+    where cardinality(chat_private.contact_matches(said, '{}')) > 0
+  ),
   null,
   'None of the 40 everyday texts of a reading is caught.'
 );
 select is(
   chat_private.contact_matches('book at https://tarot-platform.com/book/42', array['tarot-platform.com']),
-  '{}'::text [],
+  '{}'::text[],
   'A link to the platform''s own domain passes.'
 );
 
@@ -132,12 +141,18 @@ select tests.authenticate_as('a0000000-0000-4000-8000-00000000000a');
 select public.send_chat_message(session_id => '5e000000-0000-4000-8000-0000000000a1', content => 'call 555-123-4567');
 reset role;
 select is(
-  (select content from public.chat_messages where content like 'call 555%'),
+  (
+    select content from public.chat_messages
+    where content like 'call 555%'
+  ),
   'call 555-123-4567',
   'flag: the message is stored as written...'
 );
 select is(
-  (select count(*)::integer from chat_private.reports where automatic and category = 'off_platform_contact'),
+  (
+    select count(*)::integer from chat_private.reports
+    where automatic and category = 'off_platform_contact'
+  ),
   1,
   '... and reported automatically.'
 );
@@ -147,17 +162,26 @@ select tests.authenticate_as('a0000000-0000-4000-8000-00000000000a');
 select public.send_chat_message(session_id => '5e000000-0000-4000-8000-0000000000a1', content => 'mail ann@gmail.com now');
 reset role;
 select is(
-  (select content from public.chat_messages where content like 'mail %'),
+  (
+    select content from public.chat_messages
+    where content like 'mail %'
+  ),
   'mail [hidden] now',
   'mask: the match is replaced.'
 );
 select tests.authenticate_as('a0000000-0000-4000-8000-00000000000a');
 select public.edit_chat_message(
-  (select id from public.chat_messages where content like 'mail %'), 'mail me at ann@gmail.com'
+  (
+    select id from public.chat_messages
+    where content like 'mail %'
+  ), 'mail me at ann@gmail.com'
 );
 reset role;
 select is(
-  (select content from public.chat_messages where content like 'mail me%'),
+  (
+    select content from public.chat_messages
+    where content like 'mail me%'
+  ),
   'mail me at [hidden]',
   'mask: an edit is filtered too.'
 );

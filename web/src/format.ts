@@ -46,6 +46,16 @@ export function explain(e: ErrorInfo): string {
       return 'The access token was refused: sign in again.';
     case 'forbidden':
       return 'You are not allowed to do that.';
+    case 'edit_window_closed':
+      return 'Too late: messages can be changed for 15 minutes after they are sent.';
+    case 'message_deleted':
+      return 'This message was deleted.';
+    case 'suspended':
+      return `You are suspended from chat: ${e.message}.`;
+    case 'session_frozen':
+      return 'This session is frozen by a moderator: it takes no new messages.';
+    case 'contact_info_blocked':
+      return 'Phone numbers, e-mail addresses and links cannot be shared here.';
     case 'network_error':
       return 'The server could not be reached.';
     default:

@@ -4,6 +4,8 @@ import type {
   ChatSession,
   ErrorInfo,
   ParticipantReceipt,
+  Report,
+  ReportCategory,
   SearchHit,
   SessionStatus,
   SessionType,
@@ -113,6 +115,49 @@ export class ChatApi {
       `api/chat/search${query({ q, ...opts })}`,
     );
   }
+  // ---------------------------------------------------------------- moderation
+  /** The sender edits their message within the edit window. */
+  editMessage(sessionId: Uuid, messageId: Uuid, content: string) {
+    return this.request<{ message: ChatMessage }>('PATCH', `api/chat/messages/${sessionId}/${messageId}`, {
+      content,
+    });
+  }
+  /** The sender deletes their message within the edit window (a tombstone stays). */
+  deleteMessage(sessionId: Uuid, messageId: Uuid) {
+    return this.request<{ message: ChatMessage }>('DELETE', `api/chat/messages/${sessionId}/${messageId}`);
+  }
+  reportMessage(sessionId: Uuid, messageId: Uuid, category: ReportCategory, note?: string) {
+    return this.request<{ report: Report }>('POST', `api/chat/messages/${sessionId}/${messageId}/reports`, {
+      category,
+      note: note || null,
+    });
+  }
+  reports(opts: { status?: 'open' | 'resolved'; limit?: number; offset?: number } = {}) {
+    return this.request<{ reports: Report[]; total: number }>('GET', `api/chat/reports${query(opts)}`);
+  }
+  resolveReport(reportId: Uuid, action: 'dismiss' | 'redact' | 'suspend', note?: string) {
+    return this.request<{ report: Report }>('POST', `api/chat/reports/${reportId}/resolve`, {
+      action,
+      note: note || null,
+    });
+  }
+  suspendUser(userId: Uuid, reason: string, until: string | null = null) {
+    return this.request<{ user_id: Uuid; suspended: boolean; until: string | null }>(
+      'POST',
+      `api/chat/users/${userId}/suspension`,
+      { until, reason },
+    );
+  }
+  liftSuspension(userId: Uuid) {
+    return this.request<{ user_id: Uuid; suspended: boolean }>('DELETE', `api/chat/users/${userId}/suspension`);
+  }
+  freezeSession(sessionId: Uuid, frozen: boolean) {
+    return this.request<{ session_id: Uuid; frozen: boolean; frozen_at: string | null }>(
+      frozen ? 'POST' : 'DELETE',
+      `api/chat/sessions/${sessionId}/freeze`,
+    );
+  }
+
   health() {
     return fetch(this.url('health')).then(async (r) => JSON.parse(await r.text()) as Record<string, unknown>);
   }

@@ -203,3 +203,23 @@ export interface ClientToServerEvents {
   get_online_users: (p: { session_id: Uuid }, ack: (a: Ack<OnlineUsersEvent>) => void) => void;
   refresh_token: (p: { token: string }, ack: (a: Ack<{ expires_at: number }>) => void) => void;
 }
+
+// ------------------------------------------------------------------ moderation
+export type ReportCategory = 'spam' | 'harassment' | 'off_platform_contact' | 'inappropriate' | 'other';
+
+/** A report of a message; in the admin queue it also carries the message's current state. */
+export interface Report {
+  id: Uuid;
+  session_id: Uuid;
+  message_id: Uuid;
+  reporter_id: Uuid | null;
+  category: ReportCategory;
+  note: string | null;
+  status: 'open' | 'resolved';
+  action: 'dismiss' | 'redact' | 'suspend' | null;
+  resolution_note: string | null;
+  resolved_by: Uuid | null;
+  resolved_at: string | null;
+  created_at: string;
+  message?: { sender_id: Uuid | null; type: MessageType; content: string | null; created_at: string; deleted: boolean };
+}

@@ -2,7 +2,7 @@
 // the monitoring figures) and the audit log with its filters. Admins only: the server
 // refuses everyone else (403), this view is merely not offered to them.
 import { useCallback, useEffect, useState, type FormEvent } from 'react';
-import { toInfo, type ChatClient } from '../client';
+import { toInfo, type ChatClient, type Report } from '../client';
 import { dateTime, explain } from '../format';
 
 type Json = Record<string, unknown>;
@@ -57,6 +57,33 @@ export function AdminView({ client }: { client: ChatClient }) {
     // eslint-disable-next-line react-hooks/exhaustive-deps
   }, []);
 
+  // ---------------------------------------------------------------- the report queue
+  const [reports, setReports] = useState<Report[] | null>(null);
+  const [choice, setChoice] = useState<Record<string, 'dismiss' | 'redact' | 'suspend'>>({});
+  const [done, setDone] = useState<string | null>(null);
+  const loadReports = useCallback(async () => {
+    try {
+      setReports((await client.api.reports({ status: 'open', limit: 50 })).reports);
+    } catch (err) {
+      setError(explain(toInfo(err)));
+    }
+  }, [client]);
+  useEffect(() => {
+    void loadReports();
+  }, [loadReports]);
+  const moderate = useCallback(
+    async (what: string, run: () => Promise<unknown>) => {
+      try {
+        await run();
+        setDone(what);
+        await loadReports();
+      } catch (err) {
+        setError(explain(toInfo(err)));
+      }
+    },
+    [loadReports],
+  );
+
   const socket = (health?.chat_socket ?? {}) as Json;
   const throughput = (mon?.message_throughput ?? {}) as Json;
   const errorRate = (mon?.error_rate ?? {}) as Json;
@@ -91,6 +118,51 @@ export function AdminView({ client }: { client: ChatClient }) {
             </div>
           ))}
         </dl>
+      </section>
+      <section aria-labelledby="reports-h">
+        <h2 id="reports-h">Reports</h2>
+        <p className="muted" role="status" aria-label="Moderation result">
+          {done ?? `${reports?.length ?? 0} open`}
+        </p>
+        <button onClick={() => void loadReports()}>Refresh reports</button>
+        <ul aria-label="Open reports" className="reports">
+          {(reports ?? []).map((r) => (
+            <li key={r.id} aria-label={`Report: ${r.category}`}>
+              <p>
+                <strong>{r.category.replace(/_/g, ' ')}</strong> {r.reporter_id ? '' : '(contact filter) '}
+                {dateTime(r.created_at)}
+              </p>
+              <blockquote>{r.message?.deleted ? '(removed)' : (r.message?.content ?? `[${r.message?.type ?? 'message'}]`)}</blockquote>
+              {r.note && <p className="muted">{r.note}</p>}
+              <label>
+                Action{' '}
+                <select
+                  value={choice[r.id] ?? 'dismiss'}
+                  onChange={(e) => setChoice({ ...choice, [r.id]: e.target.value as 'dismiss' | 'redact' | 'suspend' })}
+                >
+                  <option value="dismiss">Dismiss</option>
+                  <option value="redact">Remove the message</option>
+                  <option value="suspend">Suspend the sender</option>
+                </select>
+              </label>{' '}
+              <button onClick={() => void moderate('Report resolved.', () => client.api.resolveReport(r.id, choice[r.id] ?? 'dismiss'))}>
+                Resolve
+              </button>{' '}
+              {r.message?.sender_id && (
+                <button
+                  onClick={() =>
+                    void moderate('Sender suspended.', () => client.api.suspendUser(r.message!.sender_id!, `report: ${r.category}`))
+                  }
+                >
+                  Suspend
+                </button>
+              )}{' '}
+              <button onClick={() => void moderate('Session frozen.', () => client.api.freezeSession(r.session_id, true))}>
+                Freeze
+              </button>
+            </li>
+          ))}
+        </ul>
       </section>
       <section aria-labelledby="audit-h">
         <h2 id="audit-h">Audit log</h2>

@@ -4,7 +4,8 @@
 // typing and presence. Files dropped on it are uploaded.
 import { useVirtualizer } from '@tanstack/react-virtual';
 import { useCallback, useEffect, useLayoutEffect, useMemo, useRef, useState, type DragEvent } from 'react';
-import type { ThreadMessage } from '../client';
+import { toInfo, type ThreadMessage } from '../client';
+import { explain } from '../format';
 import type { UnifiedChat } from '../hooks/useUnifiedChat';
 import { MessageItem } from './MessageItem';
 
@@ -14,7 +15,17 @@ export function Thread({ chat, onReply }: { chat: UnifiedChat; onReply: (id: str
   const [loading, setLoading] = useState(false);
   const [highlight, setHighlight] = useState<string | null>(null);
   const [dragging, setDragging] = useState(false);
+  const [notice, setNotice] = useState<string | null>(null);
   const atBottom = useRef(true);
+  /** A moderation action: the room hears the change from the server; a refusal is said. */
+  const act = useCallback(async (run: () => Promise<unknown>) => {
+    try {
+      setNotice(null);
+      await run();
+    } catch (e) {
+      setNotice(explain(toInfo(e)));
+    }
+  }, []);
   const anchor = useRef<string | null>(null);
   const sessionId = chat.activeSessionId;
 
@@ -158,12 +169,25 @@ export function Thread({ chat, onReply }: { chat: UnifiedChat; onReply: (id: str
                   onReply={onReply}
                   onRetry={chat.retry}
                   onDiscard={chat.discard}
+                  onEdit={(msg, content) => void act(() => client.api.editMessage(msg.session_id, msg.id, content))}
+                  onDelete={(msg) => void act(() => client.api.deleteMessage(msg.session_id, msg.id))}
+                  onReport={(msg, category) =>
+                    void act(async () => {
+                      await client.api.reportMessage(msg.session_id, msg.id, category);
+                      setNotice('Thank you: the report was sent to the moderators.');
+                    })
+                  }
                 />
               </div>
             );
           })}
         </div>
       </div>
+      {notice && (
+        <p className="notice" role="status" aria-label="Moderation">
+          {notice}
+        </p>
+      )}
       <div className="typing" role="status" aria-label="Typing">
         {typing.length ? `${typing.map((t) => t.user_name).join(', ')} ${typing.length > 1 ? 'are' : 'is'} typing…` : ''}
       </div>

@@ -358,6 +358,52 @@ describe('the console', () => {
     await adminCtx.close();
   });
 
+  it('a sender deletes a message and the other side sees the tombstone live', async () => {
+    await client.getByRole('textbox', { name: 'Message' }).fill('I should not have said that');
+    await client.getByRole('button', { name: 'Send' }).click();
+    const theirs = thread(reader).getByRole('listitem').filter({ hasText: 'I should not have said that' });
+    await expect.poll(() => theirs.count(), { timeout: 10_000 }).toBe(1);
+    const mine = thread(client).getByRole('listitem').filter({ hasText: 'I should not have said that' });
+    await expect.poll(() => mine.getByRole('button', { name: 'Edit' }).count()).toBe(1);
+    expect(await theirs.getByRole('button', { name: 'Delete' }).count()).toBe(0); // not theirs to delete
+    await mine.getByRole('button', { name: 'Delete' }).click();
+    await expect
+      .poll(() => thread(reader).getByText('This message was deleted.').count(), { timeout: 10_000 })
+      .toBeGreaterThan(0);
+    expect(await thread(reader).getByText('I should not have said that').count()).toBe(0);
+    await shot(reader, '14-reader-tombstone');
+  });
+
+  it('a participant reports a message and an admin resolves the report by removing it', async () => {
+    await client.getByRole('textbox', { name: 'Message' }).fill('Pay me directly and skip the fees');
+    await client.getByRole('button', { name: 'Send' }).click();
+    const theirs = thread(reader).getByRole('listitem').filter({ hasText: 'Pay me directly and skip the fees' });
+    await expect.poll(() => theirs.count(), { timeout: 10_000 }).toBe(1);
+    await theirs.getByRole('button', { name: /^Report/ }).click();
+    await reader.getByLabel('Reason').selectOption('off_platform_contact');
+    await reader.getByRole('button', { name: 'Send report' }).click();
+    await expect.poll(() => reader.getByRole('status', { name: 'Moderation' }).innerText()).toContain('report was sent');
+
+    const adminCtx = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+    const admin = await open(adminCtx, link(DEMO.admin, 'admin', 'Demo Admin'));
+    await admin.getByRole('button', { name: 'Admin' }).click();
+    await expect(admin.getByRole('heading', { name: 'Reports' })).toBeTruthy();
+    const report = admin.getByRole('list', { name: 'Open reports' }).getByRole('listitem').filter({ hasText: 'Pay me directly' });
+    await expect.poll(() => report.count(), { timeout: 10_000 }).toBe(1);
+    await report.getByLabel('Action').selectOption('redact');
+    await report.getByRole('button', { name: 'Resolve' }).click();
+    await expect.poll(() => admin.getByRole('status', { name: 'Moderation result' }).innerText()).toBe('Report resolved.');
+    expect(await axeViolations(admin)).toEqual([]);
+    await shot(admin, '15-admin-reports');
+    for (const page of [client, reader]) {
+      await expect
+        .poll(() => thread(page).getByText('This message was removed by a moderator.').count(), { timeout: 10_000 })
+        .toBeGreaterThan(0);
+    }
+    expect(await thread(reader).getByText('Pay me directly and skip the fees').count()).toBe(0);
+    await adminCtx.close();
+  });
+
   it('records a voice note with MediaRecorder and sends it as audio', async () => {
     // A browser of its own: Chromium's fake microphone (a tone) needs two more flags.
     const mic = await chromium.launch({
