@@ -36,7 +36,7 @@ immutable
 set search_path = ''
 as $$
 declare
-  _found text [] := '{}';
+  _found text [] := '{}'::text [];
   _m text [];
   _candidate text;
   _digits text;
