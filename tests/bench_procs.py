@@ -161,7 +161,8 @@ def relay(*, database_url: str, secret: str, data_dir: Path, log: Path) -> Any:
 def node_server(
     *, mode: str, secret: str, log: Path, database_url: str = "", extra: Mapping[str, str] = {}
 ) -> Any:
-    """bench/baseline/server.mjs: MODE=seed (Socket.IO + pg, the seed's stack) or echo."""
+    """bench/baseline/server.mjs: MODE=original (the original Node stack: Socket.IO + pg) or
+    echo."""
     port = free_port()
     env = _base_env() | {
         "PORT": str(port),

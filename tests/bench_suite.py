@@ -3,7 +3,7 @@
 * relay, full path: two-person sessions, the official socket.io-client, offered rate
   stepped up; latency from `send_message` to `new_message` at the other participant;
   CPU per message of the server and of PostgreSQL; the audit linker's delay;
-* baseline: the seed's stack (bench/baseline/server.mjs: Socket.IO + pg, one RLS
+* baseline: the original Node stack (bench/baseline/server.mjs: Socket.IO + pg, one RLS
   transaction per message) driven by the same load generator;
 * the load generator's own ceiling against a bare Socket.IO echo server;
 * foreign writers: inserts through SQL as users (supabase-js's path), delivered by the relay;
@@ -475,11 +475,11 @@ async def part_load(
                     out["foreign"] = {"steps": steps}
 
     if "baseline" in args.parts:
-        progress("baseline: the seed's stack (socket.io + pg)")
+        progress("baseline: the original Node stack (socket.io + pg)")
         extra = {"TOUCH_AS": "service_role" if args.baseline_schema == "product" else "user"}
         url = args.database_url if args.baseline_schema == "product" else args.baseline_url
         with node_server(
-            mode="seed", secret=secret, log=logs / "baseline.log", database_url=url, extra=extra
+            mode="original", secret=secret, log=logs / "baseline.log", database_url=url, extra=extra
         ) as base:
             use = pairs if args.baseline_schema == "product" else env["pairs"]
             async with loadgen(
@@ -666,7 +666,7 @@ def print_report(
     report()
     if "relay" in load or "baseline" in load:
         report(
-            f"## Relay, full path, beside the seed's stack ({2 * cfg['pairs']:,} clients in "
+            f"## Relay, full path, beside the original Node stack ({2 * cfg['pairs']:,} clients in "
             f"{cfg['pairs']:,} two-person sessions, {cfg['seconds']:g} s per step)"
         )
         report()
@@ -785,7 +785,7 @@ def print_report(
     }
     keys = [k for k in result if k not in ("quick", "machine") and not k.startswith("baseline")]
     report.table(
-        ["key", "value", "baseline (seed's stack)", "goal"],
+        ["key", "value", "baseline (original Node stack)", "goal"],
         [[k, result[k], baseline_of.get(k), GOALS.get(k)] for k in keys],
     )
 
@@ -817,9 +817,9 @@ async def main() -> None:
     )
     parser.add_argument(
         "--baseline-schema",
-        choices=("seed", "product"),
-        default="seed",
-        help="the seed's schema (default) or the product's, for the baseline",
+        choices=("original", "product"),
+        default="original",
+        help="the original service's schema (default) or the product's, for the baseline",
     )
     # Development knobs (tiny runs); the defaults are the suite.
     parser.add_argument("--pairs", type=int)
@@ -861,7 +861,7 @@ async def main() -> None:
     env: dict[str, Any] = {"secret": secrets.token_urlsafe(36), "pg_pid": pg_pid, "logs": logs}
     progress(f"logs in {logs}")
     env["pairs"] = await arrange_pairs(args.database_url, "b", cfg["pairs"], product=True)
-    if args.baseline_schema == "seed" and "baseline" in args.parts:
+    if args.baseline_schema == "original" and "baseline" in args.parts:
         await arrange_pairs(args.baseline_url, "b", cfg["pairs"], product=False)
     env["idle_pairs"] = (
         await arrange_pairs(args.database_url, "c", cfg["idle_pairs"], product=True)

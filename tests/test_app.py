@@ -1,4 +1,5 @@
-"""The HTTP app: /health in the seed's shape, 503 when the database is away, errors shaped."""
+"""The HTTP app: /health in the original service's shape, 503 when the database is away,
+errors shaped."""
 
 from __future__ import annotations
 

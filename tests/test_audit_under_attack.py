@@ -1,4 +1,4 @@
-"""Audit you can trust under attack (review finding 1): refusals of callers without a
+"""Audit you can trust under attack: refusals of callers without a
 valid token are counted in full (metrics) and sampled into the audit log and monitoring,
 never one row each; the audit writer never drops a row about an authenticated actor; when
 such rows cannot be written fast enough, new actions are refused (fail closed)."""

@@ -1,4 +1,4 @@
-"""Per-user budgets (review finding 3): every socket event and every REST call draws from
+"""Per-user budgets: every socket event and every REST call draws from
 one bucket per user, shared by the user's sockets and, through Redis, by every relay; one
 account's many sockets cannot spend what others need."""
 

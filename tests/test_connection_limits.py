@@ -1,4 +1,4 @@
-"""Connection limits (review finding 2): Engine.IO sockets that never complete the
+"""Connection limits: Engine.IO sockets that never complete the
 Socket.IO connect are closed after CONNECT_TIMEOUT; connections per address, per user and
 per relay are capped and refused with a connect_error code; the connection rate per
 address is limited; X-Forwarded-For counts only behind a trusted proxy."""

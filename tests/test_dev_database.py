@@ -1,4 +1,4 @@
-"""Finding 9: a database prepared the way scripts/dev prepares it has no pgTAP and none of
+"""A database prepared the way scripts/dev prepares it has no pgTAP and none of
 the test helpers (which could impersonate any user), and Supabase's linter reports
 nothing at warning level on it."""
 

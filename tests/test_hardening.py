@@ -1,5 +1,5 @@
-"""Regression tests for the review findings of issue 10 (tokens, /health, undecodable
-packets, the session list's cost, session creation), against the real service."""
+"""Hardening, against the real service: tokens, /health, undecodable packets, the session
+list's cost, session creation."""
 
 from __future__ import annotations
 
@@ -49,7 +49,7 @@ async def api(database_url: str) -> AsyncIterator[TestClient]:
         yield client
 
 
-# ---------------------------------------------------------------- finding 7: tokens
+# ---------------------------------------------------------------- tokens
 async def test_token_without_role_claim_is_refused(api: TestClient, users: Users) -> None:
     uid = await users.create("client")
     token = jwt.encode(_claims(uid, role=None), SECRET, algorithm="HS256")
@@ -90,7 +90,7 @@ async def test_service_refuses_a_token_from_another_issuer(database_url: str, us
         assert (await client.get("/api/chat/sessions", headers=bearer(ours))).status == 200
 
 
-# ---------------------------------------------------------------- finding 11: /health
+# ---------------------------------------------------------------- /health
 async def test_health_shows_no_version_to_anyone(
     api: TestClient, superuser: asyncpg.Connection
 ) -> None:
@@ -103,7 +103,7 @@ async def test_health_shows_no_version_to_anyone(
     assert "version" not in text
 
 
-# ---------------------------------------------------------------- finding 10: packets
+# ---------------------------------------------------------------- packets
 async def _engineio_socket(
     session: aiohttp.ClientSession, url: str
 ) -> aiohttp.ClientWebSocketResponse:
@@ -171,7 +171,7 @@ async def test_undecodable_packet_closes_its_connection_with_one_log_line(
         assert all(len(r.getMessage()) < 300 for r in caplog.records)
 
 
-# ---------------------------------------------------------------- finding 3: session list
+# ---------------------------------------------------------------- session list
 async def _list_buffers(
     superuser: asyncpg.Connection, uid: uuid.UUID, limit: int = 1
 ) -> tuple[int, list[str]]:
@@ -218,7 +218,7 @@ async def _add_sessions(superuser: asyncpg.Connection, uid: uuid.UUID, other: uu
 async def test_session_list_cost_does_not_grow_with_every_session(
     users: Users, superuser: asyncpg.Connection
 ) -> None:
-    """Finding 3: GET /api/chat/sessions?limit=1 computed all 3,000 sessions' activity.
+    """GET /api/chat/sessions?limit=1 used to compute all 3,000 sessions' activity.
     Now a page costs its own sessions' activity, plus reading the user's session rows to
     order them (far less than one buffer per session): the marginal cost of 2,700 more
     sessions stays under a third of a buffer each (before: hundreds each)."""

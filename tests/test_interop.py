@@ -1,5 +1,5 @@
 """The official socket.io-client (Node, the version pinned in package.json) running the
-seed's connection and event code against the relay, over websocket and polling."""
+original frontend's connection and event code against the relay, over websocket and polling."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from .conftest import Users
 from .relay_helpers import people, running_relay
 
 ROOT = Path(__file__).resolve().parent.parent
-SCRIPT = ROOT / "tests" / "interop" / "seed_client.mjs"
+SCRIPT = ROOT / "tests" / "interop" / "original_client.mjs"
 
 pytestmark = pytest.mark.skipif(
     shutil.which("node") is None or not (ROOT / "node_modules" / "socket.io-client").exists(),
@@ -24,7 +24,9 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-async def _run_seed_client(url: str, world: dict[str, Any], transport: str) -> list[dict[str, Any]]:
+async def _run_original_client(
+    url: str, world: dict[str, Any], transport: str
+) -> list[dict[str, Any]]:
     proc = await asyncio.create_subprocess_exec(
         "node",
         str(SCRIPT),
@@ -43,12 +45,12 @@ async def _run_seed_client(url: str, world: dict[str, Any], transport: str) -> l
 
 
 @pytest.mark.parametrize("transport", ["websocket", "polling"])
-async def test_seed_client_code_works_unchanged(
+async def test_original_client_code_works_unchanged(
     database_url: str, users: Users, superuser: asyncpg.Connection, transport: str
 ) -> None:
     world = await people(users, superuser)
     async with running_relay(database_url) as (url, _):
-        lines = await _run_seed_client(url, world, transport)
+        lines = await _run_original_client(url, world, transport)
     assert lines[-1] == {"done": True}
     events: dict[tuple[str, str], Any] = {}  # the first of each (who, event)
     for line in lines:

@@ -1,4 +1,5 @@
-"""The relay with real sockets and a real PostgreSQL: the seed's events, fields, refusals."""
+"""The relay with real sockets and a real PostgreSQL: the original service's events, fields,
+refusals."""
 
 from __future__ import annotations
 

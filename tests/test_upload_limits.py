@@ -1,4 +1,4 @@
-"""Finding 4: bytes stored per user per day are bounded (429 upload_quota_exceeded), the
+"""Bytes stored per user per day are bounded (429 upload_quota_exceeded), the
 local store keeps a free-space floor (507 insufficient_storage), orphaned objects of a
 crash between storing and the message are swept, and an upload cut off mid-stream
 leaves nothing behind."""

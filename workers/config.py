@@ -89,7 +89,7 @@ class Settings:
     webhook_retry_window: float = 86400.0
     webhook_poll_seconds: float = 1.0
     webhook_retention_days: float = 7.0
-    # Hardening (issue 10): token issuer, session creation, upload quota, disk floor, sweep.
+    # Hardening: token issuer, session creation, upload quota, disk floor, sweep.
     jwt_issuer: str | None = None
     session_create_rate: float = 0.1
     session_create_burst: int = 20

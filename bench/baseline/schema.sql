@@ -1,7 +1,7 @@
--- The seed's own schema (shared/seeds/000_*.txt: "Database Layer", "Row Level Security",
+-- The original service's own schema (its design document: "Database Layer", "Row Level Security",
 -- "Database Indexes"), for the baseline server of scripts/bench. Applied after
 -- sql/platform/ (roles, auth.uid()) to a database of its own, never to the product's.
--- Only what the message path touches: sessions and messages, the seed's indexes and its
+-- Only what the message path touches: sessions and messages, the original service's indexes and its
 -- two policies as written there (participants may do ALL on their sessions and messages).
 
 create table public.chat_sessions (

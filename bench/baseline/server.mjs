@@ -1,6 +1,6 @@
 // The comparison servers of scripts/bench, driven by the same load generator as the relay.
 //
-//   MODE=seed  the seed's own stack: Socket.IO 4.8 + pg. Per message one transaction as
+//   MODE=original  the original service's own stack: Socket.IO 4.8 + pg. Per message one transaction as
 //              the user under RLS (role authenticated, request.jwt.claims, exactly as
 //              PostgREST and the relay do): insert into public.chat_messages, touch
 //              public.chat_sessions.last_message_at, commit; then ack and emit
@@ -10,24 +10,24 @@
 //
 // Same auth as the relay (HS256 JWT, JWT_SECRET, aud "authenticated", exp), same events
 // (join_session, send_message, new_message, session_joined, error) and payload shapes.
-// Env: PORT, MODE, JWT_SECRET, DATABASE_URL (seed), POOL_MAX (10, the relay's DB_POOL_MAX),
-// TOUCH_AS: "user" (the seed's schema lets participants update their session) or
+// Env: PORT, MODE, JWT_SECRET, DATABASE_URL (original), POOL_MAX (10, the relay's DB_POOL_MAX),
+// TOUCH_AS: "user" (the original service's schema lets participants update their session) or
 // "service_role" (the product's schema grants users no update of last_message_at: the
-// touch is done as the seed's server would, with its service role, in the same transaction).
+// touch is done as the original service's server would, with its service role, in the same transaction).
 import { createHmac, randomUUID, timingSafeEqual } from 'node:crypto';
 import { createServer } from 'node:http';
 import pg from 'pg';
 import { Server } from 'socket.io';
 
 const PORT = Number(process.env.PORT || 0);
-const MODE = process.env.MODE || 'seed';
+const MODE = process.env.MODE || 'original';
 const SECRET = process.env.JWT_SECRET || '';
 const TOUCH_AS = process.env.TOUCH_AS || 'user';
 if (!SECRET) throw new Error('JWT_SECRET is required');
-if (!['seed', 'echo'].includes(MODE)) throw new Error(`MODE must be seed or echo, not ${MODE}`);
+if (!['original', 'echo'].includes(MODE)) throw new Error(`MODE must be original or echo, not ${MODE}`);
 
 const pool =
-  MODE === 'seed'
+  MODE === 'original'
     ? new pg.Pool({ connectionString: process.env.DATABASE_URL, max: Number(process.env.POOL_MAX || 10) })
     : null;
 if (pool) pool.on('error', (err) => console.error('pool error:', err.message));

@@ -358,7 +358,7 @@ begin
     )
   $policy$;
   execute $policy$
-    create policy "Participants can broadcast and track presence on their session topic"
+    create policy "Participants can broadcast and track presence on their topic"
     on realtime.messages
     for insert
     to authenticated

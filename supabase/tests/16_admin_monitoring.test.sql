@@ -275,12 +275,12 @@ select is(
   '[{"event_type": "connect", "event_count": 2, "unique_users": 2},
     {"event_type": "error", "event_count": 1, "unique_users": 1},
     {"event_type": "join", "event_count": 1, "unique_users": 1}]'::jsonb,
-  'The seed''s first query: events of the last hour by type, with unique users.'
+  'The original service''s first query: events of the last hour by type, with unique users.'
 );
 select is(
   (select (o -> 'sessions_per_day' -> 0) - 'date' from overview),
   '{"type": "booking", "sessions_created": 1, "unique_participants": 2}'::jsonb,
-  'The seed''s second query: sessions created per day and type, with unique participants.'
+  'The original service''s second query: sessions created per day and type, with unique participants.'
 );
 select is(
   (select o -> 'message_throughput' ->> 'last_hour' from overview),

@@ -53,7 +53,7 @@ select is(
   'A message moving its session''s last_message_at writes no session audit row.'
 );
 
--- The service role rewriting a closed session's closed_at (review finding 6).
+-- The service role rewriting a closed session's closed_at.
 reset role;
 select tests.authenticate_as_service_role();
 update public.chat_sessions set status = 'closed'
@@ -134,7 +134,7 @@ select is(
   '... and one audit row records the erasure, without the user''s id.'
 );
 
--- chat-files objects: metadata and owner (review finding 6).
+-- chat-files objects: metadata and owner.
 update storage.objects
 set metadata = '{"size": 5, "mimetype": "application/pdf"}', owner = '0c000000-0000-4000-8000-000000000002'
 where name = '5e000000-0000-4000-8000-000000000001/0c000000-0000-4000-8000-000000000001/note.txt';

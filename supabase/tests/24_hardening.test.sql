@@ -1,4 +1,4 @@
--- Review findings 5, 7, 8 and 9 (SQL side): sessions inserted directly are stamped by the
+-- Hardening, SQL side: sessions inserted directly are stamped by the
 -- server; a token without a role claim does not skip the guards; object names with empty,
 -- '.' or '..' segments are refused; the pgTAP helpers are the test runner's alone.
 begin;
@@ -29,7 +29,7 @@ begin
 end
 $$;
 
--- ---------------------------------------------------------------- finding 5
+-- ---------------------------------------------------------------- direct inserts are stamped
 reset role;
 select tests.authenticate_as('0c000000-0000-4000-8000-000000000001');
 insert into public.chat_sessions (
@@ -61,7 +61,7 @@ select is(
   'A directly inserted session is not pinned first in the list by a forged last_message_at.'
 );
 
--- ---------------------------------------------------------------- finding 7
+-- ---------------------------------------------------------------- claims without a role
 -- Claims without a role, under the authenticated role (as a service that trusted such a
 -- token would run them): the file guard and the stamps still apply.
 reset role;
@@ -94,7 +94,7 @@ reset role;
 select tests.authenticate_as_service_role();
 select ok(not chat_private.is_api_caller(), 'The service role is not an API caller.');
 
--- ---------------------------------------------------------------- finding 8
+-- ---------------------------------------------------------------- object names
 reset role;
 select tests.authenticate_as('0c000000-0000-4000-8000-000000000001');
 select throws_ok(
@@ -159,7 +159,7 @@ select is(
   'An object with an unclean name is not readable through the policies.'
 );
 
--- ---------------------------------------------------------------- finding 3 (creation)
+-- ---------------------------------------------------------------- sessions created per hour
 -- The client created three sessions this hour (one as fixture); with a limit of four, one
 -- more.
 reset role;
@@ -177,7 +177,7 @@ select throws_ok(
   'Past the hourly limit, creating a session is refused on every path (PostgREST: 429).'
 );
 
--- ---------------------------------------------------------------- finding 9
+-- ---------------------------------------------------------------- the test helpers
 reset role;
 select ok(
   not has_function_privilege('anon', 'tests.user_claims(uuid)', 'execute')

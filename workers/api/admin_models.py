@@ -188,10 +188,11 @@ class SystemMonitoring(_Open):
     uploads: UploadStats
     error_rate: ErrorRate
     events_last_hour: list[EventCount] = Field(
-        description="The seed's first monitoring query: events by type, last hour."
+        description="The original service's first monitoring query: events by type, last hour."
     )
     sessions_per_day: list[SessionsPerDay] = Field(
-        description="The seed's second query: sessions created per day and type, 7 days."
+        description="The original service's second query: sessions created per day and type, "
+        "7 days."
     )
     event_writers: dict[str, dict[str, int]] = Field(
         description="This process's audit and monitoring writers: pending, written, dropped."

@@ -1,4 +1,4 @@
-"""The REST API of the seed under /api/chat, every query run as the caller
+"""The REST API of the original service under /api/chat, every query run as the caller
 (``db.as_user``), so row-level security decides what they may see or do."""
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
-"""GET /health (and /api/health, which the seed's admin dashboard polls).
+"""GET /health (and /api/health, which the original service's admin dashboard polls).
 
-The seed's shape (``status``, ``chat_socket``) plus the state of the database, Redis and
+The original service's shape (``status``, ``chat_socket``) plus the state of the database, Redis and
 the change listener. 503 and ``"status": "unhealthy"`` when the database is unreachable
 (the one hard dependency); 200 and ``"status": "degraded"`` when a configured Redis is
 down (each relay then serves its own sockets with local state).

@@ -37,7 +37,7 @@ _CATCH_UP_LIMIT = 500
 
 
 class RelayEvents:
-    """Handlers of the seed's events; needs the attributes below (set by Relay)."""
+    """Handlers of the original service's events; needs the attributes below (set by Relay)."""
 
     settings: Settings
     db: Database

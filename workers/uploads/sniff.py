@@ -1,6 +1,6 @@
 """What a file is, from its bytes, never from its name or declared type.
 
-Allowed (the seed's list, the bucket's MIME types): audio WAV, MP3, Ogg, WebM; images
+Allowed (the original service's list, the bucket's MIME types): audio WAV, MP3, Ogg, WebM; images
 JPEG, PNG, GIF, WebP; PDF; text (valid UTF-8 without NUL). Ogg and WebM are containers
 for video too: their tracks decide. Anything else is reported with the best name the
 ``filetype`` package (magic numbers) has for it.

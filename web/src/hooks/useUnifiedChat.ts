@@ -1,4 +1,4 @@
-// The seed's hook: sessions, activeSession, messages, sendMessage, joinSession,
+// The original frontend's hook: sessions, activeSession, messages, sendMessage, joinSession,
 // isConnected, typingUsers, plus what the console's components need. A thin layer over
 // ChatClient (which owns the protocol); React re-renders on the client's `change`.
 import { useCallback, useEffect, useMemo, useRef, useState, useSyncExternalStore } from 'react';

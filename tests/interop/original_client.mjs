@@ -1,5 +1,5 @@
-// The seed's frontend code path, with the official socket.io-client, against our relay.
-// Usage: node seed_client.mjs URL TOKEN_A TOKEN_B SESSION_ID TRANSPORT
+// The original frontend's code path, with the official socket.io-client, against our relay.
+// Usage: node original_client.mjs URL TOKEN_A TOKEN_B SESSION_ID TRANSPORT
 // Prints one JSON line per received event ({who, event, data}) and a final {done: true}.
 import { io } from "socket.io-client";
 
@@ -13,7 +13,7 @@ const wait = (socket, event, ms = 5000) =>
   });
 
 function connect(who, token) {
-  // Exactly the seed's connection code; transports narrowed to the one under test first.
+  // Exactly the original frontend's connection code; transports narrowed to the one under test first.
   const socket = io(url, {
     auth: { token },
     transports: transport === "polling" ? ["polling"] : ["websocket", "polling"],
