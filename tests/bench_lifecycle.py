@@ -41,22 +41,10 @@ from workers.db import Database
 from workers.lifecycle import retention
 
 from .bench_procs import relay
+from .bench_uploads import _reset_peak, _status
 
 SECRET = "bench-lifecycle-secret-0123456789abcdef-0123"
 MB = 1024 * 1024
-
-
-def _status(pid: int) -> dict[str, int]:
-    values = {}
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        key, _, rest = line.partition(":")
-        if key in ("VmRSS", "VmHWM"):
-            values[key] = int(rest.split()[0]) * 1024
-    return values
-
-
-def _reset_peak(pid: int) -> None:
-    Path(f"/proc/{pid}/clear_refs").write_text("5")
 
 
 def _pct(values: list[float], q: float) -> float | None:

@@ -94,6 +94,16 @@ async def running_relay(database_url: str, **overrides: Any) -> AsyncIterator[tu
         await server.close()
 
 
+async def eventually(check: Any, within: float = 10.0) -> Any:
+    """Poll ``check()`` (async) until it returns something truthy; that value."""
+    async with asyncio.timeout(within):
+        while True:
+            result = await check()
+            if result:
+                return result
+            await asyncio.sleep(0.05)
+
+
 async def make_session(
     superuser: asyncpg.Connection, *members: uuid.UUID, type_: str = "support"
 ) -> uuid.UUID:

@@ -6,7 +6,6 @@ retention purges what is expired and keeps what is held."""
 
 from __future__ import annotations
 
-import asyncio
 import io
 import json
 import uuid
@@ -19,20 +18,10 @@ import asyncpg
 
 from . import file_samples as fs
 from .conftest import Users
-from .relay_helpers import Recorder, people, running_relay
+from .relay_helpers import Recorder, eventually, people, running_relay
 from .upload_helpers import form, stored_files
 
 FAST = {"lifecycle_poll_seconds": 0.1}
-
-
-async def _eventually(check: Any, within: float = 10.0) -> Any:
-    """Poll ``check()`` (async) until it returns something truthy."""
-    async with asyncio.timeout(within):
-        while True:
-            result = await check()
-            if result:
-                return result
-            await asyncio.sleep(0.05)
 
 
 def _bearer(token: str) -> dict[str, str]:
@@ -91,7 +80,7 @@ async def test_user_deleted_by_supabase_auth_loses_sockets_files_and_name_others
         async def files_gone() -> bool:
             return stored_files(tmp_path) == []
 
-        await _eventually(files_gone)
+        await eventually(files_gone)
         assert (await http.get(f"{url}{file_url}")).status == 404
 
         # The reader's history keeps both places, as tombstones of a deleted user.
@@ -112,7 +101,7 @@ async def test_user_deleted_by_supabase_auth_loses_sockets_files_and_name_others
                 )
             )
 
-        await _eventually(followed_up)
+        await eventually(followed_up)
         await superuser.execute("select chat_private.link_audit_chain(100000, false)")
         mentions = await superuser.fetchval(
             "select count(*) from public.chat_audit_logs "
@@ -158,7 +147,7 @@ async def test_in_retain_mode_the_other_participant_keeps_the_words_and_files_of
                 )
             )
 
-        await _eventually(followed_up)
+        await eventually(followed_up)
         resp = await http.get(f"{url}/api/chat/messages/{p['session']}", headers=reader_h)
         (kept,) = (await resp.json())["messages"]
         assert (kept["sender_id"], kept["sender_name"], kept["deleted"]) == (
@@ -214,7 +203,7 @@ async def test_export_of_a_user_holds_every_message_they_can_read_and_links_to_t
             assert body["status"] != "failed", body
             return body if body["status"] == "ready" else None
 
-        done = await _eventually(ready)
+        done = await eventually(ready)
         assert (done["sessions"], done["messages"], done["files"]) == (1, 31, 1)
         # Someone else's export is not there for them.
         r = await http.get(f"{url}/api/chat/me/export/{export['id']}", headers=outsider_h)
@@ -263,7 +252,7 @@ async def test_export_of_a_user_holds_every_message_they_can_read_and_links_to_t
             r = await http.get(f"{url}/api/chat/me/export/{admin_export['id']}", headers=admin_h)
             return (await r.json())["export"]["status"] == "ready"
 
-        await _eventually(admin_ready)
+        await eventually(admin_ready)
         r = await http.get(
             f"{url}/api/chat/me/export/{admin_export['id']}/archive", headers=admin_h
         )
@@ -286,7 +275,7 @@ async def test_export_of_a_user_holds_every_message_they_can_read_and_links_to_t
         async def expired() -> bool:
             return not archive_file.exists()
 
-        await _eventually(expired)
+        await eventually(expired)
         r = await http.get(f"{url}{done['download_url']}", headers=client_h)
         assert r.status == 409 and "expired" in (await r.json())["error"]["message"]
 
@@ -363,12 +352,12 @@ async def test_retention_purges_expired_closed_sessions_with_their_files_and_kee
                 "select exists (select 1 from chat_sessions where id = $1)", p["session"]
             )
 
-        await _eventually(purged, within=15)
+        await eventually(purged, within=15)
 
         async def files_gone() -> bool:
             return stored_files(tmp_path) == []
 
-        await _eventually(files_gone)
+        await eventually(files_gone)
         assert await superuser.fetchval(
             "select exists (select 1 from chat_sessions where id = $1)", held
         )

@@ -16,7 +16,7 @@ import aiohttp
 import asyncpg
 
 from .conftest import Users
-from .relay_helpers import Recorder, people, running_relay
+from .relay_helpers import Recorder, eventually, people, running_relay
 
 
 async def _topic_rows(
@@ -36,15 +36,6 @@ async def _topic_rows(
         }
         for r in rows
     ]
-
-
-async def _eventually(check: Any, within: float = 5.0) -> Any:
-    async with asyncio.timeout(within):
-        while True:
-            result = await check()
-            if result:
-                return result
-            await asyncio.sleep(0.05)
 
 
 async def test_socket_and_rest_sends_are_broadcast_once_as_the_socket_event(
@@ -127,7 +118,7 @@ async def test_socket_typing_and_presence_reach_the_topic_without_an_echo(
             joined = await _topic_rows(superuser, p["session"], "user_joined")
             return bool(started and stopped and len(joined) == 2)
 
-        await _eventually(all_sent)
+        await eventually(all_sent)
         (started,) = await _topic_rows(superuser, p["session"], "typing_start")
         assert started["user_id"] == str(p["client"]) and started["origin"] == "relay"
         assert started["_private"] is True

@@ -6,8 +6,13 @@ import os
 import socket
 import uuid
 
-from .rooms import room
-from .server import Relay
+from . import upstream
+
+# Before anything imports the adapted internals: a different version fails here, clearly.
+upstream.check()
+
+from .rooms import room  # noqa: E402
+from .server import Relay  # noqa: E402
 
 __all__ = ["Relay", "new_relay_id", "room"]
 

@@ -1,0 +1,30 @@
+"""The relay starts only on the python-socketio and python-engineio versions its
+adaptations were read from."""
+
+from __future__ import annotations
+
+from importlib import metadata
+
+import pytest
+
+from workers.relay import upstream
+
+
+def test_the_installed_versions_are_the_ones_read() -> None:
+    upstream.check()
+    for name, version in upstream.READ.items():
+        assert metadata.version(name) == version
+
+
+def test_another_version_is_refused_with_a_clear_message() -> None:
+    versions = dict(upstream.READ, **{"python-engineio": "4.16.0"})
+    with pytest.raises(upstream.UpstreamMismatch, match=r"python-engineio 4\.16\.0 .*4\.15\.1"):
+        upstream.check(versions)
+
+
+def test_the_pins_in_pyproject_match() -> None:
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "pyproject.toml").read_text()
+    for name, version in upstream.READ.items():
+        assert f'"{name}=={version}"' in text
