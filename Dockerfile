@@ -1,5 +1,5 @@
 # The chat service: Socket.IO relay and HTTP API (python -m workers relay).
-# Migrations are not applied from here: push them with the Supabase CLI (see README).
+# Migrations are not applied from here: push them with the Supabase CLI (docs/operations.md).
 # BASE: any image with Python 3.11 and pip (the default), or a plain Debian 12 (scripts/
 # container-test builds on one made with debootstrap: no registry is reachable there).
 ARG BASE=python:3.11-slim

@@ -1,5 +1,5 @@
 """A real HTTP receiver for webhook tests: an aiohttp server on a free port that verifies
-every request with the ``standardwebhooks`` library (as the README's receiver does),
+every request with the ``standardwebhooks`` library (as the receiver in docs/operations.md does),
 records it, and answers what the test tells it to."""
 
 from __future__ import annotations

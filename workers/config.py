@@ -291,7 +291,7 @@ def _check_webhook_secret(secret: str) -> None:
 
 
 def _webhook_settings(get: _Reader) -> dict[str, Any]:
-    """The webhook variables (README, Webhooks to the host platform)."""
+    """The webhook variables (docs/operations.md, Webhooks to the host platform)."""
     return {
         "webhook_url": get.http_url("WEBHOOK_URL"),
         "webhook_secret": get.optional("WEBHOOK_SECRET"),

@@ -2,7 +2,7 @@
 
 ``setup(app)`` (after the relay and the metrics exist) adds the worker to the app's
 ``cleanup_ctx``, like the changefeed: every relay runs one, the one holding the leader
-lock does the work. See README, "Webhooks to the host platform".
+lock does the work. See docs/operations.md, "Webhooks to the host platform".
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-// The wire contract of the chat service (README: "Socket.IO relay" and "REST API"),
+// The wire contract of the chat service (docs/protocol.md and docs/api.md),
 // as TypeScript types. Timestamps are ISO 8601 strings in UTC.
 
 export type Uuid = string;
