@@ -371,3 +371,26 @@ async def test_retention_purges_expired_closed_sessions_with_their_files_and_kee
         assert 'chat_retention_purged_total{kind="sessions"}' in metrics
         r = await http.delete(f"{url}/api/chat/admin/sessions/{held}/legal-hold", headers=admin_h)
         assert r.status == 200 and (await r.json())["legal_hold"] is False
+
+
+async def test_a_deleted_users_sockets_close_on_every_relay(
+    users: Users, superuser: asyncpg.Connection, database_url: str
+) -> None:
+    p = await people(users, superuser)
+    async with (
+        running_relay(database_url, **FAST) as (url_a, _a),
+        running_relay(database_url, **FAST) as (url_b, _b),
+    ):
+        on_a, on_b = Recorder("client on A"), Recorder("client on B")
+        reader_b = Recorder("reader on B")
+        await on_a.connect(url_a, p["tokens"]["client"])
+        await on_b.connect(url_b, p["tokens"]["client"])
+        await reader_b.connect(url_b, p["tokens"]["reader"])
+        for who in (on_a, on_b, reader_b):
+            await who.call("join_session", {"session_id": str(p["session"])})
+        await _delete_as_supabase_auth(superuser, p["client"])
+        for who in (on_a, on_b):
+            await who.wait_for("disconnect")
+            assert who.of("error")[-1]["code"] == "user_erased"
+        (told,) = await reader_b.wait_for("user_erased")
+        assert told["user_id"] == str(p["client"])
