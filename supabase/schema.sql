@@ -5965,6 +5965,12 @@ CREATE INDEX chat_delivery_state_message ON public.chat_delivery_state USING btr
 CREATE INDEX chat_delivery_state_user_id ON public.chat_delivery_state USING btree (user_id);
 
 --
+-- Name: chat_messages_changed; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX chat_messages_changed ON public.chat_messages USING btree (session_id, GREATEST(edited_at, deleted_at)) WHERE ((edited_at IS NOT NULL) OR (deleted_at IS NOT NULL));
+
+--
 -- Name: chat_messages_content_fts; Type: INDEX; Schema: public; Owner: -
 --
 

@@ -302,3 +302,32 @@ async def test_an_edit_and_a_deletion_reach_participants_on_either_relay_once(
         for who in (on_a, on_b):
             assert [e["content"] for e in who.of("message_updated")] == ["second draft"]
             assert [e["message_id"] for e in who.of("message_deleted")] == [mid]
+
+
+async def test_a_client_that_was_away_hears_the_edits_and_deletions_it_missed(
+    users: Users, superuser: asyncpg.Connection, database_url: str
+) -> None:
+    p = await people(users, superuser)
+    sid = p["session"]
+    async with running_relay(database_url) as (url, _relay), aiohttp.ClientSession() as http:
+        client_t = p["tokens"]["client"]
+        ids = []
+        for text in ("one", "two", "three"):
+            resp = await _send(http, url, client_t, sid, text)
+            ids.append((await resp.json())["message"]["id"])
+        # The reader had everything up to "three", then went away; meanwhile:
+        resp = await http.patch(
+            f"{url}/api/chat/messages/{sid}/{ids[0]}", json={"content": "one, edited"},
+            headers=_h(client_t),
+        )  # fmt: skip
+        assert resp.status == 200
+        resp = await http.delete(f"{url}/api/chat/messages/{sid}/{ids[1]}", headers=_h(client_t))
+        assert resp.status == 200
+        back = Recorder("reader back")
+        await back.connect(url, p["tokens"]["reader"])
+        ack = await back.call("join_session", {"session_id": str(sid), "last_message_id": ids[2]})
+        assert ack["ok"] is True and ack["missed"] == 0
+        (updated,) = await back.wait_for("message_updated")
+        (deleted,) = await back.wait_for("message_deleted")
+        assert (updated["message_id"], updated["content"]) == (ids[0], "one, edited")
+        assert (deleted["message_id"], deleted["reason"]) == (ids[1], "sender")

@@ -43,6 +43,11 @@ alter table public.chat_messages add constraint chat_messages_deleted_check chec
 comment on column public.chat_messages.deleted_reason is
 'Why it is a tombstone: erased (its sender''s account was deleted), sender (they deleted it), moderator (an admin redacted it).';
 
+-- A reconnecting client asks what changed in place since the newest message it has.
+create index chat_messages_changed on public.chat_messages (
+  session_id, greatest(edited_at, deleted_at)
+) where edited_at is not null or deleted_at is not null;
+
 alter table public.chat_sessions add column frozen_at timestamptz;
 comment on column public.chat_sessions.frozen_at is
 'Set by an admin: nobody may post to the session until it is unfrozen (a disputed consultation).';

@@ -22,7 +22,7 @@ from ..config import Settings
 from ..db import Database
 from ..errors import ApiError
 from ..message_writer import MessageWriter
-from ..messages import MESSAGE_COLUMNS, NameCache, message_payloads, now_iso, user_names
+from ..messages import MESSAGE_COLUMNS, NameCache, iso, message_payloads, now_iso, user_names
 from .hooks import RelayHooks
 from .manager import ChatRedisManager
 from .models import JoinSession, MarkRead, SendMessage, SessionRef
@@ -86,6 +86,7 @@ class RelayEvents:
     ) -> dict[str, Any]:
         principal = state.principal
         anchor = None
+        changed: list[asyncpg.Record] = []
         await self.suspensions.refuse(principal.user_id)
         async with self.db.as_user(principal) as conn:
             await _check_participant(conn, data.session_id)
@@ -104,6 +105,7 @@ class RelayEvents:
         if anchor is not None:
             async with self.db.as_user(principal) as conn:
                 catch_up = await _missed(conn, data.session_id, anchor)
+                changed = await _changed_since(conn, data.session_id, anchor)
         online = [str(u) for u in await self.presence.online(data.session_id)]
         if first:
             self.topics.presence(principal, data.session_id, True)
@@ -117,6 +119,9 @@ class RelayEvents:
         await self.sio.emit("session_joined", joined, to=sid)
         for message in catch_up:
             await self.sio.emit("new_message", message, to=sid)
+        for row in changed:  # edited or deleted while the client was away
+            name, body = message_state_event(row)
+            await self.sio.emit(name, body, to=sid)
         return {**joined, "missed": len(catch_up)}
 
     async def _leave_session(
@@ -315,6 +320,43 @@ async def _anchor(
     if row is None:
         raise ApiError(422, "invalid_value", "last_message_id is not a message of this session")
     return row["created_at"], row["seq"]
+
+
+def message_state_event(row: Any) -> tuple[str, dict[str, Any]]:
+    """``message_deleted`` or ``message_updated`` for a message's current state."""
+    if row["deleted_at"] is not None:
+        return "message_deleted", {
+            "session_id": str(row["session_id"]),
+            "message_id": str(row["id"]),
+            "deleted_at": iso(row["deleted_at"]),
+            "reason": row["deleted_reason"],
+        }
+    return "message_updated", {
+        "session_id": str(row["session_id"]),
+        "message_id": str(row["id"]),
+        "content": row["content"],
+        "edited_at": iso(row["edited_at"]),
+    }
+
+
+async def _changed_since(
+    conn: asyncpg.Connection, session_id: uuid.UUID, anchor: tuple[Any, int]
+) -> list[asyncpg.Record]:
+    """Messages up to the anchor that were edited or deleted after it was written: what a
+    client that had the anchor may have missed in place (at most _CATCH_UP_LIMIT)."""
+    return list(
+        await conn.fetch(
+            "select id, session_id, content, edited_at, deleted_at, deleted_reason "
+            "from public.chat_messages "
+            "where session_id = $1 and (edited_at is not null or deleted_at is not null) "
+            "and greatest(edited_at, deleted_at) > $2 and (created_at, seq) <= ($2, $3) "
+            "order by greatest(edited_at, deleted_at) limit $4",
+            session_id,
+            anchor[0],
+            anchor[1],
+            _CATCH_UP_LIMIT,
+        )
+    )
 
 
 async def _missed(

@@ -31,9 +31,9 @@ from ..config import Settings
 from ..db import Database
 from ..errors import ApiError, from_postgres
 from ..message_writer import MessageWriter
-from ..messages import NameCache, iso, now_iso
+from ..messages import NameCache, now_iso
 from ..tasks import spawn
-from .events import RelayEvents
+from .events import RelayEvents, message_state_event
 from .gate import EIO_SID_KEY, Gate, GuardedServer, Limits
 from .hooks import RelayHooks
 from .manager import ChatRedisManager
@@ -379,22 +379,7 @@ class Relay(RelayEvents):
             )
         if row is None:
             return
-        if row["deleted_at"] is not None:
-            name = "message_deleted"
-            body: dict[str, Any] = {
-                "session_id": str(row["session_id"]),
-                "message_id": str(row["id"]),
-                "deleted_at": iso(row["deleted_at"]),
-                "reason": row["deleted_reason"],
-            }
-        else:
-            name = "message_updated"
-            body = {
-                "session_id": str(row["session_id"]),
-                "message_id": str(row["id"]),
-                "content": row["content"],
-                "edited_at": iso(row["edited_at"]),
-            }
+        name, body = message_state_event(row)
         await self.sio.emit(name, body, room=room(row["session_id"]), ignore_queue=True)
 
     async def _db_suspended(self, event: dict[str, Any]) -> None:
