@@ -24,12 +24,16 @@ ENV DATA_DIR=/data
 VOLUME /data
 
 WORKDIR /app
-COPY pyproject.toml README.md ./
-COPY workers ./workers
+# The locked dependencies first (each file checked against its hash), then the service.
 # A build may mount the host's CA bundle at /run/host-ca.crt (scripts/container-test);
 # nothing of it stays in the image.
+COPY requirements.lock ./
 RUN if [ -f /run/host-ca.crt ]; then export PIP_CERT=/run/host-ca.crt; fi \
-    && pip install --no-compile .
+    && pip install --no-compile --require-hashes --no-deps -r requirements.lock
+COPY pyproject.toml README.md ./
+COPY workers ./workers
+RUN if [ -f /run/host-ca.crt ]; then export PIP_CERT=/run/host-ca.crt; fi \
+    && pip install --no-compile --no-deps .
 
 USER chat
 EXPOSE 5001

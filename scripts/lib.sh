@@ -23,11 +23,11 @@ apt_install() {
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
 }
 
-# Python virtual environment with the pinned dependencies; reinstalled when
-# pyproject.toml changes.
+# Python virtual environment with the locked dependencies (requirements-dev.lock, every
+# file checked against its hash); reinstalled when pyproject.toml or the lock changes.
 ensure_python() {
   local stamp="$VENV/.pyproject.sha" want
-  want="$(sha256sum "$ROOT/pyproject.toml" | cut -d' ' -f1)"
+  want="$(cat "$ROOT/pyproject.toml" "$ROOT/requirements-dev.lock" | sha256sum | cut -d' ' -f1)"
   if [ -x "$PY" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then return; fi
   local base=python3
   have python3.11 && base=python3.11
@@ -36,7 +36,8 @@ ensure_python() {
   [ -x "$PY" ] || "$base" -m venv "$VENV" || {
     apt_install python3-venv && "$base" -m venv "$VENV"; }
   "$PY" -m pip install -q --upgrade pip >/dev/null
-  "$PY" -m pip install -q -e "$ROOT[dev]"
+  "$PY" -m pip install -q --require-hashes --no-deps -r "$ROOT/requirements-dev.lock"
+  "$PY" -m pip install -q --no-deps -e "$ROOT"
   echo "$want" > "$stamp"
 }
 
