@@ -9,11 +9,14 @@ from __future__ import annotations
 import base64
 import ipaddress
 import os
+import re
+import textwrap
+import typing
 import urllib.parse
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/chat_dev"
 MIN_JWT_SECRET_LENGTH = 32
@@ -43,85 +46,879 @@ class SettingsError(ValueError):
 
 
 @dataclass(frozen=True, slots=True)
+class Var:
+    """How one setting is read from the environment and documented: its variable, how it
+    is parsed (``kind``: a method of the reader), its bounds or choices, and what it means.
+    The default is the field's. ``.env.example`` and the configuration table of
+    docs/operations.md are generated from these (``python -m workers settings-docs``)."""
+
+    env: str
+    kind: str
+    low: float | None = None
+    high: float | None = None
+    choices: tuple[str, ...] = ()
+    upper: bool = False
+    row: str | None = None  # documented in the same table row as this variable
+    shown: str | None = None  # the default as the docs show it, when not the value itself
+    doc: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
-    port: int = 5001
-    host: str = "0.0.0.0"
-    database_url: str = DEFAULT_DATABASE_URL
-    jwt_secret: str | None = None
-    supabase_url: str | None = None
-    supabase_service_role_key: str | None = None
-    redis_url: str | None = None
-    cors_origins: tuple[str, ...] = ("*",)
-    storage_backend: str = "local"
-    data_dir: Path = Path(".data")
-    upload_max_bytes: int = 10 * 1024 * 1024
-    file_url_ttl: int = 900
-    file_url_secret: str | None = None
-    public_url: str | None = None
-    db_pool_max: int = 10
-    db_pool_min: int = 4
-    send_group_max: int = 256
-    send_pipeline: int = 2
-    typing_timeout: float = 5.0
-    message_rate: float = 5.0
-    message_burst: int = 20
-    typing_rate: float = 5.0
-    typing_burst: int = 10
-    event_rate: float = 20.0
-    event_burst: int = 60
-    max_content_length: int = 10_000
-    max_packet_bytes: int = 1_000_000
-    presence_ttl: int = 15
-    log_level: str = "INFO"
-    event_batch_size: int = 200
-    event_flush_seconds: float = 1.0
-    event_queue_limit: int = 10_000
-    monitoring_retention_days: float = 30.0
-    console_dir: Path | None = None  # None: the repository's web/dist
+    port: Annotated[
+        int,
+        Var(
+            "PORT",
+            "integer",
+            low=1,
+            high=65535,
+            doc="HTTP and Socket.IO port",
+        ),
+    ] = 5001
+    host: Annotated[
+        str,
+        Var(
+            "HOST",
+            "text",
+            doc="listen address",
+        ),
+    ] = "0.0.0.0"
+    database_url: Annotated[
+        str,
+        Var(
+            "DATABASE_URL",
+            "postgres_url",
+            doc=(
+                "PostgreSQL; on hosted Supabase the direct or session-pooler string "
+                "(LISTEN/NOTIFY needs it)"
+            ),
+        ),
+    ] = DEFAULT_DATABASE_URL
+    jwt_secret: Annotated[
+        str | None,
+        Var(
+            "JWT_SECRET",
+            "optional",
+            shown="dev secret in `scripts/dev`",
+            doc=(
+                "HS256 secret (Supabase's legacy JWT secret); shorter than 32 characters "
+                "starts with a warning"
+            ),
+        ),
+    ] = None
+    supabase_url: Annotated[
+        str | None,
+        Var(
+            "SUPABASE_URL",
+            "http_url",
+            doc=(
+                "when set, ES256/RS256 tokens are verified with "
+                "`SUPABASE_URL/auth/v1/.well-known/jwks.json` (keys cached 10 min)"
+            ),
+        ),
+    ] = None
+    supabase_service_role_key: Annotated[
+        str | None,
+        Var(
+            "SUPABASE_SERVICE_ROLE_KEY",
+            "optional",
+            doc="only for `STORAGE_BACKEND=supabase`; never sent to browsers",
+        ),
+    ] = None
+    redis_url: Annotated[
+        str | None,
+        Var(
+            "REDIS_URL",
+            "redis_url",
+            doc=(
+                "several relays: Socket.IO message queue, presence, shared budgets; unset: "
+                "one relay, in memory. Optional at run time: while it is down each relay "
+                "serves its own sockets with local state (see [Limits and Redis "
+                "outages](protocol.md#limits-and-redis-outages))"
+            ),
+        ),
+    ] = None
+    cors_origins: Annotated[
+        tuple[str, ...],
+        Var(
+            "CORS_ORIGINS",
+            "origins",
+            doc="comma-separated allowed browser origins",
+        ),
+    ] = ("*",)
+    storage_backend: Annotated[
+        str,
+        Var(
+            "STORAGE_BACKEND",
+            "choice",
+            choices=("local", "supabase"),
+            doc="`local` (files under `DATA_DIR`) or `supabase` (Supabase Storage)",
+        ),
+    ] = "local"
+    data_dir: Annotated[
+        Path,
+        Var(
+            "DATA_DIR",
+            "path",
+            doc=(
+                "local files: `chat-files/` (objects of the `local` store) and `tmp/` "
+                "(uploads in progress, either store)"
+            ),
+        ),
+    ] = Path(".data")
+    upload_max_bytes: Annotated[
+        int,
+        Var(
+            "UPLOAD_MAX_BYTES",
+            "integer",
+            low=1,
+            high=10 * 1024 * 1024,
+            doc="largest accepted file (10 MB, the bucket's limit; may only be lowered)",
+        ),
+    ] = 10 * 1024 * 1024
+    file_url_ttl: Annotated[
+        int,
+        Var(
+            "FILE_URL_TTL",
+            "integer",
+            low=10,
+            high=7 * 24 * 3600,
+            doc="seconds a signed file URL (`metadata.url`) stays valid",
+        ),
+    ] = 900
+    file_url_secret: Annotated[
+        str | None,
+        Var(
+            "FILE_URL_SECRET",
+            "optional",
+            doc=(
+                "key for signed file URLs (at least 32 characters); unset: derived from "
+                "`JWT_SECRET`"
+            ),
+        ),
+    ] = None
+    public_url: Annotated[
+        str | None,
+        Var(
+            "PUBLIC_URL",
+            "http_url",
+            doc=(
+                "the service's public origin, e.g. `https://chat.example.com`; makes signed"
+                " file URLs absolute"
+            ),
+        ),
+    ] = None
+    db_pool_max: Annotated[
+        int,
+        Var(
+            "DB_POOL_MAX",
+            "integer",
+            low=2,
+            high=1000,
+            doc="asyncpg pool size",
+        ),
+    ] = 10
+    db_pool_min: Annotated[
+        int,
+        Var(
+            "DB_POOL_MIN",
+            "integer",
+            low=1,
+            high=1000,
+            doc=(
+                "connections opened (types introspected) before the service serves; kept "
+                "open while idle"
+            ),
+        ),
+    ] = 4
+    send_group_max: Annotated[
+        int,
+        Var(
+            "SEND_GROUP_MAX",
+            "integer",
+            low=1,
+            high=10_000,
+            doc="most messages in one group commit",
+        ),
+    ] = 256
+    send_pipeline: Annotated[
+        int,
+        Var(
+            "SEND_PIPELINE",
+            "integer",
+            low=1,
+            high=64,
+            doc="group commits in the database at once (each on its own connection)",
+        ),
+    ] = 2
+    typing_timeout: Annotated[
+        float,
+        Var(
+            "TYPING_TIMEOUT",
+            "number",
+            low=0.1,
+            high=600,
+            doc="seconds before the relay emits `user_stopped_typing` itself",
+        ),
+    ] = 5.0
+    message_rate: Annotated[
+        float,
+        Var(
+            "MESSAGE_RATE",
+            "number",
+            low=0,
+            high=10_000,
+            doc=(
+                "per-user token bucket for `send_message` (tokens per second, bucket size);"
+                " shared through Redis"
+            ),
+        ),
+    ] = 5.0
+    message_burst: Annotated[
+        int,
+        Var(
+            "MESSAGE_BURST",
+            "integer",
+            low=1,
+            high=100_000,
+            row="MESSAGE_RATE",
+            doc=(
+                "per-user token bucket for `send_message` (tokens per second, bucket size);"
+                " shared through Redis"
+            ),
+        ),
+    ] = 20
+    typing_rate: Annotated[
+        float,
+        Var(
+            "TYPING_RATE",
+            "number",
+            low=0,
+            high=10_000,
+            doc="the same for `typing_start`",
+        ),
+    ] = 5.0
+    typing_burst: Annotated[
+        int,
+        Var(
+            "TYPING_BURST",
+            "integer",
+            low=1,
+            high=100_000,
+            row="TYPING_RATE",
+            doc="the same for `typing_start`",
+        ),
+    ] = 10
+    event_rate: Annotated[
+        float,
+        Var(
+            "EVENT_RATE",
+            "number",
+            low=0,
+            high=100_000,
+            doc=(
+                "per-socket bucket for every client event (a floor under each handler's "
+                "cost); a flood's refusals are audited once per 10 s per socket"
+            ),
+        ),
+    ] = 20.0
+    event_burst: Annotated[
+        int,
+        Var(
+            "EVENT_BURST",
+            "integer",
+            low=1,
+            high=1_000_000,
+            row="EVENT_RATE",
+            doc=(
+                "per-socket bucket for every client event (a floor under each handler's "
+                "cost); a flood's refusals are audited once per 10 s per socket"
+            ),
+        ),
+    ] = 60
+    max_content_length: Annotated[
+        int,
+        Var(
+            "MAX_CONTENT_LENGTH",
+            "integer",
+            low=1,
+            high=10_000,
+            doc="longest text message, in characters (the database allows at most 10 000)",
+        ),
+    ] = 10_000
+    max_packet_bytes: Annotated[
+        int,
+        Var(
+            "MAX_PACKET_BYTES",
+            "integer",
+            low=1024,
+            high=100_000_000,
+            doc="Engine.IO's largest accepted packet",
+        ),
+    ] = 1_000_000
+    presence_ttl: Annotated[
+        int,
+        Var(
+            "PRESENCE_TTL",
+            "integer",
+            low=2,
+            high=300,
+            doc="seconds after which a silent (crashed) relay's users leave `online_users`",
+        ),
+    ] = 15
+    log_level: Annotated[
+        str,
+        Var(
+            "LOG_LEVEL",
+            "choice",
+            choices=("DEBUG", "INFO", "WARNING", "ERROR"),
+            upper=True,
+            doc="`DEBUG`, `INFO`, `WARNING`, `ERROR`",
+        ),
+    ] = "INFO"
+    event_batch_size: Annotated[
+        int,
+        Var(
+            "EVENT_BATCH_SIZE",
+            "integer",
+            low=1,
+            high=10_000,
+            doc=("audit and monitoring writers: rows per INSERT; a full batch is written at once"),
+        ),
+    ] = 200
+    event_flush_seconds: Annotated[
+        float,
+        Var(
+            "EVENT_FLUSH_SECONDS",
+            "number",
+            low=0.01,
+            high=60,
+            doc="longest wait before queued audit and monitoring rows are written",
+        ),
+    ] = 1.0
+    event_queue_limit: Annotated[
+        int,
+        Var(
+            "EVENT_QUEUE_LIMIT",
+            "integer",
+            low=1,
+            high=10_000_000,
+            doc=(
+                "rows each writer keeps while the database is away; beyond, the oldest "
+                "*sheddable* rows are dropped and counted (monitoring rows; audit rows "
+                "without an authenticated actor). Audit rows of authenticated actors are "
+                "never dropped: when that many wait, new socket events, connections and "
+                "REST calls are refused with `unavailable` until they are written"
+            ),
+        ),
+    ] = 10_000
+    monitoring_retention_days: Annotated[
+        float,
+        Var(
+            "MONITORING_RETENTION_DAYS",
+            "number",
+            low=0,
+            high=36_500,
+            doc="monitoring events older than this are deleted hourly; `0` keeps them",
+        ),
+    ] = 30.0
+    console_dir: Annotated[
+        Path | None,
+        Var(
+            "CONSOLE_DIR",
+            "optional_path",
+            shown="the repository's `web/dist`",
+            doc="the built web console served at `/` (`scripts/dev` builds it)",
+        ),
+    ] = None
     # Webhooks to the host platform (workers/webhooks): off without webhook_url.
-    webhook_url: str | None = None
-    webhook_secret: str | None = None
-    notify_delay: float = 30.0
-    webhook_include_content: bool = False
-    webhook_timeout: float = 10.0
-    webhook_retry_base: float = 5.0
-    webhook_retry_cap: float = 3600.0
-    webhook_retry_window: float = 86400.0
-    webhook_poll_seconds: float = 1.0
-    webhook_retention_days: float = 7.0
+    webhook_url: Annotated[
+        str | None,
+        Var(
+            "WEBHOOK_URL",
+            "http_url",
+            doc=(
+                "where [webhooks](#webhooks-to-the-host-platform) go (`http(s)://...`); "
+                "unset: webhooks off"
+            ),
+        ),
+    ] = None
+    webhook_secret: Annotated[
+        str | None,
+        Var(
+            "WEBHOOK_SECRET",
+            "optional",
+            doc=(
+                "required with `WEBHOOK_URL`: `whsec_` + base64 of 24 to 64 random bytes "
+                "(`whsec_$(openssl rand -base64 32)`)"
+            ),
+        ),
+    ] = None
+    notify_delay: Annotated[
+        float,
+        Var(
+            "NOTIFY_DELAY",
+            "number",
+            low=0,
+            high=86_400,
+            doc=(
+                "seconds a participant's unread messages wait (no socket joined) before "
+                "`chat.message.waiting`; `emergency` sessions: at once"
+            ),
+        ),
+    ] = 30.0
+    webhook_include_content: Annotated[
+        bool,
+        Var(
+            "WEBHOOK_INCLUDE_CONTENT",
+            "boolean",
+            doc="`true`: events carry message text and session titles",
+        ),
+    ] = False
+    webhook_timeout: Annotated[
+        float,
+        Var(
+            "WEBHOOK_TIMEOUT",
+            "number",
+            low=0.1,
+            high=60,
+            doc="seconds one delivery attempt may take, in all",
+        ),
+    ] = 10.0
+    webhook_retry_base: Annotated[
+        float,
+        Var(
+            "WEBHOOK_RETRY_BASE",
+            "number",
+            low=0.01,
+            high=3600,
+            doc="first retry delay, doubling up to the cap (seconds, with jitter)",
+        ),
+    ] = 5.0
+    webhook_retry_cap: Annotated[
+        float,
+        Var(
+            "WEBHOOK_RETRY_CAP",
+            "number",
+            low=0.01,
+            high=86_400,
+            row="WEBHOOK_RETRY_BASE",
+            doc="first retry delay, doubling up to the cap (seconds, with jitter)",
+        ),
+    ] = 3600.0
+    webhook_retry_window: Annotated[
+        float,
+        Var(
+            "WEBHOOK_RETRY_WINDOW",
+            "number",
+            low=0.1,
+            high=7 * 86_400,
+            doc="seconds of retries before a delivery is a dead letter",
+        ),
+    ] = 86400.0
+    webhook_poll_seconds: Annotated[
+        float,
+        Var(
+            "WEBHOOK_POLL_SECONDS",
+            "number",
+            low=0.05,
+            high=60,
+            doc="how often the leader reads new rows and due periods",
+        ),
+    ] = 1.0
+    webhook_retention_days: Annotated[
+        float,
+        Var(
+            "WEBHOOK_RETENTION_DAYS",
+            "number",
+            low=1,
+            high=3650,
+            doc="delivered and dead deliveries are deleted after this many days",
+        ),
+    ] = 7.0
     # Hardening: token issuer, session creation, upload quota, disk floor, sweep.
-    jwt_issuer: str | None = None
-    session_create_rate: float = 0.1
-    session_create_burst: int = 20
-    upload_quota_bytes: int = 300 * 1024 * 1024
-    storage_min_free_bytes: int = 1024 * 1024 * 1024
-    orphan_sweep_seconds: float = 600.0
-    orphan_grace_seconds: float = 900.0
-    user_event_rate: float = 30.0
-    user_event_burst: int = 100
-    api_rate: float = 20.0
-    api_burst: int = 60
-    max_connections: int = 10_000
-    max_connections_per_ip: int = 200
-    max_connections_per_user: int = 20
-    connect_timeout: float = 5.0
-    connect_rate_per_ip: float = 5.0
-    connect_burst_per_ip: int = 50
-    max_queued_packets: int = 1_000
-    trusted_proxies: tuple[Network, ...] = ()
-    refusal_audit_per_minute: int = 10
+    jwt_issuer: Annotated[
+        str | None,
+        Var(
+            "JWT_ISSUER",
+            "optional",
+            shown="`SUPABASE_URL/auth/v1`",
+            doc=(
+                "the `iss` every token must carry; unset and no `SUPABASE_URL`: `iss` is "
+                "not checked"
+            ),
+        ),
+    ] = None
+    session_create_rate: Annotated[
+        float,
+        Var(
+            "SESSION_CREATE_RATE",
+            "number",
+            low=0,
+            high=10_000,
+            doc=(
+                "per-user token bucket for `POST /api/chat/sessions` (429 `rate_limited`); "
+                "shared through Redis. The database adds an hourly cap on every path, see "
+                "[Limits](../SECURITY.md#limits)"
+            ),
+        ),
+    ] = 0.1
+    session_create_burst: Annotated[
+        int,
+        Var(
+            "SESSION_CREATE_BURST",
+            "integer",
+            low=1,
+            high=100_000,
+            row="SESSION_CREATE_RATE",
+            doc=(
+                "per-user token bucket for `POST /api/chat/sessions` (429 `rate_limited`); "
+                "shared through Redis. The database adds an hourly cap on every path, see "
+                "[Limits](../SECURITY.md#limits)"
+            ),
+        ),
+    ] = 20
+    upload_quota_bytes: Annotated[
+        int,
+        Var(
+            "UPLOAD_QUOTA_BYTES",
+            "integer",
+            low=0,
+            high=2**50,
+            doc=(
+                "bytes each user may upload per UTC day (300 MB); beyond, 429 "
+                "`upload_quota_exceeded`; `0`: no quota"
+            ),
+        ),
+    ] = 300 * 1024 * 1024
+    storage_min_free_bytes: Annotated[
+        int,
+        Var(
+            "STORAGE_MIN_FREE_BYTES",
+            "integer",
+            low=0,
+            high=2**60,
+            doc=(
+                "the `local` store refuses new files (507 `insufficient_storage`) when its "
+                "disk would fall below this (1 GiB); `0`: no floor"
+            ),
+        ),
+    ] = 1024 * 1024 * 1024
+    orphan_sweep_seconds: Annotated[
+        float,
+        Var(
+            "ORPHAN_SWEEP_SECONDS",
+            "number",
+            low=0,
+            high=86_400,
+            doc=(
+                "how often each relay removes objects whose message never committed, and "
+                "stale temporary upload files; `0`: never"
+            ),
+        ),
+    ] = 600.0
+    orphan_grace_seconds: Annotated[
+        float,
+        Var(
+            "ORPHAN_GRACE_SECONDS",
+            "number",
+            low=60,
+            high=604_800,
+            doc=(
+                "how old a pending upload or a temporary file must be before the sweep "
+                "removes it (at least 60)"
+            ),
+        ),
+    ] = 900.0
+    user_event_rate: Annotated[
+        float,
+        Var(
+            "USER_EVENT_RATE",
+            "number",
+            low=0,
+            high=100_000,
+            doc=(
+                "per-user bucket for every Socket.IO event, across the user's sockets and "
+                "(through Redis) relays; `0` rate disables"
+            ),
+        ),
+    ] = 30.0
+    user_event_burst: Annotated[
+        int,
+        Var(
+            "USER_EVENT_BURST",
+            "integer",
+            low=1,
+            high=1_000_000,
+            row="USER_EVENT_RATE",
+            doc=(
+                "per-user bucket for every Socket.IO event, across the user's sockets and "
+                "(through Redis) relays; `0` rate disables"
+            ),
+        ),
+    ] = 100
+    api_rate: Annotated[
+        float,
+        Var(
+            "API_RATE",
+            "number",
+            low=0,
+            high=100_000,
+            doc=(
+                "per-user bucket for every authenticated REST call (`/api/chat/*`), shared "
+                "through Redis; over it, 429 `rate_limited`; `0` rate disables"
+            ),
+        ),
+    ] = 20.0
+    api_burst: Annotated[
+        int,
+        Var(
+            "API_BURST",
+            "integer",
+            low=1,
+            high=1_000_000,
+            row="API_RATE",
+            doc=(
+                "per-user bucket for every authenticated REST call (`/api/chat/*`), shared "
+                "through Redis; over it, 429 `rate_limited`; `0` rate disables"
+            ),
+        ),
+    ] = 60
+    max_connections: Annotated[
+        int,
+        Var(
+            "MAX_CONNECTIONS",
+            "integer",
+            low=1,
+            high=1_000_000,
+            doc="Socket.IO connections per relay; beyond, `connect_error` `server_full`",
+        ),
+    ] = 10_000
+    max_connections_per_ip: Annotated[
+        int,
+        Var(
+            "MAX_CONNECTIONS_PER_IP",
+            "integer",
+            low=1,
+            high=1_000_000,
+            doc="connections per client address per relay; beyond, `too_many_connections`",
+        ),
+    ] = 200
+    max_connections_per_user: Annotated[
+        int,
+        Var(
+            "MAX_CONNECTIONS_PER_USER",
+            "integer",
+            low=1,
+            high=100_000,
+            doc="connections per user per relay; beyond, `too_many_user_connections`",
+        ),
+    ] = 20
+    connect_timeout: Annotated[
+        float,
+        Var(
+            "CONNECT_TIMEOUT",
+            "number",
+            low=0.1,
+            high=300,
+            doc=(
+                "seconds a socket may take to complete the Socket.IO connect with a valid "
+                "token before it is closed"
+            ),
+        ),
+    ] = 5.0
+    connect_rate_per_ip: Annotated[
+        float,
+        Var(
+            "CONNECT_RATE_PER_IP",
+            "number",
+            low=0,
+            high=100_000,
+            doc=(
+                "new connections per client address (per second, bucket size) per relay; "
+                "beyond, `connect_rate_limited`; `0` rate disables"
+            ),
+        ),
+    ] = 5.0
+    connect_burst_per_ip: Annotated[
+        int,
+        Var(
+            "CONNECT_BURST_PER_IP",
+            "integer",
+            low=1,
+            high=1_000_000,
+            row="CONNECT_RATE_PER_IP",
+            doc=(
+                "new connections per client address (per second, bucket size) per relay; "
+                "beyond, `connect_rate_limited`; `0` rate disables"
+            ),
+        ),
+    ] = 50
+    max_queued_packets: Annotated[
+        int,
+        Var(
+            "MAX_QUEUED_PACKETS",
+            "integer",
+            low=10,
+            high=1_000_000,
+            doc=(
+                "packets waiting for one socket; a client that stops reading is "
+                "disconnected when its queue reaches this (keep it above 500, the largest "
+                "catch-up)"
+            ),
+        ),
+    ] = 1_000
+    trusted_proxies: Annotated[
+        tuple[Network, ...],
+        Var(
+            "TRUSTED_PROXIES",
+            "networks",
+            doc=(
+                "comma-separated addresses or networks (`10.0.0.0/8`) of reverse proxies "
+                "whose `X-Forwarded-For` is believed for the client address; unset: the "
+                "peer address counts"
+            ),
+        ),
+    ] = ()
+    refusal_audit_per_minute: Annotated[
+        int,
+        Var(
+            "REFUSAL_AUDIT_PER_MINUTE",
+            "integer",
+            low=0,
+            high=100_000,
+            doc=(
+                "refusals of callers without a valid token written to the audit log and "
+                "monitoring per minute, per kind and code; all of them are counted in "
+                "`/metrics`"
+            ),
+        ),
+    ] = 10
     # Data lifecycle (workers/lifecycle): erasure, export, retention.
-    erasure_mode: str = "redact"
-    retention_days: tuple[tuple[str, float], ...] = ()
-    retention_interval: float = 86_400.0
-    retention_batch: int = 5_000
-    retention_pause_ratio: float = 1.0
-    lifecycle_poll_seconds: float = 2.0
-    export_ttl: float = 86_400.0
+    erasure_mode: Annotated[
+        str,
+        Var(
+            "ERASURE_MODE",
+            "choice",
+            choices=("redact", "retain", "delete"),
+            doc=(
+                "what deleting a user from `auth.users` does to their messages in sessions "
+                "others keep: `redact` (tombstones), `retain` (content kept, sender shown "
+                "as deleted) or `delete`; see [docs/data-lifecycle.md](data-lifecycle.md)"
+            ),
+        ),
+    ] = "redact"
+    retention_days: Annotated[
+        tuple[tuple[str, float], ...],
+        Var(
+            "RETENTION_DAYS",
+            "retention",
+            shown="— (forever)",
+            doc=(
+                "closed sessions older than this are purged with their messages and files: "
+                "`730`, or per type `booking=730,support=90`"
+            ),
+        ),
+    ] = ()
+    retention_interval: Annotated[
+        float,
+        Var(
+            "RETENTION_INTERVAL_SECONDS",
+            "number",
+            low=1,
+            high=7 * 86_400,
+            doc=(
+                "how often the retention purge runs (one relay), rows per purge "
+                "transaction, and how long it rests after each (times the batch's duration)"
+            ),
+        ),
+    ] = 86_400.0
+    retention_batch: Annotated[
+        int,
+        Var(
+            "RETENTION_BATCH",
+            "integer",
+            low=1,
+            high=100_000,
+            row="RETENTION_INTERVAL_SECONDS",
+            doc=(
+                "how often the retention purge runs (one relay), rows per purge "
+                "transaction, and how long it rests after each (times the batch's duration)"
+            ),
+        ),
+    ] = 5_000
+    retention_pause_ratio: Annotated[
+        float,
+        Var(
+            "RETENTION_PAUSE_RATIO",
+            "number",
+            low=0,
+            high=100,
+            row="RETENTION_INTERVAL_SECONDS",
+            doc=(
+                "how often the retention purge runs (one relay), rows per purge "
+                "transaction, and how long it rests after each (times the batch's duration)"
+            ),
+        ),
+    ] = 1.0
+    lifecycle_poll_seconds: Annotated[
+        float,
+        Var(
+            "LIFECYCLE_POLL_SECONDS",
+            "number",
+            low=0.05,
+            high=600,
+            doc=(
+                "how often the lifecycle leader follows up erasures (files, webhook) and "
+                "resumes abandoned exports"
+            ),
+        ),
+    ] = 2.0
+    export_ttl: Annotated[
+        float,
+        Var(
+            "EXPORT_TTL_SECONDS",
+            "number",
+            low=60,
+            high=30 * 86_400,
+            doc="how long a data export archive can be downloaded",
+        ),
+    ] = 86_400.0
     # Moderation: how long a sender may edit or delete a message.
-    edit_window: int = 900
-    contact_filter: str = "flag"
-    contact_allow_domains: tuple[str, ...] = ()
+    edit_window: Annotated[
+        int,
+        Var(
+            "EDIT_WINDOW_S",
+            "integer",
+            low=0,
+            high=604_800,
+            doc=(
+                "seconds after sending during which the sender may edit or delete a message"
+                " (written to the database at start; [docs/moderation.md](moderation.md))"
+            ),
+        ),
+    ] = 900
+    contact_filter: Annotated[
+        str,
+        Var(
+            "CONTACT_FILTER",
+            "choice",
+            choices=("off", "flag", "mask", "block"),
+            doc=(
+                "phone numbers, e-mail addresses and links in messages: `off`, `flag` "
+                "(stored, reported automatically), `mask` (replaced by `[hidden]`) or "
+                "`block` (422 `contact_info_blocked`); on every path, in the database"
+            ),
+        ),
+    ] = "flag"
+    contact_allow_domains: Annotated[
+        tuple[str, ...],
+        Var(
+            "CONTACT_FILTER_ALLOW_DOMAINS",
+            "domains",
+            doc="comma-separated domains (and their subdomains) whose links pass the filter",
+        ),
+    ] = ()
 
     @property
     def jwks_url(self) -> str | None:
@@ -143,95 +940,8 @@ class Settings:
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if environ is None else environ
         get = _Reader(env)
-        settings = cls(
-            port=get.integer("PORT", 5001, low=1, high=65535),
-            host=get.text("HOST", "0.0.0.0"),
-            database_url=get.postgres_url("DATABASE_URL", DEFAULT_DATABASE_URL),
-            jwt_secret=get.optional("JWT_SECRET"),
-            supabase_url=get.http_url("SUPABASE_URL"),
-            supabase_service_role_key=get.optional("SUPABASE_SERVICE_ROLE_KEY"),
-            redis_url=get.redis_url("REDIS_URL"),
-            cors_origins=get.origins("CORS_ORIGINS", ("*",)),
-            storage_backend=get.choice("STORAGE_BACKEND", "local", ("local", "supabase")),
-            data_dir=Path(get.text("DATA_DIR", ".data")),
-            upload_max_bytes=get.integer(
-                "UPLOAD_MAX_BYTES", 10 * 1024 * 1024, low=1, high=10 * 1024 * 1024
-            ),
-            file_url_ttl=get.integer("FILE_URL_TTL", 900, low=10, high=7 * 24 * 3600),
-            file_url_secret=get.optional("FILE_URL_SECRET"),
-            public_url=get.http_url("PUBLIC_URL"),
-            db_pool_max=get.integer("DB_POOL_MAX", 10, low=2, high=1000),
-            db_pool_min=get.integer("DB_POOL_MIN", 4, low=1, high=1000),
-            send_group_max=get.integer("SEND_GROUP_MAX", 256, low=1, high=10_000),
-            send_pipeline=get.integer("SEND_PIPELINE", 2, low=1, high=64),
-            console_dir=_optional_path(get.optional("CONSOLE_DIR")),
-            typing_timeout=get.number("TYPING_TIMEOUT", 5.0, low=0.1, high=600),
-            message_rate=get.number("MESSAGE_RATE", 5.0, low=0, high=10_000),
-            message_burst=get.integer("MESSAGE_BURST", 20, low=1, high=100_000),
-            typing_rate=get.number("TYPING_RATE", 5.0, low=0, high=10_000),
-            typing_burst=get.integer("TYPING_BURST", 10, low=1, high=100_000),
-            event_rate=get.number("EVENT_RATE", 20.0, low=0, high=100_000),
-            event_burst=get.integer("EVENT_BURST", 60, low=1, high=1_000_000),
-            max_content_length=get.integer("MAX_CONTENT_LENGTH", 10_000, low=1, high=10_000),
-            max_packet_bytes=get.integer("MAX_PACKET_BYTES", 1_000_000, low=1024, high=100_000_000),
-            presence_ttl=get.integer("PRESENCE_TTL", 15, low=2, high=300),
-            log_level=get.choice(
-                "LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR"), upper=True
-            ),
-            event_batch_size=get.integer("EVENT_BATCH_SIZE", 200, low=1, high=10_000),
-            event_flush_seconds=get.number("EVENT_FLUSH_SECONDS", 1.0, low=0.01, high=60),
-            event_queue_limit=get.integer("EVENT_QUEUE_LIMIT", 10_000, low=1, high=10_000_000),
-            monitoring_retention_days=get.number(
-                "MONITORING_RETENTION_DAYS", 30.0, low=0, high=36_500
-            ),
-            **_webhook_settings(get),
-            jwt_issuer=get.optional("JWT_ISSUER"),
-            session_create_rate=get.number("SESSION_CREATE_RATE", 0.1, low=0, high=10_000),
-            session_create_burst=get.integer("SESSION_CREATE_BURST", 20, low=1, high=100_000),
-            upload_quota_bytes=get.integer(
-                "UPLOAD_QUOTA_BYTES", 300 * 1024 * 1024, low=0, high=2**50
-            ),
-            storage_min_free_bytes=get.integer(
-                "STORAGE_MIN_FREE_BYTES", 1024 * 1024 * 1024, low=0, high=2**60
-            ),
-            orphan_sweep_seconds=get.number("ORPHAN_SWEEP_SECONDS", 600.0, low=0, high=86_400),
-            orphan_grace_seconds=get.number("ORPHAN_GRACE_SECONDS", 900.0, low=60, high=604_800),
-            user_event_rate=get.number("USER_EVENT_RATE", 30.0, low=0, high=100_000),
-            user_event_burst=get.integer("USER_EVENT_BURST", 100, low=1, high=1_000_000),
-            api_rate=get.number("API_RATE", 20.0, low=0, high=100_000),
-            api_burst=get.integer("API_BURST", 60, low=1, high=1_000_000),
-            max_connections=get.integer("MAX_CONNECTIONS", 10_000, low=1, high=1_000_000),
-            max_connections_per_ip=get.integer(
-                "MAX_CONNECTIONS_PER_IP", 200, low=1, high=1_000_000
-            ),
-            max_connections_per_user=get.integer(
-                "MAX_CONNECTIONS_PER_USER", 20, low=1, high=100_000
-            ),
-            connect_timeout=get.number("CONNECT_TIMEOUT", 5.0, low=0.1, high=300),
-            connect_rate_per_ip=get.number("CONNECT_RATE_PER_IP", 5.0, low=0, high=100_000),
-            connect_burst_per_ip=get.integer("CONNECT_BURST_PER_IP", 50, low=1, high=1_000_000),
-            max_queued_packets=get.integer("MAX_QUEUED_PACKETS", 1_000, low=10, high=1_000_000),
-            trusted_proxies=get.networks("TRUSTED_PROXIES"),
-            refusal_audit_per_minute=get.integer(
-                "REFUSAL_AUDIT_PER_MINUTE", 10, low=0, high=100_000
-            ),
-            erasure_mode=get.choice("ERASURE_MODE", "redact", ("redact", "retain", "delete")),
-            retention_days=get.retention("RETENTION_DAYS"),
-            retention_interval=get.number(
-                "RETENTION_INTERVAL_SECONDS", 86_400.0, low=1, high=7 * 86_400
-            ),
-            retention_batch=get.integer("RETENTION_BATCH", 5_000, low=1, high=100_000),
-            retention_pause_ratio=get.number("RETENTION_PAUSE_RATIO", 1.0, low=0, high=100),
-            lifecycle_poll_seconds=get.number("LIFECYCLE_POLL_SECONDS", 2.0, low=0.05, high=600),
-            export_ttl=get.number("EXPORT_TTL_SECONDS", 86_400.0, low=60, high=30 * 86_400),
-            edit_window=get.integer("EDIT_WINDOW_S", 900, low=0, high=604_800),
-            contact_filter=get.choice("CONTACT_FILTER", "flag", ("off", "flag", "mask", "block")),
-            contact_allow_domains=tuple(
-                d.strip().lower()
-                for d in (get.optional("CONTACT_FILTER_ALLOW_DOMAINS") or "").split(",")
-                if d.strip()
-            ),
-        )
+        values = {f.name: get.read(var, f.default) for f, var in settings_vars()}
+        settings = cls(**values)
         settings._check()
         return settings
 
@@ -290,27 +1000,31 @@ def _check_webhook_secret(secret: str) -> None:
         )
 
 
-def _webhook_settings(get: _Reader) -> dict[str, Any]:
-    """The webhook variables (docs/operations.md, Webhooks to the host platform)."""
-    return {
-        "webhook_url": get.http_url("WEBHOOK_URL"),
-        "webhook_secret": get.optional("WEBHOOK_SECRET"),
-        "notify_delay": get.number("NOTIFY_DELAY", 30.0, low=0, high=86_400),
-        "webhook_include_content": get.boolean("WEBHOOK_INCLUDE_CONTENT", False),
-        "webhook_timeout": get.number("WEBHOOK_TIMEOUT", 10.0, low=0.1, high=60),
-        "webhook_retry_base": get.number("WEBHOOK_RETRY_BASE", 5.0, low=0.01, high=3600),
-        "webhook_retry_cap": get.number("WEBHOOK_RETRY_CAP", 3600.0, low=0.01, high=86_400),
-        "webhook_retry_window": get.number(
-            "WEBHOOK_RETRY_WINDOW", 86_400.0, low=0.1, high=7 * 86_400
-        ),
-        "webhook_poll_seconds": get.number("WEBHOOK_POLL_SECONDS", 1.0, low=0.05, high=60),
-        "webhook_retention_days": get.number("WEBHOOK_RETENTION_DAYS", 7.0, low=1, high=3650),
-    }
-
-
 class _Reader:
     def __init__(self, env: Mapping[str, str]) -> None:
         self._env = env
+
+    def read(self, var: Var, default: Any) -> Any:
+        """The value of one setting, by its kind."""
+        name, kind = var.env, var.kind
+        if kind == "integer":
+            return self.integer(name, default, low=int(var.low or 0), high=int(var.high or 0))
+        if kind == "number":
+            return self.number(name, default, low=var.low or 0.0, high=var.high or 0.0)
+        if kind == "choice":
+            return self.choice(name, default, var.choices, upper=var.upper)
+        if kind == "text":
+            return self.text(name, default)
+        if kind == "path":
+            return Path(self.text(name, str(default)))
+        if kind == "optional_path":
+            return _optional_path(self.optional(name))
+        if kind == "domains":
+            raw = self.optional(name) or ""
+            return tuple(d.strip().lower() for d in raw.split(",") if d.strip())
+        if kind in ("postgres_url", "origins", "boolean"):
+            return getattr(self, kind)(name, default)
+        return getattr(self, kind)(name)  # optional, http_url, redis_url, networks, retention
 
     def optional(self, name: str) -> str | None:
         value = self._env.get(name, "").strip()
@@ -438,3 +1152,84 @@ class _Reader:
 
 def _optional_path(value: str | None) -> Path | None:
     return Path(value) if value else None
+
+
+def settings_vars() -> list[tuple[Any, Var]]:
+    """Each field of :class:`Settings` with its :class:`Var`, in declaration order."""
+    hints = typing.get_type_hints(Settings, include_extras=True)
+    found = []
+    for f in fields(Settings):
+        var = next(m for m in typing.get_args(hints[f.name])[1:] if isinstance(m, Var))
+        found.append((f, var))
+    return found
+
+
+def shown_default(value: Any) -> str:
+    """A default as the docs show it: ``5``, ``*``, ``.data``; — for none."""
+    if value is None or value == ():
+        return "—"
+    if isinstance(value, bool):
+        return f"`{str(value).lower()}`"
+    if isinstance(value, float):
+        return f"`{value:g}`"
+    if isinstance(value, tuple):
+        return "`" + ",".join(str(v) for v in value) + "`"
+    return f"`{value}`"
+
+
+def _env_value(value: Any) -> str:
+    if value is None or value == ():
+        return ""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, tuple):
+        return ",".join(str(v) for v in value)
+    return str(value)
+
+
+def _plain(doc: str) -> str:
+    """Markdown links and code marks out, for a comment."""
+    doc = re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", doc)
+    return doc.replace("`", "")
+
+
+ENV_EXAMPLE_HEAD = (
+    "# Copy to .env and adjust. Local development needs none of these: scripts/dev picks\n"
+    "# working defaults. Variables already set in the environment win over this file.\n"
+    "# Generated from workers/config.py (python -m workers settings-docs): edit it there.\n"
+)
+
+
+def env_example() -> str:
+    """``.env.example``: each variable with its meaning and its default."""
+    lines = [ENV_EXAMPLE_HEAD]
+    for f, var in settings_vars():
+        if var.row is None:
+            lines.append("")
+            lines += [
+                "# " + line for line in textwrap.wrap(_plain(var.doc), 88, break_on_hyphens=False)
+            ]
+        lines.append(f"{var.env}={_env_value(f.default)}")
+    return "\n".join(lines).replace("\n\n\n", "\n\n") + "\n"
+
+
+def settings_table() -> str:
+    """The configuration table of docs/operations.md (a row per variable, pairs together)."""
+    rows: list[list[Any]] = []
+    by_env: dict[str, list[Any]] = {}
+    for f, var in settings_vars():
+        shown = var.shown or shown_default(f.default)
+        if var.row is not None:
+            row = by_env[var.row]
+            row[0].append(f"`{var.env}`")
+            row[1].append(shown)
+            continue
+        row = [[f"`{var.env}`"], [shown], var.doc]
+        by_env[var.env] = row
+        rows.append(row)
+    out = ["| variable | default | meaning |", "|---|---|---|"]
+    for names, shown_values, doc in rows:
+        out.append(f"| {', '.join(names)} | {', '.join(shown_values)} | {doc} |")
+    return "\n".join(out) + "\n"
