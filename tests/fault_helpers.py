@@ -131,14 +131,19 @@ class RelayProcess:
         async with aiohttp.ClientSession() as http, http.get(self.url + "/health") as resp:
             return resp.status, await resp.json()
 
+    def kill(self) -> None:
+        """SIGKILL: the relay dies without a word (its leases and locks go with it)."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(timeout=10)
+
     def stop(self) -> None:
         if self.proc.poll() is None:
             self.proc.terminate()
             try:
                 self.proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
-                self.proc.send_signal(signal.SIGKILL)
-                self.proc.wait(timeout=10)
+                self.kill()
         self.log.close()
 
 

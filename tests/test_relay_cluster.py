@@ -6,32 +6,21 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
-import socket
-import subprocess
-import sys
-import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import asyncpg
 import pytest
 import redis.asyncio as aioredis
 
-from .conftest import SECRET, Users
+from . import fault_helpers
+from .conftest import Users
 from .relay_helpers import Recorder, people
 
 ROOT = Path(__file__).resolve().parent.parent
 REDIS_URL = os.environ.get("CHAT_TEST_REDIS_URL", "redis://127.0.0.1:6379/7")
 PRESENCE_TTL = 3
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 async def _redis_available() -> bool:
@@ -45,62 +34,13 @@ async def _redis_available() -> bool:
         await client.aclose()
 
 
-class RelayProcess:
+class RelayProcess(fault_helpers.RelayProcess):
+    """``python -m workers relay`` in its own process, on Redis, with a short presence TTL."""
+
     def __init__(self, database_url: str, **extra_env: str) -> None:
-        self.port = _free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        env = {
-            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-            "DATABASE_URL": database_url,
-            "JWT_SECRET": SECRET,
-            "PORT": str(self.port),
-            "HOST": "127.0.0.1",
-            "REDIS_URL": REDIS_URL,
-            "PRESENCE_TTL": str(PRESENCE_TTL),
-            "LOG_LEVEL": "WARNING",
-            **extra_env,
-        }
-        self.log = tempfile.TemporaryFile()
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "workers", "relay"],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=self.log,
+        super().__init__(
+            database_url, REDIS_URL=REDIS_URL, PRESENCE_TTL=str(PRESENCE_TTL), **extra_env
         )
-
-    def output(self) -> str:
-        self.log.seek(0)
-        return self.log.read().decode(errors="replace")[-2000:]
-
-    async def ready(self) -> None:
-        async with aiohttp.ClientSession() as http:
-            for _ in range(100):
-                if self.proc.poll() is not None:
-                    raise RuntimeError(self.output())
-                try:
-                    async with http.get(self.url + "/health") as resp:
-                        body = await resp.json()
-                        if resp.status == 200 and body["changefeed"]["status"] == "listening":
-                            return
-                except aiohttp.ClientError:
-                    pass
-                await asyncio.sleep(0.1)
-        raise TimeoutError(f"relay on {self.port} did not become ready")
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait(timeout=10)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.kill()
-        self.log.close()
 
 
 @pytest.fixture

@@ -5,25 +5,21 @@ relay counts, and when the leader is killed with SIGKILL the other takes over.""
 from __future__ import annotations
 
 import asyncio
-import os
 import re
-import subprocess
-import sys
-import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
 import pytest
 
-from .conftest import SECRET, Users
+from . import fault_helpers
+from .conftest import Users
 from .relay_helpers import Recorder
 from .test_webhooks import CREATED, WAITING, pair, send, session
 from .webhook_helpers import (
     REDIS_URL,
     Env,
     Receiver,
-    free_port,
     open_env,
     receiver,
     redis_available,
@@ -33,72 +29,27 @@ from .webhook_helpers import (
 ROOT = Path(__file__).resolve().parent.parent
 
 
-class HookedRelay:
+class HookedRelay(fault_helpers.RelayProcess):
+    """A relay process on Redis that sends webhooks to ``hook``, quickly."""
+
     def __init__(self, database_url: str, hook: Receiver) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        env_vars = {
-            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-            "DATABASE_URL": database_url,
-            "JWT_SECRET": SECRET,
-            "PORT": str(self.port),
-            "HOST": "127.0.0.1",
-            "REDIS_URL": REDIS_URL,
-            "PRESENCE_TTL": "3",
-            "LOG_LEVEL": "WARNING",
-            "WEBHOOK_URL": hook.url,
-            "WEBHOOK_SECRET": hook.secret,
-            "NOTIFY_DELAY": "1",
-            "WEBHOOK_POLL_SECONDS": "0.1",
-            "WEBHOOK_RETRY_BASE": "0.2",
-            "WEBHOOK_RETRY_CAP": "0.5",
-        }
-        self.log = tempfile.TemporaryFile()
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "workers", "relay"],
-            cwd=ROOT,
-            env=env_vars,
-            stdout=subprocess.DEVNULL,
-            stderr=self.log,
+        super().__init__(
+            database_url,
+            REDIS_URL=REDIS_URL,
+            PRESENCE_TTL="3",
+            WEBHOOK_URL=hook.url,
+            WEBHOOK_SECRET=hook.secret,
+            NOTIFY_DELAY="1",
+            WEBHOOK_POLL_SECONDS="0.1",
+            WEBHOOK_RETRY_BASE="0.2",
+            WEBHOOK_RETRY_CAP="0.5",
         )
-
-    def output(self) -> str:
-        self.log.seek(0)
-        return self.log.read().decode(errors="replace")[-2000:]
-
-    async def ready(self) -> None:
-        async with aiohttp.ClientSession() as http:
-            for _ in range(150):
-                if self.proc.poll() is not None:
-                    raise RuntimeError(self.output())
-                try:
-                    async with http.get(self.url + "/health") as resp:
-                        if resp.status == 200:
-                            return
-                except aiohttp.ClientError:
-                    pass
-                await asyncio.sleep(0.1)
-        raise TimeoutError(f"relay on {self.port} did not become ready")
 
     async def leading(self) -> bool:
         async with aiohttp.ClientSession() as http, http.get(self.url + "/metrics") as resp:
             text = await resp.text()
         found = re.search(r"^chat_webhook_leader (\S+)$", text, re.M)
         return found is not None and float(found.group(1)) == 1.0
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.kill()
-        self.log.close()
 
 
 @pytest.fixture
