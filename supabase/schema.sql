@@ -860,15 +860,21 @@ declare
   _session uuid := chat_private.topic_session(topic);
   _uid uuid := auth.uid();
   _participants uuid [];
+  _frozen timestamptz;
 begin
   if _session is null or _uid is null then
     return false;
   end if;
-  select s.participants into _participants from public.chat_sessions as s where s.id = _session;
+  select s.participants, s.frozen_at into _participants, _frozen
+  from public.chat_sessions as s where s.id = _session;
   if not found then
     return false;
   end if;
-  return _participants @> array[_uid] or (not write and chat_private.is_admin());
+  if not write then
+    return _participants @> array[_uid] or chat_private.is_admin();
+  end if;
+  return _participants @> array[_uid] and _frozen is null
+    and chat_private.suspended_until(_uid) is null;
 end
 $$;
 
@@ -1090,7 +1096,7 @@ declare
   _digits text;
   _host text;
 begin
-  if content is null or content !~ '[0-9@.]|\m(at|dot)\M' then
+  if content is null or content !~* '[0-9@.]|\m(at|dot)\M' then
     return _found;
   end if;
   -- E-mail addresses, also spelled out.
@@ -1352,7 +1358,7 @@ $$;
 CREATE FUNCTION chat_private.erase_auth_user() RETURNS trigger
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO ''
-    AS $$
+    AS $_$
 declare
   _user uuid := old.id;
   _mode text;
@@ -1372,12 +1378,15 @@ begin
   returning * into _erasure;
   perform set_config('chat.erasure', _erasure.id::text, true);
 
+  -- A session under a legal hold (the retention migration adds chat_private.legal_holds)
+  -- is kept as it is: its messages and files stay, only their sender becomes null.
   select
     coalesce(array_agg(s.id) filter (where cardinality(s.participants) = 1), '{}'),
     coalesce(array_agg(s.id) filter (where cardinality(s.participants) > 1), '{}')
   into _alone, _shared
   from public.chat_sessions as s
-  where s.participants @> array[_user];
+  where s.participants @> array[_user]
+    and not exists (select 1 from chat_private.legal_holds as h where h.session_id = s.id);
 
   -- Files: every file of a session that goes, and the user's own elsewhere (kept in
   -- retain mode). Uploads not yet sent in a message are the user's too.
@@ -1386,11 +1395,13 @@ begin
   from (
     select m.metadata ->> 'storage_path' as path
     from public.chat_messages as m
-    where m.session_id = any(_alone) and m.metadata ? 'storage_path'
+    where m.session_id = any(_alone)
+      and m.metadata ->> 'storage_path' like m.session_id || '/' || m.sender_id || '/%'
     union all
     select m.metadata ->> 'storage_path'
     from public.chat_messages as m
-    where m.sender_id = _user and _mode <> 'retain' and m.metadata ? 'storage_path'
+    where m.sender_id = _user and _mode <> 'retain' and m.session_id = any(_shared)
+      and m.metadata ->> 'storage_path' like m.session_id || '/' || m.sender_id || '/%'
     union all
     select u.storage_path from chat_private.pending_uploads as u where u.user_id = _user
   ) as f
@@ -1430,7 +1441,7 @@ begin
       order by m.created_at desc, m.seq desc
       limit 1
     ) as k
-    where gone.sender_id = _user and gone.type <> 'system'
+    where gone.sender_id = _user and gone.type <> 'system' and gone.session_id = any(_shared)
       and r.session_id = gone.session_id and r.last_read_message_id = gone.id;
     update public.chat_delivery_state as d
     set last_delivered_message_id = k.id, last_delivered_at = k.created_at,
@@ -1444,15 +1455,16 @@ begin
       order by m.created_at desc, m.seq desc
       limit 1
     ) as k
-    where gone.sender_id = _user and gone.type <> 'system'
+    where gone.sender_id = _user and gone.type <> 'system' and gone.session_id = any(_shared)
       and d.session_id = gone.session_id and d.last_delivered_message_id = gone.id;
-    delete from public.chat_messages as m where m.sender_id = _user and m.type <> 'system';
+    delete from public.chat_messages as m
+    where m.sender_id = _user and m.type <> 'system' and m.session_id = any(_shared);
     get diagnostics _messages = row_count;
   elsif _mode = 'redact' then
     update public.chat_messages as m
     set sender_id = null, content = null, metadata = '{}'::jsonb, client_message_id = null,
       deleted_at = now(), deleted_reason = 'erased'
-    where m.sender_id = _user and m.type <> 'system';
+    where m.sender_id = _user and m.type <> 'system' and m.session_id = any(_shared);
     get diagnostics _messages = row_count;
   end if;
   -- What is left of the user's (system notices; every message in retain mode).
@@ -1469,6 +1481,13 @@ begin
   delete from chat_private.pending_uploads as u where u.user_id = _user;
   delete from chat_private.upload_usage as u where u.user_id = _user;
   delete from public.chat_monitoring as e where e.user_id = _user;
+
+  -- What Realtime still holds of the user (its rows are kept three days).
+  if to_regclass('realtime.messages') is not null then
+    execute 'delete from realtime.messages where topic like ''chat:%'' '
+      || 'and (payload ->> ''sender_id'' = $1 or payload ->> ''user_id'' = $1)'
+    using _user::text;
+  end if;
 
   _counts := jsonb_build_object(
     'mode', _mode,
@@ -1494,7 +1513,7 @@ begin
   );
   return old;
 end
-$$;
+$_$;
 
 --
 -- Name: erasure_in_progress(uuid); Type: FUNCTION; Schema: chat_private; Owner: -
@@ -2205,6 +2224,12 @@ begin
   if not chat_private.is_api_caller() then
     return new;
   end if;
+  new.deleted_at := null;
+  new.deleted_reason := null;
+  new.edited_at := null;
+  if new.type not in ('audio', 'image', 'file') then
+    new.metadata := coalesce(new.metadata, '{}'::jsonb) - 'storage_path';
+  end if;
   perform chat_private.raise_if_suspended(new.sender_id);
   if exists (
     select 1 from public.chat_sessions as s where s.id = new.session_id and s.frozen_at is not null
@@ -2339,6 +2364,18 @@ begin
     'sessions_per_day', _per_day
   );
 end
+$$;
+
+--
+-- Name: my_display_name(); Type: FUNCTION; Schema: chat_private; Owner: -
+--
+
+CREATE FUNCTION chat_private.my_display_name() RETURNS text
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+  select chat_private.display_name(u.email, u.raw_user_meta_data) from auth.users as u
+  where u.id = auth.uid()
 $$;
 
 --
@@ -2655,15 +2692,16 @@ begin
   returning * into _erasure;
   perform set_config('chat.erasure', _erasure.id::text, true);
 
+  -- Each message's own file only (its path names its session and sender).
   insert into chat_private.object_purges (storage_path, erasure_id, reason)
   select distinct m.metadata ->> 'storage_path', _erasure.id, 'retention'
   from (
-    select m.metadata from public.chat_messages as m
+    select m.metadata, m.session_id, m.sender_id from public.chat_messages as m
     where m.session_id = _session.id
     order by m.created_at, m.seq
     limit max_rows
   ) as m
-  where m.metadata ? 'storage_path'
+  where m.metadata ->> 'storage_path' like m.session_id || '/' || m.sender_id || '/%'
   on conflict (storage_path) do nothing;
   get diagnostics _files = row_count;
   delete from public.chat_messages as m
@@ -2891,7 +2929,9 @@ CREATE FUNCTION chat_private.relay_topic_typing() RETURNS trigger
     AS $$
 declare
   _session uuid := chat_private.topic_session(new.topic);
-  _user text := coalesce(new.payload ->> 'user_id', auth.uid()::text);
+  -- The typer is whoever wrote the row (the insert policy made sure it is a participant),
+  -- never what the payload says.
+  _user text := auth.uid()::text;
 begin
   if _session is null or new.payload ->> 'origin' is not distinct from 'relay'
     or _user is null then
@@ -3805,7 +3845,8 @@ begin
     case when reason = 'moderator' then 'redacted' else 'deleted' end,
     target.content, target.metadata, note, auth.uid()
   );
-  if target.metadata ? 'storage_path' then
+  -- Only the sender's own file of this session (the path names both).
+  if target.metadata ->> 'storage_path' like target.session_id || '/' || target.sender_id || '/%' then
     insert into chat_private.object_purges (storage_path, reason)
     values (target.metadata ->> 'storage_path', 'erased')
     on conflict (storage_path) do nothing;
@@ -4388,7 +4429,7 @@ begin
     case when typing then 'typing_start' else 'typing_stop' end,
     jsonb_build_object(
       'user_id', _uid,
-      'user_name', coalesce(chat_private.user_display_name(_uid), 'user'),
+      'user_name', coalesce(chat_private.my_display_name(), 'user'),
       'session_id', broadcast_chat_typing.session_id,
       'timestamp', chat_private.realtime_time(now())
     );
@@ -6627,7 +6668,7 @@ ALTER TABLE public.chat_sessions ENABLE ROW LEVEL SECURITY;
 --
 
 CREATE POLICY "Participants can broadcast and track presence on their topic" ON realtime.messages AS PERMISSIVE FOR INSERT TO authenticated WITH CHECK (((extension = ANY (ARRAY['broadcast'::text, 'presence'::text])) AND (topic = ( SELECT realtime.topic() AS topic)) AND ((event IS NULL) OR (event = ANY (ARRAY['typing_start'::text, 'typing_stop'::text]))) AND ( SELECT chat_private.can_use_topic(( SELECT realtime.topic() AS topic), true) AS can_use_topic)));
-CREATE POLICY "Session topics are readable by participants and admins" ON realtime.messages AS PERMISSIVE FOR SELECT TO authenticated USING (((extension = ANY (ARRAY['broadcast'::text, 'presence'::text])) AND ( SELECT chat_private.can_use_topic(( SELECT realtime.topic() AS topic), false) AS can_use_topic)));
+CREATE POLICY "Session topics are readable by participants and admins" ON realtime.messages AS PERMISSIVE FOR SELECT TO authenticated USING (((extension = ANY (ARRAY['broadcast'::text, 'presence'::text])) AND (topic = ( SELECT realtime.topic() AS topic)) AND ( SELECT chat_private.can_use_topic(( SELECT realtime.topic() AS topic), false) AS can_use_topic)));
 CREATE POLICY "Chat files are readable by session participants" ON storage.objects AS PERMISSIVE FOR SELECT TO authenticated USING (((bucket_id = 'chat-files'::text) AND chat_private.can_access_chat_object(name)));
 CREATE POLICY "Participants can upload chat files to their own folder" ON storage.objects AS PERMISSIVE FOR INSERT TO authenticated WITH CHECK (((bucket_id = 'chat-files'::text) AND chat_private.can_upload_chat_object(name)));
 CREATE POLICY "Uploaders can delete their own chat files" ON storage.objects AS PERMISSIVE FOR DELETE TO authenticated USING (((bucket_id = 'chat-files'::text) AND ((storage.foldername(name))[2] = (( SELECT auth.uid() AS uid))::text) AND chat_private.can_access_chat_object(name)));

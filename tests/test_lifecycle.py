@@ -203,7 +203,7 @@ async def test_export_of_a_user_holds_every_message_they_can_read_and_links_to_t
             assert body["status"] != "failed", body
             return body if body["status"] == "ready" else None
 
-        done = await eventually(ready)
+        done = await eventually(ready, within=30)
         assert (done["sessions"], done["messages"], done["files"]) == (1, 31, 1)
         # Someone else's export is not there for them.
         r = await http.get(f"{url}/api/chat/me/export/{export['id']}", headers=outsider_h)
@@ -252,7 +252,7 @@ async def test_export_of_a_user_holds_every_message_they_can_read_and_links_to_t
             r = await http.get(f"{url}/api/chat/me/export/{admin_export['id']}", headers=admin_h)
             return (await r.json())["export"]["status"] == "ready"
 
-        await eventually(admin_ready)
+        await eventually(admin_ready, within=30)
         r = await http.get(
             f"{url}/api/chat/me/export/{admin_export['id']}/archive", headers=admin_h
         )
@@ -275,7 +275,7 @@ async def test_export_of_a_user_holds_every_message_they_can_read_and_links_to_t
         async def expired() -> bool:
             return not archive_file.exists()
 
-        await eventually(expired)
+        await eventually(expired, within=30)
         r = await http.get(f"{url}{done['download_url']}", headers=client_h)
         assert r.status == 409 and "expired" in (await r.json())["error"]["message"]
 

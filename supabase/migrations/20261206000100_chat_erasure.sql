@@ -508,12 +508,15 @@ begin
   returning * into _erasure;
   perform set_config('chat.erasure', _erasure.id::text, true);
 
+  -- A session under a legal hold (the retention migration adds chat_private.legal_holds)
+  -- is kept as it is: its messages and files stay, only their sender becomes null.
   select
     coalesce(array_agg(s.id) filter (where cardinality(s.participants) = 1), '{}'),
     coalesce(array_agg(s.id) filter (where cardinality(s.participants) > 1), '{}')
   into _alone, _shared
   from public.chat_sessions as s
-  where s.participants @> array[_user];
+  where s.participants @> array[_user]
+    and not exists (select 1 from chat_private.legal_holds as h where h.session_id = s.id);
 
   -- Files: every file of a session that goes, and the user's own elsewhere (kept in
   -- retain mode). Uploads not yet sent in a message are the user's too.
@@ -522,11 +525,13 @@ begin
   from (
     select m.metadata ->> 'storage_path' as path
     from public.chat_messages as m
-    where m.session_id = any(_alone) and m.metadata ? 'storage_path'
+    where m.session_id = any(_alone)
+      and m.metadata ->> 'storage_path' like m.session_id || '/' || m.sender_id || '/%'
     union all
     select m.metadata ->> 'storage_path'
     from public.chat_messages as m
-    where m.sender_id = _user and _mode <> 'retain' and m.metadata ? 'storage_path'
+    where m.sender_id = _user and _mode <> 'retain' and m.session_id = any(_shared)
+      and m.metadata ->> 'storage_path' like m.session_id || '/' || m.sender_id || '/%'
     union all
     select u.storage_path from chat_private.pending_uploads as u where u.user_id = _user
   ) as f
@@ -566,7 +571,7 @@ begin
       order by m.created_at desc, m.seq desc
       limit 1
     ) as k
-    where gone.sender_id = _user and gone.type <> 'system'
+    where gone.sender_id = _user and gone.type <> 'system' and gone.session_id = any(_shared)
       and r.session_id = gone.session_id and r.last_read_message_id = gone.id;
     update public.chat_delivery_state as d
     set last_delivered_message_id = k.id, last_delivered_at = k.created_at,
@@ -580,15 +585,16 @@ begin
       order by m.created_at desc, m.seq desc
       limit 1
     ) as k
-    where gone.sender_id = _user and gone.type <> 'system'
+    where gone.sender_id = _user and gone.type <> 'system' and gone.session_id = any(_shared)
       and d.session_id = gone.session_id and d.last_delivered_message_id = gone.id;
-    delete from public.chat_messages as m where m.sender_id = _user and m.type <> 'system';
+    delete from public.chat_messages as m
+    where m.sender_id = _user and m.type <> 'system' and m.session_id = any(_shared);
     get diagnostics _messages = row_count;
   elsif _mode = 'redact' then
     update public.chat_messages as m
     set sender_id = null, content = null, metadata = '{}'::jsonb, client_message_id = null,
       deleted_at = now(), deleted_reason = 'erased'
-    where m.sender_id = _user and m.type <> 'system';
+    where m.sender_id = _user and m.type <> 'system' and m.session_id = any(_shared);
     get diagnostics _messages = row_count;
   end if;
   -- What is left of the user's (system notices; every message in retain mode).
@@ -605,6 +611,13 @@ begin
   delete from chat_private.pending_uploads as u where u.user_id = _user;
   delete from chat_private.upload_usage as u where u.user_id = _user;
   delete from public.chat_monitoring as e where e.user_id = _user;
+
+  -- What Realtime still holds of the user (its rows are kept three days).
+  if to_regclass('realtime.messages') is not null then
+    execute 'delete from realtime.messages where topic like ''chat:%'' '
+      || 'and (payload ->> ''sender_id'' = $1 or payload ->> ''user_id'' = $1)'
+    using _user::text;
+  end if;
 
   _counts := jsonb_build_object(
     'mode', _mode,

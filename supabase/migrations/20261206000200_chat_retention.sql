@@ -74,15 +74,16 @@ begin
   returning * into _erasure;
   perform set_config('chat.erasure', _erasure.id::text, true);
 
+  -- Each message's own file only (its path names its session and sender).
   insert into chat_private.object_purges (storage_path, erasure_id, reason)
   select distinct m.metadata ->> 'storage_path', _erasure.id, 'retention'
   from (
-    select m.metadata from public.chat_messages as m
+    select m.metadata, m.session_id, m.sender_id from public.chat_messages as m
     where m.session_id = _session.id
     order by m.created_at, m.seq
     limit max_rows
   ) as m
-  where m.metadata ? 'storage_path'
+  where m.metadata ->> 'storage_path' like m.session_id || '/' || m.sender_id || '/%'
   on conflict (storage_path) do nothing;
   get diagnostics _files = row_count;
   delete from public.chat_messages as m

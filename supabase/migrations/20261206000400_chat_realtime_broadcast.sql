@@ -47,7 +47,9 @@ as $$
 $$;
 
 -- May the caller join (read) or send on (write) a session's topic? Participants both,
--- admins read only. One primary-key lookup.
+-- admins read only; no one writes to a frozen session's topic, nor a suspended user to any
+-- (the moderation migration adds frozen_at and chat_private.suspensions: plpgsql binds
+-- them when the function first runs). One primary-key lookup, and one more on writes.
 create or replace function chat_private.can_use_topic(topic text, write boolean) returns boolean
 language plpgsql
 stable
@@ -58,16 +60,33 @@ declare
   _session uuid := chat_private.topic_session(topic);
   _uid uuid := auth.uid();
   _participants uuid [];
+  _frozen timestamptz;
 begin
   if _session is null or _uid is null then
     return false;
   end if;
-  select s.participants into _participants from public.chat_sessions as s where s.id = _session;
+  select s.participants, s.frozen_at into _participants, _frozen
+  from public.chat_sessions as s where s.id = _session;
   if not found then
     return false;
   end if;
-  return _participants @> array[_uid] or (not write and chat_private.is_admin());
+  if not write then
+    return _participants @> array[_uid] or chat_private.is_admin();
+  end if;
+  return _participants @> array[_uid] and _frozen is null
+    and chat_private.suspended_until(_uid) is null;
 end
+$$;
+
+-- The caller's own display name (never another user's).
+create or replace function chat_private.my_display_name() returns text
+language sql
+stable
+security definer
+set search_path = ''
+as $$
+  select chat_private.display_name(u.email, u.raw_user_meta_data) from auth.users as u
+  where u.id = auth.uid()
 $$;
 
 create or replace function chat_private.broadcast_enabled() returns boolean
@@ -252,7 +271,9 @@ set search_path = ''
 as $$
 declare
   _session uuid := chat_private.topic_session(new.topic);
-  _user text := coalesce(new.payload ->> 'user_id', auth.uid()::text);
+  -- The typer is whoever wrote the row (the insert policy made sure it is a participant),
+  -- never what the payload says.
+  _user text := auth.uid()::text;
 begin
   if _session is null or new.payload ->> 'origin' is not distinct from 'relay'
     or _user is null then
@@ -297,7 +318,7 @@ begin
     case when typing then 'typing_start' else 'typing_stop' end,
     jsonb_build_object(
       'user_id', _uid,
-      'user_name', coalesce(chat_private.user_display_name(_uid), 'user'),
+      'user_name', coalesce(chat_private.my_display_name(), 'user'),
       'session_id', broadcast_chat_typing.session_id,
       'timestamp', chat_private.realtime_time(now())
     );
@@ -354,6 +375,7 @@ begin
     to authenticated
     using (
       realtime.messages.extension in ('broadcast', 'presence')
+      and realtime.messages.topic = (select realtime.topic())
       and (select chat_private.can_use_topic((select realtime.topic()), false))
     )
   $policy$;
@@ -417,7 +439,8 @@ chat_private.broadcast_erasure(), chat_private.relay_topic_typing(),
 public.broadcast_chat_typing(uuid, boolean)
 from public, anon, authenticated, service_role;
 -- The policies run as the caller (Realtime sets the role from the token).
+revoke all on function chat_private.my_display_name() from public, anon, authenticated, service_role;
 grant execute on function chat_private.can_use_topic(text, boolean), chat_private.topic_session(text),
-chat_private.user_display_name(uuid), chat_private.realtime_time(timestamptz),
+chat_private.my_display_name(), chat_private.realtime_time(timestamptz),
 public.broadcast_chat_typing(uuid, boolean) to authenticated;
 grant execute on function chat_private.broadcast_enabled() to service_role;

@@ -122,7 +122,9 @@ end
 $$;
 
 -- Every insert by a user (the relay's group commit, PostgREST, SQL as authenticated):
--- refused while the user is suspended or the session frozen.
+-- refused while the user is suspended or the session frozen. A new message is never born a
+-- tombstone or edited, and only a file message names a stored file (a deletion, an erasure
+-- or a purge removes the file a message names).
 create or replace function chat_private.moderate_message_insert() returns trigger
 language plpgsql
 security definer
@@ -131,6 +133,12 @@ as $$
 begin
   if not chat_private.is_api_caller() then
     return new;
+  end if;
+  new.deleted_at := null;
+  new.deleted_reason := null;
+  new.edited_at := null;
+  if new.type not in ('audio', 'image', 'file') then
+    new.metadata := coalesce(new.metadata, '{}'::jsonb) - 'storage_path';
   end if;
   perform chat_private.raise_if_suspended(new.sender_id);
   if exists (
@@ -268,7 +276,8 @@ begin
     case when reason = 'moderator' then 'redacted' else 'deleted' end,
     target.content, target.metadata, note, auth.uid()
   );
-  if target.metadata ? 'storage_path' then
+  -- Only the sender's own file of this session (the path names both).
+  if target.metadata ->> 'storage_path' like target.session_id || '/' || target.sender_id || '/%' then
     insert into chat_private.object_purges (storage_path, reason)
     values (target.metadata ->> 'storage_path', 'erased')
     on conflict (storage_path) do nothing;
@@ -527,7 +536,7 @@ from public, anon, authenticated, service_role;
 grant execute on function chat_private.edit_message(uuid, text), chat_private.delete_message(uuid),
 chat_private.redact_message_as_admin(uuid, text), chat_private.message_history_as_admin(uuid),
 chat_private.suspend_as_admin(uuid, timestamptz, text), chat_private.lift_suspension_as_admin(uuid),
-chat_private.freeze_session_as_admin(uuid, boolean), chat_private.suspended_until(uuid),
+chat_private.freeze_session_as_admin(uuid, boolean),
 public.edit_chat_message(uuid, text), public.delete_chat_message(uuid),
 public.admin_redact_chat_message(uuid, text), public.admin_chat_message_history(uuid),
 public.admin_suspend_chat_user(uuid, timestamptz, text), public.admin_lift_chat_suspension(uuid),

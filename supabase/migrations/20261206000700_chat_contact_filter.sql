@@ -42,7 +42,7 @@ declare
   _digits text;
   _host text;
 begin
-  if content is null or content !~ '[0-9@.]|\m(at|dot)\M' then
+  if content is null or content !~* '[0-9@.]|\m(at|dot)\M' then
     return _found;
   end if;
   -- E-mail addresses, also spelled out.

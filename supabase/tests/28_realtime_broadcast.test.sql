@@ -5,7 +5,7 @@
 -- savepoint (send, presence), then a rollback. And the broadcasts every write path makes.
 begin;
 set local search_path = extensions, public;
-select plan(32);
+select plan(34);
 
 do $$
 begin
@@ -260,6 +260,42 @@ select throws_ok(
 );
 reset role;
 select set_config('request.jwt.claims', '', true);
+
+-- Reading is bound to the topic checked: setting realtime.topic to one's own session does
+-- not open another session's rows.
+create function pg_temp.rows_read(claims jsonb, checked text, wanted text) returns integer
+language plpgsql
+as $$
+declare
+  _seen integer;
+begin
+  begin
+    perform
+      set_config('role', 'authenticated', true),
+      set_config('realtime.topic', checked, true),
+      set_config('request.jwt.claims', claims::text, true);
+    select count(*) into _seen from realtime.messages as m where m.topic = wanted;
+    raise exception 'roll back';
+  exception when raise_exception then
+    null;
+  end;
+  return _seen;
+end
+$$;
+select is(
+  pg_temp.rows_read(
+    pg_temp.claims('0e000000-0000-4000-8000-00000000000e'),
+    'chat:5e000000-0000-4000-8000-0000000000b2', pg_temp.topic_a()
+  ),
+  0,
+  'An outsider who checks their own topic reads none of another session''s rows.'
+);
+select ok(
+  pg_temp.rows_read(
+    pg_temp.claims('a0000000-0000-4000-8000-00000000000a'), pg_temp.topic_a(), pg_temp.topic_a()
+  ) > 0,
+  'A participant reads their session''s rows.'
+);
 
 -- Switched off, nothing is broadcast.
 update chat_private.realtime_settings set broadcast = false;

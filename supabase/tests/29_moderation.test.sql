@@ -3,7 +3,7 @@
 -- freeze, and no direct update of a message by anyone but these functions.
 begin;
 set local search_path = extensions, public;
-select plan(14);
+select plan(19);
 
 do $$
 begin
@@ -64,6 +64,38 @@ select throws_ok(
 reset role;
 
 select tests.authenticate_as('b0000000-0000-4000-8000-00000000000b');
+insert into public.chat_messages (id, session_id, content, deleted_at, deleted_reason, edited_at, metadata)
+values (
+  '3e000000-0000-4000-8000-0000000000b9', '5e000000-0000-4000-8000-0000000000a1', 'Forged state',
+  now(), 'moderator', '2020-01-01', '{"storage_path": "5e000000-0000-4000-8000-0000000000a1/a0000000-0000-4000-8000-00000000000a/theirs.pdf"}'
+);
+select results_eq(
+  $$ select deleted_at, deleted_reason, edited_at from public.chat_messages where id = '3e000000-0000-4000-8000-0000000000b9' $$,
+  $$ values (null::timestamptz, null::text, null::timestamptz) $$,
+  'A user cannot insert a message already deleted, redacted or edited.'
+);
+select is(
+  (
+    select metadata ? 'storage_path' from public.chat_messages
+    where id = '3e000000-0000-4000-8000-0000000000b9'
+  ),
+  false,
+  'A text message cannot name a stored file...'
+);
+select lives_ok(
+  $$ select public.delete_chat_message('3e000000-0000-4000-8000-0000000000b9') $$,
+  '... so deleting it removes no one''s file:'
+);
+reset role;
+select is(
+  (
+    select count(*)::integer from chat_private.object_purges
+    where storage_path like '%theirs.pdf'
+  ),
+  0,
+  'nothing of the other participant''s is queued for removal.'
+);
+select tests.authenticate_as('b0000000-0000-4000-8000-00000000000b');
 select throws_ok(
   $$ select public.edit_chat_message('3e000000-0000-4000-8000-0000000000a2', 'Not mine') $$,
   'P0002', null,
@@ -93,6 +125,11 @@ select throws_ok(
   $$ insert into public.chat_messages (session_id, content) values ('5e000000-0000-4000-8000-0000000000a1', 'still here') $$,
   'CHSUS', 'you are suspended from chat',
   'A suspended user cannot post through PostgREST.'
+);
+select throws_ok(
+  $$ select public.broadcast_chat_typing('5e000000-0000-4000-8000-0000000000a1') $$,
+  'P0002', null,
+  'A suspended user cannot type into the session''s Realtime topic either.'
 );
 reset role;
 
