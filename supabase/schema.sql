@@ -694,10 +694,15 @@ begin
     return null;
   end if;
   if new.sender_id is not null then
-    select chat_private.display_name(u.email, u.raw_user_meta_data) into _name
+    select left(coalesce(
+      nullif(btrim(u.raw_user_meta_data ->> 'full_name'), ''),
+      nullif(btrim(u.raw_user_meta_data ->> 'name'), ''),
+      nullif(split_part(u.email, '@', 1), ''),
+      'user'), 100) into _name
     from auth.users as u where u.id = new.sender_id;
   end if;
-  perform chat_private.broadcast(
+  insert into realtime.messages (payload, event, topic, private, extension)
+  values (
     jsonb_build_object(
       'id', new.id,
       'session_id', new.session_id,
@@ -719,7 +724,7 @@ begin
       'edited_at', null
     ),
     'new_message',
-    new.session_id
+    'chat:' || new.session_id, true, 'broadcast'
   );
   return null;
 end
