@@ -3957,7 +3957,7 @@ $$;
 --
 
 CREATE FUNCTION chat_private.verify_audit_chain() RETURNS bigint
-    LANGUAGE plpgsql SECURITY DEFINER
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
     SET search_path TO ''
     AS $$
 declare
