@@ -571,6 +571,84 @@ end
 $$;
 
 --
+-- Name: before_message_insert(); Type: FUNCTION; Schema: chat_private; Owner: -
+--
+
+CREATE FUNCTION chat_private.before_message_insert() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+declare
+  _role text := coalesce(auth.role(), '');
+  _api boolean := current_user in ('authenticated', 'anon') or _role in ('authenticated', 'anon');
+  _mode text;
+  _allow text [];
+  _matches text [];
+  _suspended boolean;
+  _frozen boolean;
+begin
+  if _api then
+    -- The contact filter.
+    if new.content is not null then
+      select s.contact_filter, s.allow_domains into _mode, _allow
+      from chat_private.moderation_settings as s where s.id;
+      if _mode is not null and _mode <> 'off' then
+        _matches := chat_private.contact_matches(new.content, _allow);
+        if cardinality(_matches) > 0 then
+          if _mode = 'block' then
+            raise exception 'messages may not share phone numbers, e-mail addresses or links'
+              using errcode = 'CHCIB';
+          elsif _mode = 'mask' then
+            new.content := chat_private.mask_contacts(new.content, _matches);
+          else
+            new.metadata := coalesce(new.metadata, '{}'::jsonb)
+            || jsonb_build_object('contact_flagged', true);
+          end if;
+        end if;
+      end if;
+    end if;
+    -- The guard: links are made by the service, never stored from a client.
+    new.metadata := coalesce(new.metadata, '{}'::jsonb) - 'url';
+    -- Moderation.
+    new.deleted_at := null;
+    new.deleted_reason := null;
+    new.edited_at := null;
+    if new.type not in ('audio', 'image', 'file') then
+      new.metadata := new.metadata - 'storage_path';
+    end if;
+    select
+      exists (
+        select 1 from chat_private.suspensions as u
+        where u.user_id = new.sender_id and (u.until is null or u.until > now())
+      ),
+      exists (
+        select 1 from public.chat_sessions as s
+        where s.id = new.session_id and s.frozen_at is not null
+      )
+    into _suspended, _frozen;
+    if _suspended then
+      perform chat_private.raise_if_suspended(new.sender_id);
+    end if;
+    if _frozen then
+      raise exception 'this chat session is frozen: no new messages' using errcode = 'CHFRZ';
+    end if;
+  end if;
+  -- The stamp.
+  new.xact_id := pg_current_xact_id();
+  if _role in ('authenticated', 'anon') then
+    new.created_at := now();
+  end if;
+  return new;
+end
+$$;
+
+--
+-- Name: FUNCTION before_message_insert(); Type: COMMENT; Schema: chat_private; Owner: -
+--
+
+COMMENT ON FUNCTION chat_private.before_message_insert() IS 'Every check before a message row is stored, in order: the contact filter, the guard, moderation (suspension, freeze), the stamp. File messages are then checked by guard_message_insert.';
+
+--
 -- Name: begin_upload(uuid, text, bigint, bigint); Type: FUNCTION; Schema: chat_private; Owner: -
 --
 
@@ -6167,6 +6245,12 @@ CREATE TRIGGER chat_messages_audit AFTER INSERT OR DELETE ON public.chat_message
 CREATE TRIGGER chat_messages_audit_update AFTER UPDATE ON public.chat_messages FOR EACH ROW EXECUTE FUNCTION chat_private.audit_message_update();
 
 --
+-- Name: chat_messages chat_messages_before_insert; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER chat_messages_before_insert BEFORE INSERT ON public.chat_messages FOR EACH ROW EXECUTE FUNCTION chat_private.before_message_insert();
+
+--
 -- Name: chat_messages chat_messages_broadcast; Type: TRIGGER; Schema: public; Owner: -
 --
 
@@ -6176,25 +6260,19 @@ CREATE TRIGGER chat_messages_broadcast AFTER INSERT ON public.chat_messages FOR 
 -- Name: chat_messages chat_messages_filter_contacts; Type: TRIGGER; Schema: public; Owner: -
 --
 
-CREATE TRIGGER chat_messages_filter_contacts BEFORE INSERT OR UPDATE OF content ON public.chat_messages FOR EACH ROW EXECUTE FUNCTION chat_private.filter_contacts();
+CREATE TRIGGER chat_messages_filter_contacts BEFORE UPDATE OF content ON public.chat_messages FOR EACH ROW EXECUTE FUNCTION chat_private.filter_contacts();
 
 --
 -- Name: chat_messages chat_messages_guard_insert; Type: TRIGGER; Schema: public; Owner: -
 --
 
-CREATE TRIGGER chat_messages_guard_insert BEFORE INSERT ON public.chat_messages FOR EACH ROW EXECUTE FUNCTION chat_private.guard_message_insert();
+CREATE TRIGGER chat_messages_guard_insert BEFORE INSERT ON public.chat_messages FOR EACH ROW WHEN ((new.type = ANY (ARRAY['audio'::text, 'image'::text, 'file'::text]))) EXECUTE FUNCTION chat_private.guard_message_insert();
 
 --
 -- Name: chat_messages chat_messages_guard_update; Type: TRIGGER; Schema: public; Owner: -
 --
 
 CREATE TRIGGER chat_messages_guard_update BEFORE UPDATE ON public.chat_messages FOR EACH ROW EXECUTE FUNCTION chat_private.guard_message_update();
-
---
--- Name: chat_messages chat_messages_moderate_insert; Type: TRIGGER; Schema: public; Owner: -
---
-
-CREATE TRIGGER chat_messages_moderate_insert BEFORE INSERT ON public.chat_messages FOR EACH ROW EXECUTE FUNCTION chat_private.moderate_message_insert();
 
 --
 -- Name: chat_messages chat_messages_notify; Type: TRIGGER; Schema: public; Owner: -
@@ -6213,12 +6291,6 @@ CREATE TRIGGER chat_messages_report_flagged AFTER INSERT ON public.chat_messages
 --
 
 CREATE TRIGGER chat_messages_report_flagged_edit AFTER UPDATE ON public.chat_messages FOR EACH ROW WHEN ((((new.metadata ->> 'contact_flagged'::text) = 'true'::text) AND ((old.metadata ->> 'contact_flagged'::text) IS DISTINCT FROM 'true'::text))) EXECUTE FUNCTION chat_private.report_flagged();
-
---
--- Name: chat_messages chat_messages_stamp_insert; Type: TRIGGER; Schema: public; Owner: -
---
-
-CREATE TRIGGER chat_messages_stamp_insert BEFORE INSERT ON public.chat_messages FOR EACH ROW EXECUTE FUNCTION chat_private.stamp_message_insert();
 
 --
 -- Name: chat_messages chat_messages_state_notify; Type: TRIGGER; Schema: public; Owner: -

@@ -3,7 +3,7 @@
 -- freeze, and no direct update of a message by anyone but these functions.
 begin;
 set local search_path = extensions, public;
-select plan(19);
+select plan(21);
 
 do $$
 begin
@@ -125,6 +125,24 @@ select throws_ok(
   $$ insert into public.chat_messages (session_id, content) values ('5e000000-0000-4000-8000-0000000000a1', 'still here') $$,
   'CHSUS', 'you are suspended from chat',
   'A suspended user cannot post through PostgREST.'
+);
+select throws_ok(
+  $$ insert into public.chat_messages (session_id, type, metadata)
+     values ('5e000000-0000-4000-8000-0000000000a1', 'audio', '{"storage_path": "elsewhere/x.webm"}') $$,
+  'CHSUS', 'you are suspended from chat',
+  'A suspended user''s file message is refused for the suspension, before its file is looked at.'
+);
+reset role;
+select set_config('chat.until', (now() + interval '1 hour')::text, false);
+update chat_private.suspensions set until = current_setting('chat.until')::timestamptz
+where user_id = 'a0000000-0000-4000-8000-00000000000a';
+select tests.authenticate_as('a0000000-0000-4000-8000-00000000000a');
+select throws_ok(
+  $$ insert into public.chat_messages (session_id, content) values ('5e000000-0000-4000-8000-0000000000a1', 'later?') $$,
+  'CHSUS',
+  'you are suspended from chat until '
+  || to_char(current_setting('chat.until')::timestamptz at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'),
+  'A suspension with an end says until when.'
 );
 select throws_ok(
   $$ select public.broadcast_chat_typing('5e000000-0000-4000-8000-0000000000a1') $$,
