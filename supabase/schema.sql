@@ -6344,7 +6344,7 @@ CREATE TRIGGER chat_sessions_audit AFTER INSERT OR DELETE ON public.chat_session
 -- Name: chat_sessions chat_sessions_audit_update; Type: TRIGGER; Schema: public; Owner: -
 --
 
-CREATE TRIGGER chat_sessions_audit_update AFTER UPDATE ON public.chat_sessions FOR EACH ROW EXECUTE FUNCTION chat_private.audit_session_update();
+CREATE TRIGGER chat_sessions_audit_update AFTER UPDATE ON public.chat_sessions FOR EACH ROW WHEN (((current_setting('chat.session_touch'::text, true) IS DISTINCT FROM 'on'::text) OR ((to_jsonb(old.*) - '{last_message_at,updated_at}'::text[]) IS DISTINCT FROM (to_jsonb(new.*) - '{last_message_at,updated_at}'::text[])))) EXECUTE FUNCTION chat_private.audit_session_update();
 
 --
 -- Name: chat_sessions chat_sessions_broadcast; Type: TRIGGER; Schema: public; Owner: -
