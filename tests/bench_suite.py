@@ -47,12 +47,12 @@ from tests.bench_procs import (
     node_server,
     postmaster_pid,
     relay,
-    rss_bytes,
+    rss_tree_bytes,
 )
 
 FULL = {
     "pairs": 500,
-    "steps": [250, 500, 1000, 1500, 2000, 3000, 4000],
+    "steps": [250, 500, 750, 1000, 1250, 1500, 2000, 3000, 4000],
     "seconds": 10.0,
     "echo_steps": [250, 500, 1000, 2000, 4000, 6000, 8000, 12000],
     "foreign_steps": [250, 500, 1000, 1500, 2000, 3000, 4000],
@@ -67,7 +67,8 @@ FULL = {
 }
 QUICK = {
     "pairs": 100,
-    "steps": [250, 1000, 1500, 2000, 3000],
+    # Steps of 250 up to 1,500: a lead of one stack over the other shows as a ratio.
+    "steps": [250, 500, 750, 1000, 1250, 1500, 2000],
     "seconds": 3.0,
     "echo_steps": [250, 1000, 2000, 4000, 8000],
     "foreign_steps": [250, 500, 1000],
@@ -126,7 +127,7 @@ def _cell(value: Any) -> str:
 
 
 # ---------------------------------------------------------------------------- machine
-def machine_info(pg_version: str, cluster: str) -> dict[str, Any]:
+def machine_info(pg_version: str, cluster: str, relay_server: str = "aiohttp") -> dict[str, Any]:
     model = ""
     with open("/proc/cpuinfo") as f:
         for line in f:
@@ -146,6 +147,7 @@ def machine_info(pg_version: str, cluster: str) -> dict[str, Any]:
         "postgresql_cluster": cluster,
         "kernel": platform.release(),
         "load_avg_at_start": [round(x, 2) for x in os.getloadavg()],
+        "relay_server": relay_server,
     }
 
 
@@ -218,7 +220,7 @@ async def run_steps(
         await settle(server_pid, pg_pid)
         progress(f"{name}: {rate} msg/s for {secs:g} s ({writer})")
         before = (
-            cpu_seconds(server_pid),
+            cpu_tree_seconds(server_pid),
             cpu_tree_seconds(pg_pid) if pg_pid else 0.0,
             cpu_seconds(gen.pid),
         )
@@ -232,7 +234,7 @@ async def run_steps(
             tag=f"{name}{i}-{uuid.uuid4().hex[:6]}",
         )
         after = (
-            cpu_seconds(server_pid),
+            cpu_tree_seconds(server_pid),
             cpu_tree_seconds(pg_pid) if pg_pid else 0.0,
             cpu_seconds(gen.pid),
         )
@@ -266,9 +268,9 @@ async def settle(server_pid: int, pg_pid: int | None, limit_s: float = 30.0) -> 
     backlog left by the step before does not weigh on the next."""
     deadline = time.monotonic() + limit_s
     while time.monotonic() < deadline:
-        before = (cpu_seconds(server_pid), cpu_tree_seconds(pg_pid) if pg_pid else 0.0)
+        before = (cpu_tree_seconds(server_pid), cpu_tree_seconds(pg_pid) if pg_pid else 0.0)
         await asyncio.sleep(0.5)
-        after = (cpu_seconds(server_pid), cpu_tree_seconds(pg_pid) if pg_pid else 0.0)
+        after = (cpu_tree_seconds(server_pid), cpu_tree_seconds(pg_pid) if pg_pid else 0.0)
         if max(after[0] - before[0], after[1] - before[1]) < 0.05:
             return
 
@@ -401,6 +403,7 @@ async def part_load(
             secret=secret,
             data_dir=logs / "data",
             log=logs / "relay.log",
+            server=args.server,
         ) as server:
             async with loadgen(
                 url=server.url,
@@ -532,6 +535,7 @@ async def part_idle(args: argparse.Namespace, env: dict[str, Any]) -> dict[str, 
         secret=env["secret"],
         data_dir=logs / "data",
         log=logs / "relay-idle.log",
+        server=args.server,
     ) as server:
         async with loadgen(
             url=server.url,
@@ -542,10 +546,10 @@ async def part_idle(args: argparse.Namespace, env: dict[str, Any]) -> dict[str, 
         ) as gen:
             first = await gen.call(120, cmd="connect", to=warm)
             await asyncio.sleep(2)
-            before = rss_bytes(server.pid)
+            before = rss_tree_bytes(server.pid)
             connected = await gen.call(1800, cmd="connect", **{"from": warm})
             await asyncio.sleep(5)
-            after = rss_bytes(server.pid)
+            after = rss_tree_bytes(server.pid)
     joined = connected["ok"]
     return {
         "clients": 2 * len(pairs),
@@ -663,6 +667,10 @@ def print_report(
         f"Python {m['python']}, Node {m['node']}, PostgreSQL {m['postgresql']} "
         f"({m['postgresql_cluster']}); load average at start {m['load_avg_at_start']}"
     )
+    report()
+    server = m.get("relay_server", "aiohttp")
+    prototype = " (measurement prototype: socket path and /health only, workers/asgi.py)"
+    report(f"Relay served by {server}{'' if server == 'aiohttp' else prototype}.")
     report()
     if "relay" in load or "baseline" in load:
         report(
@@ -827,6 +835,13 @@ async def main() -> None:
     parser.add_argument("--seconds", type=float)
     parser.add_argument("--idle-pairs", type=int)
     parser.add_argument("--scale-messages", type=int)
+    parser.add_argument(
+        "--server",
+        choices=("aiohttp", "uvicorn", "granian"),
+        default="aiohttp",
+        help="the server under the relay's socket path (RELAY_SERVER; uvicorn and granian: "
+        "the measurement prototype of workers/asgi.py, socket path and /health only)",
+    )
     args = parser.parse_args()
     args.parts = [p.strip() for p in args.parts.split(",") if p.strip()]
     unknown = set(args.parts) - set(PARTS)
@@ -855,7 +870,7 @@ async def main() -> None:
     pg_pid = postmaster_pid(data_dir)
     if pg_pid is None:
         progress("PostgreSQL's postmaster.pid is not readable here: no PostgreSQL CPU figures")
-    machine = machine_info(pg_version, args.cluster or data_dir)
+    machine = machine_info(pg_version, args.cluster or data_dir, args.server)
 
     logs = Path(tempfile.mkdtemp(prefix="chat-bench-"))
     env: dict[str, Any] = {"secret": secrets.token_urlsafe(36), "pg_pid": pg_pid, "logs": logs}
