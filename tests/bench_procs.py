@@ -73,6 +73,21 @@ def rss_bytes(pid: int) -> int:
     return 0
 
 
+def rss_tree_bytes(root_pid: int) -> int:
+    """A server's RSS and that of each live child (granian serves from a worker process of
+    its own; the other servers have none, and this is their own RSS)."""
+    total = rss_bytes(root_pid)
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            if int(_stat(int(entry.name))[1]) == root_pid:
+                total += rss_bytes(int(entry.name))
+        except (FileNotFoundError, ProcessLookupError, ValueError):
+            continue
+    return total
+
+
 def postmaster_pid(data_directory: str) -> int | None:
     try:
         return int(Path(data_directory, "postmaster.pid").read_text().split("\n", 1)[0])
@@ -132,9 +147,13 @@ def _base_env() -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def relay(*, database_url: str, secret: str, data_dir: Path, log: Path) -> Any:
+def relay(
+    *, database_url: str, secret: str, data_dir: Path, log: Path, server: str = "aiohttp"
+) -> Any:
     """The service exactly as deployed: ``python -m workers relay``, configured only by
-    environment variables; bench/relay.env holds every override of this run."""
+    environment variables; bench/relay.env holds every override of this run. ``server``:
+    ``RELAY_SERVER``, the server under the socket path (``uvicorn`` and ``granian`` are the
+    measurement prototype of workers/asgi.py: socket path and /health only)."""
     port = free_port()
     env = _base_env() | read_env_file(BENCH / "relay.env")
     env |= {
@@ -144,6 +163,7 @@ def relay(*, database_url: str, secret: str, data_dir: Path, log: Path) -> Any:
         "JWT_SECRET": secret,
         "DATA_DIR": str(data_dir),
         "REDIS_URL": "",
+        "RELAY_SERVER": server,
     }
     with log.open("ab") as out:
         proc = subprocess.Popen(
