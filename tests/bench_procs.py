@@ -74,8 +74,8 @@ def rss_bytes(pid: int) -> int:
 
 
 def rss_tree_bytes(root_pid: int) -> int:
-    """A server's RSS and that of each live child (granian serves from a worker process of
-    its own; the other servers have none, and this is their own RSS)."""
+    """A server's RSS and that of each live child process (a server that serves from
+    workers of its own is counted whole)."""
     total = rss_bytes(root_pid)
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():
@@ -147,13 +147,9 @@ def _base_env() -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def relay(
-    *, database_url: str, secret: str, data_dir: Path, log: Path, server: str = "aiohttp"
-) -> Any:
+def relay(*, database_url: str, secret: str, data_dir: Path, log: Path) -> Any:
     """The service exactly as deployed: ``python -m workers relay``, configured only by
-    environment variables; bench/relay.env holds every override of this run. ``server``:
-    ``RELAY_SERVER``, the server under the socket path (``uvicorn`` and ``granian`` are the
-    measurement prototype of workers/asgi.py: socket path and /health only)."""
+    environment variables; bench/relay.env holds every override of this run."""
     port = free_port()
     env = _base_env() | read_env_file(BENCH / "relay.env")
     env |= {
@@ -163,7 +159,6 @@ def relay(
         "JWT_SECRET": secret,
         "DATA_DIR": str(data_dir),
         "REDIS_URL": "",
-        "RELAY_SERVER": server,
     }
     with log.open("ab") as out:
         proc = subprocess.Popen(

@@ -127,7 +127,7 @@ def _cell(value: Any) -> str:
 
 
 # ---------------------------------------------------------------------------- machine
-def machine_info(pg_version: str, cluster: str, relay_server: str = "aiohttp") -> dict[str, Any]:
+def machine_info(pg_version: str, cluster: str) -> dict[str, Any]:
     model = ""
     with open("/proc/cpuinfo") as f:
         for line in f:
@@ -147,7 +147,6 @@ def machine_info(pg_version: str, cluster: str, relay_server: str = "aiohttp") -
         "postgresql_cluster": cluster,
         "kernel": platform.release(),
         "load_avg_at_start": [round(x, 2) for x in os.getloadavg()],
-        "relay_server": relay_server,
     }
 
 
@@ -403,7 +402,6 @@ async def part_load(
             secret=secret,
             data_dir=logs / "data",
             log=logs / "relay.log",
-            server=args.server,
         ) as server:
             async with loadgen(
                 url=server.url,
@@ -535,7 +533,6 @@ async def part_idle(args: argparse.Namespace, env: dict[str, Any]) -> dict[str, 
         secret=env["secret"],
         data_dir=logs / "data",
         log=logs / "relay-idle.log",
-        server=args.server,
     ) as server:
         async with loadgen(
             url=server.url,
@@ -667,10 +664,6 @@ def print_report(
         f"Python {m['python']}, Node {m['node']}, PostgreSQL {m['postgresql']} "
         f"({m['postgresql_cluster']}); load average at start {m['load_avg_at_start']}"
     )
-    report()
-    server = m.get("relay_server", "aiohttp")
-    prototype = " (measurement prototype: socket path and /health only, workers/asgi.py)"
-    report(f"Relay served by {server}{'' if server == 'aiohttp' else prototype}.")
     report()
     if "relay" in load or "baseline" in load:
         report(
@@ -835,13 +828,6 @@ async def main() -> None:
     parser.add_argument("--seconds", type=float)
     parser.add_argument("--idle-pairs", type=int)
     parser.add_argument("--scale-messages", type=int)
-    parser.add_argument(
-        "--server",
-        choices=("aiohttp", "uvicorn", "granian"),
-        default="aiohttp",
-        help="the server under the relay's socket path (RELAY_SERVER; uvicorn and granian: "
-        "the measurement prototype of workers/asgi.py, socket path and /health only)",
-    )
     args = parser.parse_args()
     args.parts = [p.strip() for p in args.parts.split(",") if p.strip()]
     unknown = set(args.parts) - set(PARTS)
@@ -870,7 +856,7 @@ async def main() -> None:
     pg_pid = postmaster_pid(data_dir)
     if pg_pid is None:
         progress("PostgreSQL's postmaster.pid is not readable here: no PostgreSQL CPU figures")
-    machine = machine_info(pg_version, args.cluster or data_dir, args.server)
+    machine = machine_info(pg_version, args.cluster or data_dir)
 
     logs = Path(tempfile.mkdtemp(prefix="chat-bench-"))
     env: dict[str, Any] = {"secret": secrets.token_urlsafe(36), "pg_pid": pg_pid, "logs": logs}

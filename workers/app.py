@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import logging
 from collections.abc import AsyncIterator
 
@@ -30,12 +29,7 @@ log = logging.getLogger(__name__)
 MAX_JSON_BODY = 1024 * 1024
 
 
-def create_app(
-    settings: Settings, *, relay_id: str | None = None, socket_mode: str = "aiohttp"
-) -> web.Application:
-    """The service. ``socket_mode="asgi"`` (the measurement prototype, ``workers/asgi.py``):
-    the relay's Socket.IO server runs on python-socketio's ASGI driver and is not mounted
-    here; the app then only carries the relay's lifecycle (its cleanup contexts)."""
+def create_app(settings: Settings, *, relay_id: str | None = None) -> web.Application:
     app = web.Application(
         middlewares=[passes_websockets(error_middleware)], client_max_size=MAX_JSON_BODY
     )
@@ -51,10 +45,8 @@ def create_app(
         db=app[DATABASE],
         verifier=app[VERIFIER],
         relay_id=relay_id or new_relay_id(),
-        async_mode=socket_mode,
     )
-    if socket_mode == "aiohttp":
-        relay.sio.attach(app)
+    relay.sio.attach(app)
     app[RELAY] = relay
     app[AUDIT_LINKER] = AuditLinker(settings.database_url)
     app.cleanup_ctx.append(_database_ctx)
@@ -102,16 +94,3 @@ async def _audit_linker_ctx(app: web.Application) -> AsyncIterator[None]:
     await app[AUDIT_LINKER].start()
     yield
     await app[AUDIT_LINKER].stop()
-
-
-async def settle_garbage_collector(_app: object) -> None:
-    """Full collections walk every object; with thousands of sockets they paused delivery
-    for 70 to 166 ms. Objects made at start-up (modules, the app) go to the permanent
-    generation; the young generation is collected every 10,000 allocations (a pause of a
-    few milliseconds: 50,000 made each pause 30 ms) and full collections practically never
-    run (measured under load: 35 to 47 ms each). Cycles that live long enough to reach the
-    old generation are rare here; `scripts/soak` checks that memory stays flat.
-    (``python -m workers relay`` runs it once the app has started.)"""
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(10_000, 20, 1_000)

@@ -37,12 +37,7 @@ async def _redis_state(app: web.Application) -> dict[str, Any]:
 
 
 async def health(request: web.Request) -> web.Response:
-    body, status = await report(request.app)
-    return web.json_response(body, status=status)
-
-
-async def report(app: web.Application) -> tuple[dict[str, Any], int]:
-    """The health document and its HTTP status (also served by ``workers/asgi.py``)."""
+    app = request.app
     relay = app[RELAY]
     try:
         database = await app[DATABASE].ping(wait=2.0)
@@ -63,4 +58,4 @@ async def report(app: web.Application) -> tuple[dict[str, Any], int]:
         "uptime_seconds": round(time.monotonic() - _STARTED, 1),
         "chat_socket": relay.stats(),
     }
-    return body, 200 if healthy else 503
+    return web.json_response(body, status=200 if healthy else 503)

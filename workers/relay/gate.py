@@ -277,8 +277,6 @@ class GuardedServer(PacketGuardServer):
         request = environ.get("aiohttp.request")
         # A direct websocket's request owns the connection: cut it (a polling request's
         # connection is shared keep-alive, and its socket is gone from the server anyway).
-        # Under ASGI (the measurement prototype, workers/asgi.py) there is no request and
-        # no transport to cut: the socket is closed at the Engine.IO level only.
         if request is not None and "transport=websocket" in str(environ.get("QUERY_STRING")):
             transport = request.transport
             if transport is not None:

@@ -55,16 +55,8 @@ _LIMIT_AUDIT_WINDOW = 10.0  # seconds between audited rate-limit refusals of one
 
 class Relay(RelayEvents):
     def __init__(
-        self,
-        *,
-        settings: Settings,
-        db: Database,
-        verifier: TokenVerifier,
-        relay_id: str,
-        async_mode: str = "aiohttp",
+        self, *, settings: Settings, db: Database, verifier: TokenVerifier, relay_id: str
     ) -> None:
-        """``async_mode``: python-socketio's server driver, ``aiohttp`` (the service) or
-        ``asgi`` (the measurement prototype of ``workers/asgi.py``)."""
         self.settings = settings
         self.db = db
         self.verifier = verifier
@@ -84,7 +76,7 @@ class Relay(RelayEvents):
         self.sio = GuardedServer(
             gate=self.gate,
             on_refused=self._transport_refused,
-            async_mode=async_mode,
+            async_mode="aiohttp",
             client_manager=manager,
             cors_allowed_origins="*" if "*" in origins else list(origins),
             max_http_buffer_size=settings.max_packet_bytes,

@@ -15,10 +15,7 @@
   request header into a WSGI-style dict that lives as long as the socket, and sets
   ``REMOTE_ADDR`` to ``127.0.0.1`` for every client: the per-address connection limits
   would have counted every client of a relay as one address. ``translate_request`` keeps
-  the headers something reads and the address aiohttp saw. Engine.IO's ASGI adapter does
-  the same (``127.0.0.1`` for all, every header): ``translate_asgi_request`` puts the
-  peer from the ASGI scope's ``client`` there and drops the same headers (measurement
-  prototype, ``RELAY_SERVER=uvicorn|granian``: see ``workers/asgi.py``).
+  the headers something reads and the address aiohttp saw.
 """
 
 from __future__ import annotations
@@ -30,7 +27,6 @@ from typing import Any
 import orjson
 from aiohttp.web import WebSocketResponse
 from engineio.async_drivers import aiohttp as eio_aiohttp
-from engineio.async_drivers import asgi as eio_asgi
 
 
 class PlainWebSocket(eio_aiohttp.WebSocket):  # type: ignore[misc]
@@ -162,39 +158,15 @@ def translate_request(request: Any) -> dict[str, Any]:
     return environ
 
 
-_KEPT_KEYS = frozenset(_KEPT_HEADERS.values())
-
-
-async def translate_asgi_request(scope: Any, receive: Any, send: Any) -> dict[str, Any]:
-    """Engine.IO's ASGI ``translate_request``, with only the headers something reads and
-    ``REMOTE_ADDR`` the peer of the ASGI scope (Engine.IO's says ``127.0.0.1`` for all).
-    The environ keeps ``asgi.scope``, ``asgi.receive`` and ``asgi.send``: Engine.IO's ASGI
-    websocket and response writer use them."""
-    environ: dict[str, Any] = await eio_asgi.translate_request(scope, receive, send)
-    if not environ:  # neither an HTTP request nor a websocket connect
-        return environ
-    for key in [k for k in environ if k.startswith("HTTP_") and k not in _KEPT_KEYS]:
-        del environ[key]
-    client = scope.get("client")
-    environ["REMOTE_ADDR"] = str(client[0]) if client else "unknown"
-    environ["REMOTE_PORT"] = str(client[1]) if client else "0"
-    return environ
-
-
 def tune_transport(eio: Any) -> None:
-    """This Engine.IO server's environ small and with the peer's address, and under
-    aiohttp its websockets uncompressed (its own copy of the table). Under ASGI the
-    server owns the websocket: compression is its setting (``workers/asgi.py`` turns it
-    off). (Its sockets' lean queues are set by ``PacketGuardServer``, whose sockets rely
-    on them.)"""
-    if eio.async_mode == "aiohttp":
-        eio._async = {
-            **eio._async,
-            "websocket": PlainWebSocket,
-            "translate_request": translate_request,
-        }
-    elif eio.async_mode == "asgi":
-        eio._async = {**eio._async, "translate_request": translate_asgi_request}
+    """This Engine.IO server's websockets uncompressed, its environ small and with the
+    peer's address (its own copy of the table). (Its sockets' lean queues are set by
+    ``PacketGuardServer``, whose sockets rely on them.)"""
+    eio._async = {
+        **eio._async,
+        "websocket": PlainWebSocket,
+        "translate_request": translate_request,
+    }
 
 
 class FastJson:
