@@ -3966,9 +3966,14 @@ CREATE FUNCTION chat_private.touch_session_on_message() RETURNS trigger
     AS $$
 begin
   perform set_config('chat.session_touch', 'on', true);
-  update public.chat_sessions
-  set last_message_at = greatest(coalesce(last_message_at, new.created_at), new.created_at)
-  where id = new.session_id;
+  update public.chat_sessions as s
+  set last_message_at = new.created_at
+  where s.id = (
+    select l.id from public.chat_sessions as l
+    where l.id = new.session_id
+      and (l.last_message_at is null or l.last_message_at < new.created_at)
+    for no key update skip locked
+  );
   perform set_config('chat.session_touch', 'off', true);
   return null;
 end

@@ -241,3 +241,46 @@ async def test_killing_the_sending_relay_loses_no_committed_message(
         await reader.close()
         one.stop()
         two.stop()
+
+
+async def test_a_message_from_outside_the_relay_does_not_wait_for_its_sessions_row(
+    database_url: str, users: Users, superuser: asyncpg.Connection
+) -> None:
+    """A user's insert (supabase-js, PostgREST) moves last_message_at only when no other
+    transaction is moving it: it never queues on the session's row."""
+    client, reader = await users.create("client"), await users.create("reader")
+    session = await make_session(superuser, client, reader)
+    claims = users.principal(client).claims_json()
+    holder = await asyncpg.connect(database_url)
+    writer = await asyncpg.connect(database_url)
+    insert = (
+        "begin; select set_config('role', 'authenticated', true), "
+        f"set_config('request.jwt.claims', '{claims}', true); "
+        "insert into public.chat_messages (session_id, content) values ('SESSION', 'TEXT'); "
+        "commit;"
+    ).replace("SESSION", str(session))
+    try:
+        # Another transaction is moving the session's row (as a concurrent touch would).
+        tx = holder.transaction()
+        await tx.start()
+        await holder.execute("select 1 from chat_sessions where id = $1 for no key update", session)
+        await asyncio.wait_for(writer.execute(insert.replace("TEXT", "while held")), timeout=5)
+        assert (
+            await superuser.fetchval(
+                "select last_message_at from chat_sessions where id = $1", session
+            )
+            is None
+        )
+        await tx.commit()
+        # Once nobody holds it, the next message moves it to that message's time.
+        await writer.execute(insert.replace("TEXT", "after"))
+        row = await superuser.fetchrow(
+            "select s.last_message_at, max(m.created_at) as newest from chat_sessions as s "
+            "join chat_messages as m on m.session_id = s.id where s.id = $1 "
+            "group by s.last_message_at",
+            session,
+        )
+        assert row["last_message_at"] == row["newest"]
+    finally:
+        await holder.close()
+        await writer.close()
