@@ -199,3 +199,18 @@ def test_only_a_real_socket_io_websocket_upgrade_skips_the_middlewares() -> None
     assert not is_socket_upgrade(
         make_mocked_request("GET", path, headers={"Upgrade": "websocket", "Connection": "close"})
     )
+
+
+def test_outgoing_packets_are_never_scanned_for_binary_data() -> None:
+    """The relay sends JSON only: a packet it builds is a plain EVENT, its data not walked
+    for bytes (python-socketio's default walks every outgoing packet)."""
+    from socketio import packet
+
+    from workers.relay.packets import _CheckedPacket
+
+    built = _CheckedPacket(packet.EVENT, data=["new_message", {"content": "hi"}])
+    assert built.packet_type == packet.EVENT
+    assert built.encode() == '2["new_message",{"content":"hi"}]'
+    # A client's binary event still decodes (its attachment count read from the header).
+    incoming = _CheckedPacket(encoded_packet='51-["upload",{"_placeholder":true,"num":0}]')
+    assert (incoming.packet_type, incoming.attachment_count) == (packet.BINARY_EVENT, 1)
