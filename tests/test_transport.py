@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from workers.relay.transport import LeanQueue
+from workers.relay.upstream.transport import LeanQueue
 
 from .conftest import Users
 from .relay_helpers import Recorder, running_relay
@@ -206,7 +206,7 @@ def test_outgoing_packets_are_never_scanned_for_binary_data() -> None:
     for bytes (python-socketio's default walks every outgoing packet)."""
     from socketio import packet
 
-    from workers.relay.packets import _CheckedPacket
+    from workers.relay.upstream.packets import _CheckedPacket
 
     built = _CheckedPacket(packet.EVENT, data=["new_message", {"content": "hi"}])
     assert built.packet_type == packet.EVENT

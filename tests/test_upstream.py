@@ -57,3 +57,37 @@ def test_the_overridden_upstream_methods_are_the_ones_read() -> None:
     assert sorted(p.name.removesuffix(".py.txt") for p in folder.glob("*.py.txt")) == sorted(
         upstream.OVERRIDDEN
     )
+
+
+def test_every_upstream_method_the_relay_replaces_is_listed() -> None:
+    """A method defined by one of the relay's subclasses of python-socketio or
+    python-engineio classes, with the same name as one of theirs, is an override: it must
+    be in upstream.OVERRIDDEN (and so compared with its source as read)."""
+    import inspect
+
+    from workers.relay.upstream import manager, packets, redis_queue, server, transport
+
+    ours = [
+        packets._CheckedPacket,
+        packets._GuardedSocket,
+        packets.PacketGuardServer,
+        server.GuardedServer,
+        transport.PlainWebSocket,
+        redis_queue.ResilientRedisManager,
+        manager.ChatRedisManager,
+    ]
+    unlisted = []
+    for cls in ours:
+        for name, value in vars(cls).items():
+            if not callable(value) or name in ("__init__", "__init_subclass__"):
+                continue
+            for base in cls.__mro__[1:]:
+                if not base.__module__.startswith(("socketio", "engineio")):
+                    continue
+                if name in vars(base):
+                    qualified = f"{base.__module__}.{base.__qualname__}.{name}"
+                    if qualified not in upstream.OVERRIDDEN:
+                        unlisted.append(f"{cls.__qualname__}.{name} overrides {qualified}")
+                    break
+    assert unlisted == []
+    assert inspect.getmodule(upstream.check) is upstream

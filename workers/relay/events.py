@@ -24,7 +24,6 @@ from ..errors import ApiError
 from ..message_writer import MessageWriter
 from ..messages import MESSAGE_COLUMNS, NameCache, iso, message_payloads, now_iso, user_names
 from .hooks import RelayHooks
-from .manager import ChatRedisManager
 from .models import JoinSession, MarkRead, SendMessage, SessionRef
 from .presence import Presence
 from .ratelimit import RateLimiter
@@ -32,6 +31,7 @@ from .rooms import SocketState, room
 from .suspensions import Suspensions
 from .topics import RealtimeTopics
 from .typing import TypingTracker
+from .upstream.manager import ChatRedisManager
 
 _CATCH_UP_LIMIT = 500
 

@@ -16,9 +16,9 @@ Two levels, because an Engine.IO socket exists before any Socket.IO CONNECT (and
 The client address is the peer address; ``X-Forwarded-For`` is believed only when the peer
 is one of ``TRUSTED_PROXIES`` (then the nearest address not itself a trusted proxy).
 
-Also here: a socket whose client stops reading is closed once ``MAX_QUEUED_PACKETS``
-packets wait for it, instead of buffering without bound (Engine.IO's send queue has no
-limit; aiohttp's writer blocks on a full TCP window).
+The server that applies these limits at the Engine.IO level, and closes a socket whose
+client stops reading once ``MAX_QUEUED_PACKETS`` packets wait for it, is
+``upstream.server.GuardedServer``: it overrides python-socketio's internals.
 """
 
 from __future__ import annotations
@@ -28,21 +28,18 @@ import ipaddress
 import logging
 import uuid
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..config import Network
 from ..errors import ApiError
-from ..tasks import spawn
-from .packets import PacketGuardServer
 from .ratelimit import Budget
 
 log = logging.getLogger(__name__)
 
 NAMESPACE = "/"
 EIO_SID_KEY = "chat.eio_sid"  # where the relay finds the Engine.IO sid in the environ
-_REFUSED_GRACE = 1.0  # seconds a refused socket keeps to read its connect_error
+REFUSED_GRACE = 1.0  # seconds a refused socket keeps to read its connect_error
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,95 +208,3 @@ def _is_ip(text: str) -> bool:
     except ValueError:
         return False
     return True
-
-
-class GuardedServer(PacketGuardServer):
-    """python-socketio's server with the gate at the Engine.IO level, a bounded send queue
-    per socket, and undecodable packets closing their connection (PacketGuardServer)."""
-
-    def __init__(
-        self, *, gate: Gate, on_refused: Callable[[str, str], None] | None = None, **kwargs: Any
-    ) -> None:
-        super().__init__(**kwargs)
-        self.gate = gate
-        self._on_refused = on_refused
-        self.overflowed = 0  # sockets closed because their client stopped reading
-
-    async def _handle_eio_connect(self, eio_sid: str, environ: dict[str, Any]) -> Any:
-        code = await self.gate.open_transport(eio_sid, environ)
-        if code is not None:
-            if self._on_refused is not None:
-                self._on_refused(code, self.gate.client_ip(environ))
-            # Engine.IO answers 401 with this body; no socket was created.
-            return {"message": "connection refused", "data": {"code": code}}
-        environ[EIO_SID_KEY] = eio_sid
-        await super()._handle_eio_connect(eio_sid, environ)
-        loop = asyncio.get_running_loop()
-        self.gate.transports[eio_sid].timer = loop.call_later(
-            self.gate.limits.connect_timeout, self._connect_deadline, eio_sid
-        )
-        return None
-
-    async def _handle_eio_disconnect(self, eio_sid: str, reason: Any) -> None:
-        try:
-            await super()._handle_eio_disconnect(eio_sid, reason)
-        finally:
-            self.gate.close_transport(eio_sid)
-
-    def _connect_deadline(self, eio_sid: str) -> None:
-        if self.gate.is_pending(eio_sid):
-            self.gate.refused["connect_timeout"] += 1
-            spawn(self.close_transport(eio_sid), name="connect-timeout")
-
-    def close_soon(self, eio_sid: str | None, *, pending_only: bool = True) -> None:
-        """A refused socket: give it a moment to read its connect_error, then close it.
-        ``pending_only=False``: a socket the relay disconnected (its client should hang up
-        on the DISCONNECT packet; one that does not would keep its transport open)."""
-        if eio_sid is None:
-            return
-
-        def close() -> None:
-            still_there = (
-                self.gate.is_pending(eio_sid) if pending_only else (eio_sid in self.eio.sockets)
-            )
-            if still_there:
-                spawn(self.close_transport(eio_sid), name="close-refused")
-
-        asyncio.get_running_loop().call_later(_REFUSED_GRACE, close)
-
-    async def close_transport(self, eio_sid: str, *, abort: bool = False) -> None:
-        """Close an Engine.IO socket without waiting for its client to read anything."""
-        environ = self.environ.get(eio_sid) or {}  # read first: closing forgets it
-        socket = self.eio.sockets.get(eio_sid)
-        if socket is not None and not socket.closed:
-            await socket.close(wait=False, abort=abort)
-        self.eio.sockets.pop(eio_sid, None)
-        request = environ.get("aiohttp.request")
-        # A direct websocket's request owns the connection: cut it (a polling request's
-        # connection is shared keep-alive, and its socket is gone from the server anyway).
-        if request is not None and "transport=websocket" in str(environ.get("QUERY_STRING")):
-            transport = request.transport
-            if transport is not None:
-                transport.abort()
-        self.gate.close_transport(eio_sid)
-
-    async def _send_packet(self, eio_sid: str, pkt: Any) -> None:
-        if not self._over_limit(eio_sid):
-            await super()._send_packet(eio_sid, pkt)
-
-    async def _send_eio_packet(self, eio_sid: str, eio_pkt: Any) -> None:
-        # Room emits come this way (encoded once for all the room's sockets).
-        if not self._over_limit(eio_sid):
-            await super()._send_eio_packet(eio_sid, eio_pkt)
-
-    def _over_limit(self, eio_sid: str) -> bool:
-        """True when this socket's client has stopped reading: ``max_queued_packets``
-        wait for it. The socket is then closed (once) and nothing more is queued."""
-        socket = self.eio.sockets.get(eio_sid)
-        if socket is None or socket.queue.qsize() < self.gate.limits.max_queued_packets:
-            return False
-        if not socket.closed and not socket.closing:
-            self.overflowed += 1
-            log.warning("closing socket %s: its client stopped reading", eio_sid)
-            spawn(self.close_transport(eio_sid, abort=True), name="slow-reader")
-        return True

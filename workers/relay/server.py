@@ -34,9 +34,8 @@ from ..message_writer import MessageWriter
 from ..messages import NameCache, now_iso
 from ..tasks import spawn
 from .events import RelayEvents, message_state_event
-from .gate import EIO_SID_KEY, Gate, GuardedServer, Limits
+from .gate import EIO_SID_KEY, Gate, Limits
 from .hooks import RelayHooks
-from .manager import ChatRedisManager
 from .models import JoinSession, MarkRead, RefreshToken, SendMessage, SessionRef, describe
 from .presence import Presence
 from .ratelimit import Budget, RateLimiter
@@ -44,8 +43,10 @@ from .redis_link import RedisLink
 from .rooms import SocketState, room
 from .suspensions import Suspensions
 from .topics import RealtimeTopics
-from .transport import FastJson, tune_transport
 from .typing import TypingTracker
+from .upstream.manager import ChatRedisManager
+from .upstream.server import GuardedServer
+from .upstream.transport import FastJson, tune_transport
 
 log = logging.getLogger(__name__)
 

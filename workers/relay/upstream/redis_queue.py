@@ -24,7 +24,7 @@ from typing import Any
 
 import socketio
 
-from .redis_link import RedisDown, RedisLink, client_options
+from ..redis_link import RedisDown, RedisLink, client_options
 
 log = logging.getLogger(__name__)
 

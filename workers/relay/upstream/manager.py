@@ -20,8 +20,8 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from ..rooms import room
 from .redis_queue import ResilientRedisManager
-from .rooms import room
 
 log = logging.getLogger(__name__)
 
