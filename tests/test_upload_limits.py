@@ -183,13 +183,10 @@ async def test_sweep_removes_orphaned_objects_and_old_temp_files_only(
     assert result.purged == 0 and result.temp_files == 1  # the journal rows are too young
     assert not old.exists() and fresh.exists()
 
-    await superuser.execute(
-        "update chat_private.pending_uploads set created_at = now() - interval '1 hour' "
-        "where storage_path = any($1::text[])",
-        [orphan, kept],
-    )
+    # Once the grace period is over (no grace: the journal rows keep today's date, so the
+    # orphan's bytes go back to today's quota even in the first hour of a UTC day).
     result = await sweeper.sweep_once(
-        api.app[DATABASE], api.app[OBJECT_STORE], spool_dir=spool, grace_seconds=600
+        api.app[DATABASE], api.app[OBJECT_STORE], spool_dir=spool, grace_seconds=0
     )
     assert (result.purged, result.settled) == (1, 1)
     assert await object_names(superuser, sid) == [kept]
@@ -200,7 +197,7 @@ async def test_sweep_removes_orphaned_objects_and_old_temp_files_only(
     assert await _used_today(superuser, room["client"]) == len(TEXT)  # the orphan's back
     # A second pass finds nothing.
     again = await sweeper.sweep_once(
-        api.app[DATABASE], api.app[OBJECT_STORE], spool_dir=spool, grace_seconds=600
+        api.app[DATABASE], api.app[OBJECT_STORE], spool_dir=spool, grace_seconds=0
     )
     assert (again.purged, again.settled) == (0, 0)
 
