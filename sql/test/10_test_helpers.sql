@@ -33,6 +33,81 @@ as $$
   returning id
 $$;
 
+-- Named test users (the basejump helpers' create_supabase_user('client') style): a test
+-- creates a user under a name and then refers to it by that name, never by a bare uuid.
+-- A named user gets a new uuid from a sequence, so within a test the users sort by
+-- creation order (results in user-id order do not depend on chance).
+create table if not exists tests.named_users (
+  identifier text primary key,
+  user_id uuid not null unique
+);
+create sequence if not exists tests.named_user_ids;
+
+-- Whether the identifier is a uuid rather than a name (the text overloads take both, so a
+-- call with a quoted uuid literal, which resolves to them, still means that uuid).
+create or replace function tests.is_uuid(identifier text) returns boolean
+language sql
+immutable
+set search_path = ''
+as $$
+  select identifier ~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'
+$$;
+
+create or replace function tests.create_supabase_user(
+  identifier text,
+  email text default null,
+  app_metadata jsonb default '{}'::jsonb,
+  user_metadata jsonb default '{}'::jsonb
+) returns uuid
+language plpgsql
+set search_path = ''
+as $$
+declare
+  _id uuid;
+begin
+  if tests.is_uuid(identifier) then
+    return tests.create_supabase_user(identifier::uuid, email, app_metadata, user_metadata);
+  end if;
+  select n.user_id into _id from tests.named_users as n where n.identifier = $1;
+  if _id is null then
+    _id := (
+      '00000000-0000-4000-8000-' || lpad(to_hex(nextval('tests.named_user_ids')), 12, '0')
+    )::uuid;
+    insert into tests.named_users (identifier, user_id) values ($1, _id);
+  end if;
+  return tests.create_supabase_user(
+    _id, coalesce(email, identifier || '@example.test'), app_metadata, user_metadata
+  );
+end
+$$;
+
+-- The uuid of the user created under this name; an error for a name no user has.
+create or replace function tests.get_supabase_uid(identifier text) returns uuid
+language plpgsql
+stable
+set search_path = ''
+as $$
+declare
+  _id uuid;
+begin
+  select n.user_id into _id from tests.named_users as n where n.identifier = $1;
+  if _id is null then
+    raise exception 'tests.get_supabase_uid: no test user named %', identifier
+      using hint = 'Create it first with tests.create_supabase_user(name, ...).';
+  end if;
+  return _id;
+end
+$$;
+
+-- Short for tests.get_supabase_uid, for use inline.
+create or replace function tests.uid(identifier text) returns uuid
+language sql
+stable
+set search_path = ''
+as $$
+  select tests.get_supabase_uid(identifier)
+$$;
+
 -- The claims Supabase Auth would put in this user's access token.
 create or replace function tests.user_claims(user_id uuid) returns jsonb
 language sql
@@ -64,6 +139,20 @@ begin
   end if;
   perform set_config('role', 'authenticated', true);
   perform set_config('request.jwt.claims', _claims::text, true);
+end
+$$;
+
+-- Impersonate a named user (or, given a uuid, that user).
+create or replace function tests.authenticate_as(identifier text) returns void
+language plpgsql
+set search_path = ''
+as $$
+begin
+  if tests.is_uuid(identifier) then
+    perform tests.authenticate_as(identifier::uuid);
+  else
+    perform tests.authenticate_as(tests.get_supabase_uid(identifier));
+  end if;
 end
 $$;
 
@@ -126,3 +215,5 @@ end
 $$;
 
 revoke all on all functions in schema tests from public, anon, authenticated, service_role;
+revoke all on all tables in schema tests from public, anon, authenticated, service_role;
+revoke all on all sequences in schema tests from public, anon, authenticated, service_role;

@@ -8,40 +8,49 @@ select plan(42);
 -- takes part in neither; a user whose user_metadata (editable by the user) claims admin.
 do $$
 begin
-  perform tests.create_supabase_user('0c000000-0000-4000-8000-000000000001', 'client@chat.test', '{"role": "client"}', '{}');
-  perform tests.create_supabase_user('0c000000-0000-4000-8000-000000000002', 'reader@chat.test', '{"role": "reader"}', '{}');
-  perform tests.create_supabase_user('0c000000-0000-4000-8000-000000000003', 'outsider@chat.test', '{"role": "client"}', '{}');
-  perform tests.create_supabase_user('0c000000-0000-4000-8000-000000000004', 'admin@chat.test', '{"role": "admin"}', '{}');
-  perform tests.create_supabase_user('0c000000-0000-4000-8000-000000000005', 'forger@chat.test', '{"role": "client"}', '{"role": "admin"}');
-  perform tests.create_supabase_user('0c000000-0000-4000-8000-000000000006', 'other-reader@chat.test', '{"role": "reader"}', '{}');
+  perform tests.create_supabase_user('client', 'client@chat.test', '{"role": "client"}');
+  perform tests.create_supabase_user('reader', 'reader@chat.test', '{"role": "reader"}');
+  perform tests.create_supabase_user('outsider', 'outsider@chat.test', '{"role": "client"}');
+  perform tests.create_supabase_user('admin', 'admin@chat.test', '{"role": "admin"}');
+  perform tests.create_supabase_user('forger', 'forger@chat.test', '{"role": "client"}', '{"role": "admin"}');
+  perform tests.create_supabase_user('other_reader', 'other-reader@chat.test', '{"role": "reader"}');
 
   insert into public.chat_sessions (id, participants, type, booking_id, title, created_by, status, closed_at)
   values
   ('5e000000-0000-4000-8000-000000000001',
-   array['0c000000-0000-4000-8000-000000000001', '0c000000-0000-4000-8000-000000000002']::uuid [],
+   array[tests.uid('client'), tests.uid('reader')]::uuid [],
    'booking', 'b0000000-0000-4000-8000-000000000001', 'Active consultation',
-   '0c000000-0000-4000-8000-000000000001', 'active', null),
+   tests.uid('client'), 'active', null),
   ('5e000000-0000-4000-8000-000000000002',
-   array['0c000000-0000-4000-8000-000000000001', '0c000000-0000-4000-8000-000000000002']::uuid [],
+   array[tests.uid('client'), tests.uid('reader')]::uuid [],
    'support', null, 'Closed support chat',
-   '0c000000-0000-4000-8000-000000000001', 'closed', now() - interval '1 hour'),
+   tests.uid('client'), 'closed', now() - interval '1 hour'),
   ('5e000000-0000-4000-8000-000000000003',
-   array['0c000000-0000-4000-8000-000000000003', '0c000000-0000-4000-8000-000000000006']::uuid [],
+   array[tests.uid('outsider'), tests.uid('other_reader')]::uuid [],
    'booking', 'b0000000-0000-4000-8000-000000000003', 'Outsider consultation',
-   '0c000000-0000-4000-8000-000000000003', 'active', null);
+   tests.uid('outsider'), 'active', null);
 
   insert into public.chat_messages (id, session_id, sender_id, content, created_at)
   values
   ('3e000000-0000-4000-8000-000000000001', '5e000000-0000-4000-8000-000000000001',
-   '0c000000-0000-4000-8000-000000000001', 'Hello from the client', now() - interval '3 minutes'),
+   tests.uid('client'), 'Hello from the client', now() - interval '3 minutes'),
   ('3e000000-0000-4000-8000-000000000002', '5e000000-0000-4000-8000-000000000001',
-   '0c000000-0000-4000-8000-000000000002', 'Hello from the reader', now() - interval '2 minutes'),
+   tests.uid('reader'), 'Hello from the reader', now() - interval '2 minutes'),
   ('3e000000-0000-4000-8000-000000000003', '5e000000-0000-4000-8000-000000000002',
-   '0c000000-0000-4000-8000-000000000001', 'Said before closing', now() - interval '2 hours'),
+   tests.uid('client'), 'Said before closing', now() - interval '2 hours'),
   ('3e000000-0000-4000-8000-000000000004', '5e000000-0000-4000-8000-000000000003',
-   '0c000000-0000-4000-8000-000000000003', 'Hello from the outsider', now() - interval '1 minute');
+   tests.uid('outsider'), 'Hello from the outsider', now() - interval '1 minute');
 end
 $$;
+
+-- Their ids as psql variables (:'client'), for statements run under another role.
+select
+  tests.uid('client') as client,
+  tests.uid('reader') as reader,
+  tests.uid('outsider') as outsider,
+  tests.uid('admin') as admin,
+  tests.uid('other_reader') as other_reader
+\gset
 
 -- Rows affected by a statement run as the current role (RLS filters silently).
 create function pg_temp.affected_rows(query text) returns integer
@@ -65,7 +74,7 @@ select throws_ok(
   'An anonymous caller cannot read sessions.'
 );
 select throws_ok(
-  $$ insert into public.chat_sessions (participants, type) values (array['0c000000-0000-4000-8000-000000000001']::uuid [], 'support') $$,
+  format($$ insert into public.chat_sessions (participants, type) values (array[%L]::uuid [], 'support') $$, :'client'),
   '42501', 'permission denied for table chat_sessions',
   'An anonymous caller cannot create a session.'
 );
@@ -82,33 +91,33 @@ select throws_ok(
 
 -- ---------------------------------------------------------------- client participant
 reset role;
-select tests.authenticate_as('0c000000-0000-4000-8000-000000000001');
+select tests.authenticate_as('client');
 select results_eq(
   $$ select id from public.chat_sessions order by id $$,
   $$ values ('5e000000-0000-4000-8000-000000000001'::uuid), ('5e000000-0000-4000-8000-000000000002'::uuid) $$,
   'The client participant reads exactly the sessions they take part in, closed ones included.'
 );
 select lives_ok(
-  $$ insert into public.chat_sessions (participants, type, title)
-     values (array['0c000000-0000-4000-8000-000000000001', '0c000000-0000-4000-8000-000000000002']::uuid [],
-             'support', 'Opened by the client') $$,
+  format($$ insert into public.chat_sessions (participants, type, title)
+     values (array[%L, %L]::uuid [],
+             'support', 'Opened by the client') $$, :'client', :'reader'),
   'The client participant can create a session they take part in.'
 );
 select results_eq(
   $$ select created_by from public.chat_sessions where title = 'Opened by the client' $$,
-  $$ values ('0c000000-0000-4000-8000-000000000001'::uuid) $$,
+  format($$ values (%L::uuid) $$, :'client'),
   'A session created by the client records the client as its creator by default.'
 );
 select throws_ok(
-  $$ insert into public.chat_sessions (participants, type)
-     values (array['0c000000-0000-4000-8000-000000000002', '0c000000-0000-4000-8000-000000000006']::uuid [], 'support') $$,
+  format($$ insert into public.chat_sessions (participants, type)
+     values (array[%L, %L]::uuid [], 'support') $$, :'reader', :'other_reader'),
   '42501', 'new row violates row-level security policy for table "chat_sessions"',
   'The client cannot create a session they do not take part in.'
 );
 select throws_ok(
-  $$ insert into public.chat_sessions (participants, type, created_by)
-     values (array['0c000000-0000-4000-8000-000000000001', '0c000000-0000-4000-8000-000000000002']::uuid [],
-             'support', '0c000000-0000-4000-8000-000000000002') $$,
+  format($$ insert into public.chat_sessions (participants, type, created_by)
+     values (array[%L, %L]::uuid [],
+             'support', %L) $$, :'client', :'reader', :'reader'),
   '42501', 'new row violates row-level security policy for table "chat_sessions"',
   'The client cannot create a session in another user''s name.'
 );
@@ -128,9 +137,9 @@ select throws_ok(
   'The client cannot update a session column other than title and status.'
 );
 select throws_ok(
-  $$ update public.chat_sessions
-     set participants = array['0c000000-0000-4000-8000-000000000001', '0c000000-0000-4000-8000-000000000003']::uuid []
-     where id = '5e000000-0000-4000-8000-000000000001' $$,
+  format($$ update public.chat_sessions
+     set participants = array[%L, %L]::uuid []
+     where id = '5e000000-0000-4000-8000-000000000001' $$, :'client', :'outsider'),
   '42501', 'permission denied for table chat_sessions',
   'The client cannot change who takes part in a session.'
 );
@@ -147,16 +156,16 @@ select throws_ok(
 
 -- ---------------------------------------------------------------- reader participant
 reset role;
-select tests.authenticate_as('0c000000-0000-4000-8000-000000000002');
+select tests.authenticate_as('reader');
 select results_eq(
   $$ select coalesce(title, id::text) from public.chat_sessions order by 1 $$,
   $$ values ('Closed support chat'), ('Opened by the client'), ('Renamed by the client') $$,
   'The reader participant reads the sessions they take part in, including one the client opened with them.'
 );
 select lives_ok(
-  $$ insert into public.chat_sessions (participants, type, booking_id, title)
-     values (array['0c000000-0000-4000-8000-000000000002', '0c000000-0000-4000-8000-000000000001']::uuid [],
-             'booking', 'b0000000-0000-4000-8000-000000000012', 'Opened by the reader') $$,
+  format($$ insert into public.chat_sessions (participants, type, booking_id, title)
+     values (array[%L, %L]::uuid [],
+             'booking', 'b0000000-0000-4000-8000-000000000012', 'Opened by the reader') $$, :'reader', :'client'),
   'The reader participant can create a booking session they take part in.'
 );
 select is(
@@ -182,7 +191,7 @@ select throws_ok(
 
 -- ---------------------------------------------------------------- outsider
 reset role;
-select tests.authenticate_as('0c000000-0000-4000-8000-000000000003');
+select tests.authenticate_as('outsider');
 select results_eq(
   $$ select id from public.chat_sessions order by id $$,
   $$ values ('5e000000-0000-4000-8000-000000000003'::uuid) $$,
@@ -193,8 +202,8 @@ select is_empty(
   'The outsider cannot read a session they do not take part in, even by id.'
 );
 select throws_ok(
-  $$ insert into public.chat_sessions (participants, type)
-     values (array['0c000000-0000-4000-8000-000000000001', '0c000000-0000-4000-8000-000000000002']::uuid [], 'support') $$,
+  format($$ insert into public.chat_sessions (participants, type)
+     values (array[%L, %L]::uuid [], 'support') $$, :'client', :'reader'),
   '42501', 'new row violates row-level security policy for table "chat_sessions"',
   'The outsider cannot create a session between other users.'
 );
@@ -211,7 +220,7 @@ select throws_ok(
 
 -- ---------------------------------------------------------------- admin (not a participant)
 reset role;
-select tests.authenticate_as('0c000000-0000-4000-8000-000000000004');
+select tests.authenticate_as('admin');
 select is_empty(
   $$ select id from public.chat_sessions
      where id in ('5e000000-0000-4000-8000-000000000001', '5e000000-0000-4000-8000-000000000002',
@@ -219,9 +228,9 @@ select is_empty(
   'The admin does not read sessions they take part in directly (only through audited functions).'
 );
 select lives_ok(
-  $$ insert into public.chat_sessions (participants, type, title)
-     values (array['0c000000-0000-4000-8000-000000000001', '0c000000-0000-4000-8000-000000000002']::uuid [],
-             'support', 'Opened by the admin') $$,
+  format($$ insert into public.chat_sessions (participants, type, title)
+     values (array[%L, %L]::uuid [],
+             'support', 'Opened by the admin') $$, :'client', :'reader'),
   'The admin can create a session between other users.'
 );
 select results_eq(
@@ -247,10 +256,10 @@ select throws_ok(
 
 -- ---------------------------------------------------------------- forged admin claim
 reset role;
-select tests.authenticate_as('0c000000-0000-4000-8000-000000000005');
+select tests.authenticate_as('forger');
 select throws_ok(
-  $$ insert into public.chat_sessions (participants, type)
-     values (array['0c000000-0000-4000-8000-000000000001', '0c000000-0000-4000-8000-000000000002']::uuid [], 'support') $$,
+  format($$ insert into public.chat_sessions (participants, type)
+     values (array[%L, %L]::uuid [], 'support') $$, :'client', :'reader'),
   '42501', 'new row violates row-level security policy for table "chat_sessions"',
   'A user whose user_metadata says admin is not an admin: they cannot create a session for others.'
 );
@@ -266,18 +275,18 @@ select set_config('request.jwt.claims', '', true);
 insert into public.chat_sessions (id, participants, type, created_by, status, closed_at)
 values (
   '5e000000-0000-4000-8000-000000000004',
-  array['0c000000-0000-4000-8000-000000000001', '0c000000-0000-4000-8000-000000000004']::uuid[],
-  'support', '0c000000-0000-4000-8000-000000000004', 'closed', now()
+  array[:'client', :'admin']::uuid[],
+  'support', :'admin', 'closed', now()
 );
 reset role;
-select tests.authenticate_as('0c000000-0000-4000-8000-000000000001');
+select tests.authenticate_as('client');
 select throws_ok(
   $$ update public.chat_sessions set status = 'active' where id = '5e000000-0000-4000-8000-000000000004' $$,
   '55000', 'a closed chat session cannot be reopened',
   'The client cannot reopen a closed session they share with an admin.'
 );
 reset role;
-select tests.authenticate_as('0c000000-0000-4000-8000-000000000004');
+select tests.authenticate_as('admin');
 select is(
   pg_temp.affected_rows($$ update public.chat_sessions set status = 'active' where id = '5e000000-0000-4000-8000-000000000004' $$),
   1,
@@ -298,8 +307,8 @@ select results_eq(
   'The service role reads every session.'
 );
 select lives_ok(
-  $$ insert into public.chat_sessions (id, participants, type)
-     values ('5e000000-0000-4000-8000-000000000015', array['0c000000-0000-4000-8000-000000000003']::uuid [], 'emergency') $$,
+  format($$ insert into public.chat_sessions (id, participants, type)
+     values ('5e000000-0000-4000-8000-000000000015', array[%L]::uuid [], 'emergency') $$, :'outsider'),
   'The service role can create any session.'
 );
 select is(
@@ -308,8 +317,8 @@ select is(
   'The service role can reopen a closed session.'
 );
 select throws_ok(
-  $$ update public.chat_sessions set participants = array['0c000000-0000-4000-8000-000000000003']::uuid []
-     where id = '5e000000-0000-4000-8000-000000000001' $$,
+  format($$ update public.chat_sessions set participants = array[%L]::uuid []
+     where id = '5e000000-0000-4000-8000-000000000001' $$, :'outsider'),
   '42501', 'chat session id, participants, type, booking_id, created_by and created_at cannot change',
   'Not even the service role can change the participants of a session.'
 );

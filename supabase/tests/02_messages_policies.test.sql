@@ -8,40 +8,47 @@ select plan(38);
 -- takes part in neither; a user whose user_metadata (editable by the user) claims admin.
 do $$
 begin
-  perform tests.create_supabase_user('0c000000-0000-4000-8000-000000000001', 'client@chat.test', '{"role": "client"}', '{}');
-  perform tests.create_supabase_user('0c000000-0000-4000-8000-000000000002', 'reader@chat.test', '{"role": "reader"}', '{}');
-  perform tests.create_supabase_user('0c000000-0000-4000-8000-000000000003', 'outsider@chat.test', '{"role": "client"}', '{}');
-  perform tests.create_supabase_user('0c000000-0000-4000-8000-000000000004', 'admin@chat.test', '{"role": "admin"}', '{}');
-  perform tests.create_supabase_user('0c000000-0000-4000-8000-000000000005', 'forger@chat.test', '{"role": "client"}', '{"role": "admin"}');
-  perform tests.create_supabase_user('0c000000-0000-4000-8000-000000000006', 'other-reader@chat.test', '{"role": "reader"}', '{}');
+  perform tests.create_supabase_user('client', 'client@chat.test', '{"role": "client"}');
+  perform tests.create_supabase_user('reader', 'reader@chat.test', '{"role": "reader"}');
+  perform tests.create_supabase_user('outsider', 'outsider@chat.test', '{"role": "client"}');
+  perform tests.create_supabase_user('admin', 'admin@chat.test', '{"role": "admin"}');
+  perform tests.create_supabase_user('forger', 'forger@chat.test', '{"role": "client"}', '{"role": "admin"}');
+  perform tests.create_supabase_user('other_reader', 'other-reader@chat.test', '{"role": "reader"}');
 
   insert into public.chat_sessions (id, participants, type, booking_id, title, created_by, status, closed_at)
   values
   ('5e000000-0000-4000-8000-000000000001',
-   array['0c000000-0000-4000-8000-000000000001', '0c000000-0000-4000-8000-000000000002']::uuid [],
+   array[tests.uid('client'), tests.uid('reader')]::uuid [],
    'booking', 'b0000000-0000-4000-8000-000000000001', 'Active consultation',
-   '0c000000-0000-4000-8000-000000000001', 'active', null),
+   tests.uid('client'), 'active', null),
   ('5e000000-0000-4000-8000-000000000002',
-   array['0c000000-0000-4000-8000-000000000001', '0c000000-0000-4000-8000-000000000002']::uuid [],
+   array[tests.uid('client'), tests.uid('reader')]::uuid [],
    'support', null, 'Closed support chat',
-   '0c000000-0000-4000-8000-000000000001', 'closed', now() - interval '1 hour'),
+   tests.uid('client'), 'closed', now() - interval '1 hour'),
   ('5e000000-0000-4000-8000-000000000003',
-   array['0c000000-0000-4000-8000-000000000003', '0c000000-0000-4000-8000-000000000006']::uuid [],
+   array[tests.uid('outsider'), tests.uid('other_reader')]::uuid [],
    'booking', 'b0000000-0000-4000-8000-000000000003', 'Outsider consultation',
-   '0c000000-0000-4000-8000-000000000003', 'active', null);
+   tests.uid('outsider'), 'active', null);
 
   insert into public.chat_messages (id, session_id, sender_id, content, created_at)
   values
   ('3e000000-0000-4000-8000-000000000001', '5e000000-0000-4000-8000-000000000001',
-   '0c000000-0000-4000-8000-000000000001', 'Hello from the client', now() - interval '3 minutes'),
+   tests.uid('client'), 'Hello from the client', now() - interval '3 minutes'),
   ('3e000000-0000-4000-8000-000000000002', '5e000000-0000-4000-8000-000000000001',
-   '0c000000-0000-4000-8000-000000000002', 'Hello from the reader', now() - interval '2 minutes'),
+   tests.uid('reader'), 'Hello from the reader', now() - interval '2 minutes'),
   ('3e000000-0000-4000-8000-000000000003', '5e000000-0000-4000-8000-000000000002',
-   '0c000000-0000-4000-8000-000000000001', 'Said before closing', now() - interval '2 hours'),
+   tests.uid('client'), 'Said before closing', now() - interval '2 hours'),
   ('3e000000-0000-4000-8000-000000000004', '5e000000-0000-4000-8000-000000000003',
-   '0c000000-0000-4000-8000-000000000003', 'Hello from the outsider', now() - interval '1 minute');
+   tests.uid('outsider'), 'Hello from the outsider', now() - interval '1 minute');
 end
 $$;
+
+-- Their ids as psql variables (:'client'), for statements run under another role.
+select
+  tests.uid('client') as client,
+  tests.uid('reader') as reader,
+  tests.uid('other_reader') as other_reader
+\gset
 
 -- Rows affected by a statement run as the current role (RLS filters silently).
 create function pg_temp.affected_rows(query text) returns integer
@@ -82,7 +89,7 @@ select throws_ok(
 
 -- ---------------------------------------------------------------- client participant
 reset role;
-select tests.authenticate_as('0c000000-0000-4000-8000-000000000001');
+select tests.authenticate_as('client');
 select results_eq(
   $$ select id from public.chat_messages order by id $$,
   $$ values ('3e000000-0000-4000-8000-000000000001'::uuid), ('3e000000-0000-4000-8000-000000000002'::uuid),
@@ -96,7 +103,7 @@ select lives_ok(
 );
 select results_eq(
   $$ select sender_id from public.chat_messages where id = '3e000000-0000-4000-8000-000000000011' $$,
-  $$ values ('0c000000-0000-4000-8000-000000000001'::uuid) $$,
+  format($$ values (%L::uuid) $$, :'client'),
   'A posted message has the poster as its sender by default.'
 );
 select results_eq(
@@ -105,8 +112,8 @@ select results_eq(
   'Posting moves the session''s last_message_at to the new message, though the client may not update it.'
 );
 select throws_ok(
-  $$ insert into public.chat_messages (session_id, sender_id, content)
-     values ('5e000000-0000-4000-8000-000000000001', '0c000000-0000-4000-8000-000000000002', 'Pretending to be the reader') $$,
+  format($$ insert into public.chat_messages (session_id, sender_id, content)
+     values ('5e000000-0000-4000-8000-000000000001', %L, 'Pretending to be the reader') $$, :'reader'),
   '42501', 'new row violates row-level security policy for table "chat_messages"',
   'The client cannot post in another participant''s name.'
 );
@@ -145,7 +152,7 @@ select throws_ok(
 
 -- ---------------------------------------------------------------- reader participant
 reset role;
-select tests.authenticate_as('0c000000-0000-4000-8000-000000000002');
+select tests.authenticate_as('reader');
 select results_eq(
   $$ select id from public.chat_messages order by id $$,
   $$ values ('3e000000-0000-4000-8000-000000000001'::uuid), ('3e000000-0000-4000-8000-000000000002'::uuid),
@@ -159,8 +166,8 @@ select lives_ok(
   'The reader participant can reply in an active session they take part in.'
 );
 select throws_ok(
-  $$ insert into public.chat_messages (session_id, sender_id, content)
-     values ('5e000000-0000-4000-8000-000000000001', '0c000000-0000-4000-8000-000000000001', 'Pretending to be the client') $$,
+  format($$ insert into public.chat_messages (session_id, sender_id, content)
+     values ('5e000000-0000-4000-8000-000000000001', %L, 'Pretending to be the client') $$, :'client'),
   '42501', 'new row violates row-level security policy for table "chat_messages"',
   'The reader cannot post in the client''s name.'
 );
@@ -177,7 +184,7 @@ select throws_ok(
 
 -- ---------------------------------------------------------------- outsider
 reset role;
-select tests.authenticate_as('0c000000-0000-4000-8000-000000000003');
+select tests.authenticate_as('outsider');
 select results_eq(
   $$ select id from public.chat_messages order by id $$,
   $$ values ('3e000000-0000-4000-8000-000000000004'::uuid) $$,
@@ -205,7 +212,7 @@ select throws_ok(
 
 -- ---------------------------------------------------------------- admin (not a participant)
 reset role;
-select tests.authenticate_as('0c000000-0000-4000-8000-000000000004');
+select tests.authenticate_as('admin');
 select is_empty(
   $$ select id from public.chat_messages $$,
   'The admin reads no message directly (only through audited functions).'
@@ -228,7 +235,7 @@ select throws_ok(
 
 -- ---------------------------------------------------------------- forged admin claim
 reset role;
-select tests.authenticate_as('0c000000-0000-4000-8000-000000000005');
+select tests.authenticate_as('forger');
 select is_empty(
   $$ select id from public.chat_messages $$,
   'A user whose user_metadata says admin reads no message.'
@@ -263,7 +270,7 @@ select throws_ok(
   'Not even the service role can move a message to another session.'
 );
 select throws_ok(
-  $$ update public.chat_messages set sender_id = '0c000000-0000-4000-8000-000000000006' where id = '3e000000-0000-4000-8000-000000000004' $$,
+  format($$ update public.chat_messages set sender_id = %L where id = '3e000000-0000-4000-8000-000000000004' $$, :'other_reader'),
   '42501', 'chat message id, seq, session_id, sender_id and created_at cannot change',
   'Not even the service role can reattribute a message to another sender.'
 );

@@ -8,40 +8,49 @@ select plan(32);
 -- takes part in neither; a user whose user_metadata (editable by the user) claims admin.
 do $$
 begin
-  perform tests.create_supabase_user('0c000000-0000-4000-8000-000000000001', 'client@chat.test', '{"role": "client"}', '{}');
-  perform tests.create_supabase_user('0c000000-0000-4000-8000-000000000002', 'reader@chat.test', '{"role": "reader"}', '{}');
-  perform tests.create_supabase_user('0c000000-0000-4000-8000-000000000003', 'outsider@chat.test', '{"role": "client"}', '{}');
-  perform tests.create_supabase_user('0c000000-0000-4000-8000-000000000004', 'admin@chat.test', '{"role": "admin"}', '{}');
-  perform tests.create_supabase_user('0c000000-0000-4000-8000-000000000005', 'forger@chat.test', '{"role": "client"}', '{"role": "admin"}');
-  perform tests.create_supabase_user('0c000000-0000-4000-8000-000000000006', 'other-reader@chat.test', '{"role": "reader"}', '{}');
+  perform tests.create_supabase_user('client', 'client@chat.test', '{"role": "client"}');
+  perform tests.create_supabase_user('reader', 'reader@chat.test', '{"role": "reader"}');
+  perform tests.create_supabase_user('outsider', 'outsider@chat.test', '{"role": "client"}');
+  perform tests.create_supabase_user('admin', 'admin@chat.test', '{"role": "admin"}');
+  perform tests.create_supabase_user('forger', 'forger@chat.test', '{"role": "client"}', '{"role": "admin"}');
+  perform tests.create_supabase_user('other_reader', 'other-reader@chat.test', '{"role": "reader"}');
 
   insert into public.chat_sessions (id, participants, type, booking_id, title, created_by, status, closed_at)
   values
   ('5e000000-0000-4000-8000-000000000001',
-   array['0c000000-0000-4000-8000-000000000001', '0c000000-0000-4000-8000-000000000002']::uuid [],
+   array[tests.uid('client'), tests.uid('reader')]::uuid [],
    'booking', 'b0000000-0000-4000-8000-000000000001', 'Active consultation',
-   '0c000000-0000-4000-8000-000000000001', 'active', null),
+   tests.uid('client'), 'active', null),
   ('5e000000-0000-4000-8000-000000000002',
-   array['0c000000-0000-4000-8000-000000000001', '0c000000-0000-4000-8000-000000000002']::uuid [],
+   array[tests.uid('client'), tests.uid('reader')]::uuid [],
    'support', null, 'Closed support chat',
-   '0c000000-0000-4000-8000-000000000001', 'closed', now() - interval '1 hour'),
+   tests.uid('client'), 'closed', now() - interval '1 hour'),
   ('5e000000-0000-4000-8000-000000000003',
-   array['0c000000-0000-4000-8000-000000000003', '0c000000-0000-4000-8000-000000000006']::uuid [],
+   array[tests.uid('outsider'), tests.uid('other_reader')]::uuid [],
    'booking', 'b0000000-0000-4000-8000-000000000003', 'Outsider consultation',
-   '0c000000-0000-4000-8000-000000000003', 'active', null);
+   tests.uid('outsider'), 'active', null);
 
   insert into public.chat_messages (id, session_id, sender_id, content, created_at)
   values
   ('3e000000-0000-4000-8000-000000000001', '5e000000-0000-4000-8000-000000000001',
-   '0c000000-0000-4000-8000-000000000001', 'Hello from the client', now() - interval '3 minutes'),
+   tests.uid('client'), 'Hello from the client', now() - interval '3 minutes'),
   ('3e000000-0000-4000-8000-000000000002', '5e000000-0000-4000-8000-000000000001',
-   '0c000000-0000-4000-8000-000000000002', 'Hello from the reader', now() - interval '2 minutes'),
+   tests.uid('reader'), 'Hello from the reader', now() - interval '2 minutes'),
   ('3e000000-0000-4000-8000-000000000003', '5e000000-0000-4000-8000-000000000002',
-   '0c000000-0000-4000-8000-000000000001', 'Said before closing', now() - interval '2 hours'),
+   tests.uid('client'), 'Said before closing', now() - interval '2 hours'),
   ('3e000000-0000-4000-8000-000000000004', '5e000000-0000-4000-8000-000000000003',
-   '0c000000-0000-4000-8000-000000000003', 'Hello from the outsider', now() - interval '1 minute');
+   tests.uid('outsider'), 'Hello from the outsider', now() - interval '1 minute');
 end
 $$;
+
+-- Their ids as psql variables (:'client'), for statements run under another role.
+select
+  tests.uid('client') as client,
+  tests.uid('reader') as reader,
+  tests.uid('outsider') as outsider,
+  tests.uid('admin') as admin,
+  tests.uid('other_reader') as other_reader
+\gset
 
 -- Rows affected by a statement run as the current role (RLS filters silently).
 create function pg_temp.affected_rows(query text) returns integer
@@ -66,8 +75,8 @@ select
   m.created_at,
   m.seq
 from (
-  values ('0c000000-0000-4000-8000-000000000002'::uuid, '3e000000-0000-4000-8000-000000000001'::uuid),
-  ('0c000000-0000-4000-8000-000000000003'::uuid, '3e000000-0000-4000-8000-000000000004'::uuid))
+  values (:'reader'::uuid, '3e000000-0000-4000-8000-000000000001'::uuid),
+  (:'outsider'::uuid, '3e000000-0000-4000-8000-000000000004'::uuid))
   as r (user_id, message_id)
 inner join public.chat_messages as m on r.message_id = m.id;
 
@@ -80,9 +89,9 @@ select throws_ok(
   'An anonymous caller cannot read read state.'
 );
 select throws_ok(
-  $$ insert into public.chat_read_state (session_id, user_id, last_read_message_id, last_read_at, last_read_seq)
-     values ('5e000000-0000-4000-8000-000000000001', '0c000000-0000-4000-8000-000000000001',
-             '3e000000-0000-4000-8000-000000000001', now(), 1) $$,
+  format($$ insert into public.chat_read_state (session_id, user_id, last_read_message_id, last_read_at, last_read_seq)
+     values ('5e000000-0000-4000-8000-000000000001', %L,
+             '3e000000-0000-4000-8000-000000000001', now(), 1) $$, :'client'),
   '42501', 'permission denied for table chat_read_state',
   'An anonymous caller cannot create read state.'
 );
@@ -99,109 +108,109 @@ select throws_ok(
 
 -- ---------------------------------------------------------------- client participant
 reset role;
-select tests.authenticate_as('0c000000-0000-4000-8000-000000000001');
+select tests.authenticate_as('client');
 select results_eq(
   $$ select session_id, user_id, last_read_message_id from public.chat_read_state order by user_id $$,
-  $$ values ('5e000000-0000-4000-8000-000000000001'::uuid, '0c000000-0000-4000-8000-000000000002'::uuid,
-             '3e000000-0000-4000-8000-000000000001'::uuid) $$,
+  format($$ values ('5e000000-0000-4000-8000-000000000001'::uuid, %L::uuid,
+             '3e000000-0000-4000-8000-000000000001'::uuid) $$, :'reader'),
   'The client participant reads the read state of the other participants of their sessions (read receipts), and no other.'
 );
 select lives_ok(
-  $$ insert into public.chat_read_state (session_id, user_id, last_read_message_id, last_read_at, last_read_seq)
-     select m.session_id, '0c000000-0000-4000-8000-000000000001', m.id, m.created_at, m.seq
-     from public.chat_messages as m where m.id = '3e000000-0000-4000-8000-000000000002' $$,
+  format($$ insert into public.chat_read_state (session_id, user_id, last_read_message_id, last_read_at, last_read_seq)
+     select m.session_id, %L, m.id, m.created_at, m.seq
+     from public.chat_messages as m where m.id = '3e000000-0000-4000-8000-000000000002' $$, :'client'),
   'The client participant can create their own read state in a session they take part in.'
 );
 select throws_ok(
-  $$ insert into public.chat_read_state (session_id, user_id, last_read_message_id, last_read_at, last_read_seq)
-     values ('5e000000-0000-4000-8000-000000000002', '0c000000-0000-4000-8000-000000000002',
-             '3e000000-0000-4000-8000-000000000003', now(), 1) $$,
+  format($$ insert into public.chat_read_state (session_id, user_id, last_read_message_id, last_read_at, last_read_seq)
+     values ('5e000000-0000-4000-8000-000000000002', %L,
+             '3e000000-0000-4000-8000-000000000003', now(), 1) $$, :'reader'),
   '42501', 'new row violates row-level security policy for table "chat_read_state"',
   'The client cannot create read state for another participant.'
 );
 select throws_ok(
-  $$ insert into public.chat_read_state (session_id, user_id, last_read_message_id, last_read_at, last_read_seq)
-     values ('5e000000-0000-4000-8000-000000000003', '0c000000-0000-4000-8000-000000000001',
-             '3e000000-0000-4000-8000-000000000004', now(), 1) $$,
+  format($$ insert into public.chat_read_state (session_id, user_id, last_read_message_id, last_read_at, last_read_seq)
+     values ('5e000000-0000-4000-8000-000000000003', %L,
+             '3e000000-0000-4000-8000-000000000004', now(), 1) $$, :'client'),
   '42501', 'new row violates row-level security policy for table "chat_read_state"',
   'The client cannot create read state in a session they do not take part in.'
 );
 select throws_ok(
-  $$ insert into public.chat_read_state (session_id, user_id, last_read_message_id, last_read_at, last_read_seq)
-     values ('5e000000-0000-4000-8000-000000000002', '0c000000-0000-4000-8000-000000000001',
-             '3e000000-0000-4000-8000-000000000001', now(), 1) $$,
+  format($$ insert into public.chat_read_state (session_id, user_id, last_read_message_id, last_read_at, last_read_seq)
+     values ('5e000000-0000-4000-8000-000000000002', %L,
+             '3e000000-0000-4000-8000-000000000001', now(), 1) $$, :'client'),
   '23503', 'insert or update on table "chat_read_state" violates foreign key constraint "chat_read_state_message_fkey"',
   'A read cursor must point at a message of its own session.'
 );
 select is(
   pg_temp.affected_rows(
-    $$ update public.chat_read_state set updated_at = now()
-       where session_id = '5e000000-0000-4000-8000-000000000001' and user_id = '0c000000-0000-4000-8000-000000000001' $$
+    format($$ update public.chat_read_state set updated_at = now()
+       where session_id = '5e000000-0000-4000-8000-000000000001' and user_id = %L $$, :'client')
   ),
   1,
   'The client participant can advance their own read state.'
 );
 select is(
   pg_temp.affected_rows(
-    $$ update public.chat_read_state set last_read_message_id = '3e000000-0000-4000-8000-000000000002'
-       where session_id = '5e000000-0000-4000-8000-000000000001' and user_id = '0c000000-0000-4000-8000-000000000002' $$
+    format($$ update public.chat_read_state set last_read_message_id = '3e000000-0000-4000-8000-000000000002'
+       where session_id = '5e000000-0000-4000-8000-000000000001' and user_id = %L $$, :'reader')
   ),
   0,
   'The client cannot move another participant''s read state (no row is touched).'
 );
 select throws_ok(
-  $$ update public.chat_read_state set user_id = '0c000000-0000-4000-8000-000000000002'
-     where user_id = '0c000000-0000-4000-8000-000000000001' $$,
+  format($$ update public.chat_read_state set user_id = %L
+     where user_id = %L $$, :'reader', :'client'),
   '42501', 'permission denied for table chat_read_state',
   'The client cannot hand their read state to another user.'
 );
 select throws_ok(
-  $$ delete from public.chat_read_state where user_id = '0c000000-0000-4000-8000-000000000001' $$,
+  format($$ delete from public.chat_read_state where user_id = %L $$, :'client'),
   '42501', 'permission denied for table chat_read_state',
   'The client cannot delete their read state.'
 );
 
 -- ---------------------------------------------------------------- reader participant
 reset role;
-select tests.authenticate_as('0c000000-0000-4000-8000-000000000002');
+select tests.authenticate_as('reader');
 select results_eq(
   $$ select user_id from public.chat_read_state order by user_id $$,
-  $$ values ('0c000000-0000-4000-8000-000000000001'::uuid), ('0c000000-0000-4000-8000-000000000002'::uuid) $$,
+  format($$ values (%L::uuid), (%L::uuid) $$, :'client', :'reader'),
   'The reader participant reads their own read state and the client''s.'
 );
 select lives_ok(
-  $$ insert into public.chat_read_state (session_id, user_id, last_read_message_id, last_read_at, last_read_seq)
-     select m.session_id, '0c000000-0000-4000-8000-000000000002', m.id, m.created_at, m.seq
-     from public.chat_messages as m where m.id = '3e000000-0000-4000-8000-000000000003' $$,
+  format($$ insert into public.chat_read_state (session_id, user_id, last_read_message_id, last_read_at, last_read_seq)
+     select m.session_id, %L, m.id, m.created_at, m.seq
+     from public.chat_messages as m where m.id = '3e000000-0000-4000-8000-000000000003' $$, :'reader'),
   'The reader participant can create their own read state, in a closed session too.'
 );
 select is(
   pg_temp.affected_rows(
-    $$ update public.chat_read_state
+    format($$ update public.chat_read_state
        set (last_read_message_id, last_read_at, last_read_seq, updated_at) =
            (select m.id, m.created_at, m.seq, now() from public.chat_messages as m
             where m.id = '3e000000-0000-4000-8000-000000000002')
-       where session_id = '5e000000-0000-4000-8000-000000000001' and user_id = '0c000000-0000-4000-8000-000000000002' $$
+       where session_id = '5e000000-0000-4000-8000-000000000001' and user_id = %L $$, :'reader')
   ),
   1,
   'The reader participant can advance their own read state.'
 );
 select is(
   pg_temp.affected_rows(
-    $$ update public.chat_read_state set updated_at = now() where user_id = '0c000000-0000-4000-8000-000000000001' $$
+    format($$ update public.chat_read_state set updated_at = now() where user_id = %L $$, :'client')
   ),
   0,
   'The reader cannot update the client''s read state (no row is touched).'
 );
 select throws_ok(
-  $$ delete from public.chat_read_state where user_id = '0c000000-0000-4000-8000-000000000002' $$,
+  format($$ delete from public.chat_read_state where user_id = %L $$, :'reader'),
   '42501', 'permission denied for table chat_read_state',
   'The reader cannot delete their read state.'
 );
 
 -- ---------------------------------------------------------------- outsider
 reset role;
-select tests.authenticate_as('0c000000-0000-4000-8000-000000000003');
+select tests.authenticate_as('outsider');
 select results_eq(
   $$ select session_id from public.chat_read_state $$,
   $$ values ('5e000000-0000-4000-8000-000000000003'::uuid) $$,
@@ -212,9 +221,9 @@ select is_empty(
   'The outsider cannot learn who read what in a session they do not take part in.'
 );
 select throws_ok(
-  $$ insert into public.chat_read_state (session_id, user_id, last_read_message_id, last_read_at, last_read_seq)
-     values ('5e000000-0000-4000-8000-000000000001', '0c000000-0000-4000-8000-000000000003',
-             '3e000000-0000-4000-8000-000000000001', now(), 1) $$,
+  format($$ insert into public.chat_read_state (session_id, user_id, last_read_message_id, last_read_at, last_read_seq)
+     values ('5e000000-0000-4000-8000-000000000001', %L,
+             '3e000000-0000-4000-8000-000000000001', now(), 1) $$, :'outsider'),
   '42501', 'new row violates row-level security policy for table "chat_read_state"',
   'The outsider cannot create read state in a session they do not take part in.'
 );
@@ -233,15 +242,15 @@ select throws_ok(
 
 -- ---------------------------------------------------------------- admin (not a participant)
 reset role;
-select tests.authenticate_as('0c000000-0000-4000-8000-000000000004');
+select tests.authenticate_as('admin');
 select is_empty(
   $$ select user_id from public.chat_read_state $$,
   'The admin reads no read state directly.'
 );
 select throws_ok(
-  $$ insert into public.chat_read_state (session_id, user_id, last_read_message_id, last_read_at, last_read_seq)
-     values ('5e000000-0000-4000-8000-000000000001', '0c000000-0000-4000-8000-000000000004',
-             '3e000000-0000-4000-8000-000000000001', now(), 1) $$,
+  format($$ insert into public.chat_read_state (session_id, user_id, last_read_message_id, last_read_at, last_read_seq)
+     values ('5e000000-0000-4000-8000-000000000001', %L,
+             '3e000000-0000-4000-8000-000000000001', now(), 1) $$, :'admin'),
   '42501', 'new row violates row-level security policy for table "chat_read_state"',
   'The admin cannot create read state in a session they do not take part in.'
 );
@@ -258,7 +267,7 @@ select throws_ok(
 
 -- ---------------------------------------------------------------- forged admin claim
 reset role;
-select tests.authenticate_as('0c000000-0000-4000-8000-000000000005');
+select tests.authenticate_as('forger');
 select is_empty(
   $$ select user_id from public.chat_read_state $$,
   'A user whose user_metadata says admin reads no read state.'
@@ -273,9 +282,9 @@ select results_eq(
   'The service role reads every read state.'
 );
 select lives_ok(
-  $$ insert into public.chat_read_state (session_id, user_id, last_read_message_id, last_read_at, last_read_seq)
-     select m.session_id, '0c000000-0000-4000-8000-000000000006', m.id, m.created_at, m.seq
-     from public.chat_messages as m where m.id = '3e000000-0000-4000-8000-000000000004' $$,
+  format($$ insert into public.chat_read_state (session_id, user_id, last_read_message_id, last_read_at, last_read_seq)
+     select m.session_id, %L, m.id, m.created_at, m.seq
+     from public.chat_messages as m where m.id = '3e000000-0000-4000-8000-000000000004' $$, :'other_reader'),
   'The service role can create read state for any participant.'
 );
 select is(
@@ -284,7 +293,7 @@ select is(
   'The service role can update any read state.'
 );
 select is(
-  pg_temp.affected_rows($$ delete from public.chat_read_state where user_id = '0c000000-0000-4000-8000-000000000006' $$),
+  pg_temp.affected_rows(format($$ delete from public.chat_read_state where user_id = %L $$, :'other_reader')),
   1,
   'The service role can delete read state.'
 );

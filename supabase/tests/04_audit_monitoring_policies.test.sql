@@ -8,40 +8,46 @@ select plan(57);
 -- takes part in neither; a user whose user_metadata (editable by the user) claims admin.
 do $$
 begin
-  perform tests.create_supabase_user('0c000000-0000-4000-8000-000000000001', 'client@chat.test', '{"role": "client"}', '{}');
-  perform tests.create_supabase_user('0c000000-0000-4000-8000-000000000002', 'reader@chat.test', '{"role": "reader"}', '{}');
-  perform tests.create_supabase_user('0c000000-0000-4000-8000-000000000003', 'outsider@chat.test', '{"role": "client"}', '{}');
-  perform tests.create_supabase_user('0c000000-0000-4000-8000-000000000004', 'admin@chat.test', '{"role": "admin"}', '{}');
-  perform tests.create_supabase_user('0c000000-0000-4000-8000-000000000005', 'forger@chat.test', '{"role": "client"}', '{"role": "admin"}');
-  perform tests.create_supabase_user('0c000000-0000-4000-8000-000000000006', 'other-reader@chat.test', '{"role": "reader"}', '{}');
+  perform tests.create_supabase_user('client', 'client@chat.test', '{"role": "client"}');
+  perform tests.create_supabase_user('reader', 'reader@chat.test', '{"role": "reader"}');
+  perform tests.create_supabase_user('outsider', 'outsider@chat.test', '{"role": "client"}');
+  perform tests.create_supabase_user('admin', 'admin@chat.test', '{"role": "admin"}');
+  perform tests.create_supabase_user('forger', 'forger@chat.test', '{"role": "client"}', '{"role": "admin"}');
+  perform tests.create_supabase_user('other_reader', 'other-reader@chat.test', '{"role": "reader"}');
 
   insert into public.chat_sessions (id, participants, type, booking_id, title, created_by, status, closed_at)
   values
   ('5e000000-0000-4000-8000-000000000001',
-   array['0c000000-0000-4000-8000-000000000001', '0c000000-0000-4000-8000-000000000002']::uuid [],
+   array[tests.uid('client'), tests.uid('reader')]::uuid [],
    'booking', 'b0000000-0000-4000-8000-000000000001', 'Active consultation',
-   '0c000000-0000-4000-8000-000000000001', 'active', null),
+   tests.uid('client'), 'active', null),
   ('5e000000-0000-4000-8000-000000000002',
-   array['0c000000-0000-4000-8000-000000000001', '0c000000-0000-4000-8000-000000000002']::uuid [],
+   array[tests.uid('client'), tests.uid('reader')]::uuid [],
    'support', null, 'Closed support chat',
-   '0c000000-0000-4000-8000-000000000001', 'closed', now() - interval '1 hour'),
+   tests.uid('client'), 'closed', now() - interval '1 hour'),
   ('5e000000-0000-4000-8000-000000000003',
-   array['0c000000-0000-4000-8000-000000000003', '0c000000-0000-4000-8000-000000000006']::uuid [],
+   array[tests.uid('outsider'), tests.uid('other_reader')]::uuid [],
    'booking', 'b0000000-0000-4000-8000-000000000003', 'Outsider consultation',
-   '0c000000-0000-4000-8000-000000000003', 'active', null);
+   tests.uid('outsider'), 'active', null);
 
   insert into public.chat_messages (id, session_id, sender_id, content, created_at)
   values
   ('3e000000-0000-4000-8000-000000000001', '5e000000-0000-4000-8000-000000000001',
-   '0c000000-0000-4000-8000-000000000001', 'Hello from the client', now() - interval '3 minutes'),
+   tests.uid('client'), 'Hello from the client', now() - interval '3 minutes'),
   ('3e000000-0000-4000-8000-000000000002', '5e000000-0000-4000-8000-000000000001',
-   '0c000000-0000-4000-8000-000000000002', 'Hello from the reader', now() - interval '2 minutes'),
+   tests.uid('reader'), 'Hello from the reader', now() - interval '2 minutes'),
   ('3e000000-0000-4000-8000-000000000003', '5e000000-0000-4000-8000-000000000002',
-   '0c000000-0000-4000-8000-000000000001', 'Said before closing', now() - interval '2 hours'),
+   tests.uid('client'), 'Said before closing', now() - interval '2 hours'),
   ('3e000000-0000-4000-8000-000000000004', '5e000000-0000-4000-8000-000000000003',
-   '0c000000-0000-4000-8000-000000000003', 'Hello from the outsider', now() - interval '1 minute');
+   tests.uid('outsider'), 'Hello from the outsider', now() - interval '1 minute');
 end
 $$;
+
+-- Their ids as psql variables (:'client'), for statements run under another role.
+select
+  tests.uid('client') as client,
+  tests.uid('admin') as admin
+\gset
 
 -- Rows affected by a statement run as the current role (RLS filters silently).
 create function pg_temp.affected_rows(query text) returns integer
@@ -59,11 +65,11 @@ $$;
 -- One audit row and one monitoring event, written as the service would.
 insert into public.chat_audit_logs (actor_id, actor_role, action, session_id, details)
 values (
-  '0c000000-0000-4000-8000-000000000004', 'admin', 'session.read',
+  :'admin', 'admin', 'session.read',
   '5e000000-0000-4000-8000-000000000001', '{"reason": "dispute"}'
 );
 insert into public.chat_monitoring (event_type, user_id, session_id)
-values ('connect', '0c000000-0000-4000-8000-000000000001', '5e000000-0000-4000-8000-000000000001');
+values ('connect', :'client', '5e000000-0000-4000-8000-000000000001');
 
 -- ---------------------------------------------------------------- anon
 reset role;
@@ -110,7 +116,7 @@ select throws_ok(
 );
 -- ---------------------------------------------------------------- client participant
 reset role;
-select tests.authenticate_as('0c000000-0000-4000-8000-000000000001');
+select tests.authenticate_as('client');
 select throws_ok(
   $$ select * from public.chat_audit_logs $$,
   '42501', 'permission denied for table chat_audit_logs',
@@ -153,7 +159,7 @@ select throws_ok(
 );
 -- ---------------------------------------------------------------- reader participant
 reset role;
-select tests.authenticate_as('0c000000-0000-4000-8000-000000000002');
+select tests.authenticate_as('reader');
 select throws_ok(
   $$ select * from public.chat_audit_logs $$,
   '42501', 'permission denied for table chat_audit_logs',
@@ -196,7 +202,7 @@ select throws_ok(
 );
 -- ---------------------------------------------------------------- outsider
 reset role;
-select tests.authenticate_as('0c000000-0000-4000-8000-000000000003');
+select tests.authenticate_as('outsider');
 select throws_ok(
   $$ select * from public.chat_audit_logs $$,
   '42501', 'permission denied for table chat_audit_logs',
@@ -239,7 +245,7 @@ select throws_ok(
 );
 -- ---------------------------------------------------------------- admin (not a participant)
 reset role;
-select tests.authenticate_as('0c000000-0000-4000-8000-000000000004');
+select tests.authenticate_as('admin');
 select throws_ok(
   $$ select * from public.chat_audit_logs $$,
   '42501', 'permission denied for table chat_audit_logs',
@@ -283,7 +289,7 @@ select throws_ok(
 
 -- ---------------------------------------------------------------- forged admin claim
 reset role;
-select tests.authenticate_as('0c000000-0000-4000-8000-000000000005');
+select tests.authenticate_as('forger');
 select throws_ok(
   $$ select * from public.chat_audit_logs $$,
   '42501', 'permission denied for table chat_audit_logs',
@@ -374,9 +380,9 @@ select results_eq(
   'The service role reads monitoring events.'
 );
 select lives_ok(
-  $$ insert into public.chat_monitoring (event_type, user_id, session_id, details)
-     select 'disconnect', '0c000000-0000-4000-8000-000000000001', '5e000000-0000-4000-8000-000000000001', '{"reason": "timeout"}'
-     from generate_series(1, 3) $$,
+  format($$ insert into public.chat_monitoring (event_type, user_id, session_id, details)
+     select 'disconnect', %L, '5e000000-0000-4000-8000-000000000001', '{"reason": "timeout"}'
+     from generate_series(1, 3) $$, :'client'),
   'The service role writes monitoring events in batches.'
 );
 select throws_ok(

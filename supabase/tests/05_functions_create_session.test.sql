@@ -8,40 +8,49 @@ select plan(23);
 -- takes part in neither; a user whose user_metadata (editable by the user) claims admin.
 do $$
 begin
-  perform tests.create_supabase_user('0c000000-0000-4000-8000-000000000001', 'client@chat.test', '{"role": "client"}', '{}');
-  perform tests.create_supabase_user('0c000000-0000-4000-8000-000000000002', 'reader@chat.test', '{"role": "reader"}', '{}');
-  perform tests.create_supabase_user('0c000000-0000-4000-8000-000000000003', 'outsider@chat.test', '{"role": "client"}', '{}');
-  perform tests.create_supabase_user('0c000000-0000-4000-8000-000000000004', 'admin@chat.test', '{"role": "admin"}', '{}');
-  perform tests.create_supabase_user('0c000000-0000-4000-8000-000000000005', 'forger@chat.test', '{"role": "client"}', '{"role": "admin"}');
-  perform tests.create_supabase_user('0c000000-0000-4000-8000-000000000006', 'other-reader@chat.test', '{"role": "reader"}', '{}');
+  perform tests.create_supabase_user('client', 'client@chat.test', '{"role": "client"}');
+  perform tests.create_supabase_user('reader', 'reader@chat.test', '{"role": "reader"}');
+  perform tests.create_supabase_user('outsider', 'outsider@chat.test', '{"role": "client"}');
+  perform tests.create_supabase_user('admin', 'admin@chat.test', '{"role": "admin"}');
+  perform tests.create_supabase_user('forger', 'forger@chat.test', '{"role": "client"}', '{"role": "admin"}');
+  perform tests.create_supabase_user('other_reader', 'other-reader@chat.test', '{"role": "reader"}');
 
   insert into public.chat_sessions (id, participants, type, booking_id, title, created_by, status, closed_at)
   values
   ('5e000000-0000-4000-8000-000000000001',
-   array['0c000000-0000-4000-8000-000000000001', '0c000000-0000-4000-8000-000000000002']::uuid [],
+   array[tests.uid('client'), tests.uid('reader')]::uuid [],
    'booking', 'b0000000-0000-4000-8000-000000000001', 'Active consultation',
-   '0c000000-0000-4000-8000-000000000001', 'active', null),
+   tests.uid('client'), 'active', null),
   ('5e000000-0000-4000-8000-000000000002',
-   array['0c000000-0000-4000-8000-000000000001', '0c000000-0000-4000-8000-000000000002']::uuid [],
+   array[tests.uid('client'), tests.uid('reader')]::uuid [],
    'support', null, 'Closed support chat',
-   '0c000000-0000-4000-8000-000000000001', 'closed', now() - interval '1 hour'),
+   tests.uid('client'), 'closed', now() - interval '1 hour'),
   ('5e000000-0000-4000-8000-000000000003',
-   array['0c000000-0000-4000-8000-000000000003', '0c000000-0000-4000-8000-000000000006']::uuid [],
+   array[tests.uid('outsider'), tests.uid('other_reader')]::uuid [],
    'booking', 'b0000000-0000-4000-8000-000000000003', 'Outsider consultation',
-   '0c000000-0000-4000-8000-000000000003', 'active', null);
+   tests.uid('outsider'), 'active', null);
 
   insert into public.chat_messages (id, session_id, sender_id, content, created_at)
   values
   ('3e000000-0000-4000-8000-000000000001', '5e000000-0000-4000-8000-000000000001',
-   '0c000000-0000-4000-8000-000000000001', 'Hello from the client', now() - interval '3 minutes'),
+   tests.uid('client'), 'Hello from the client', now() - interval '3 minutes'),
   ('3e000000-0000-4000-8000-000000000002', '5e000000-0000-4000-8000-000000000001',
-   '0c000000-0000-4000-8000-000000000002', 'Hello from the reader', now() - interval '2 minutes'),
+   tests.uid('reader'), 'Hello from the reader', now() - interval '2 minutes'),
   ('3e000000-0000-4000-8000-000000000003', '5e000000-0000-4000-8000-000000000002',
-   '0c000000-0000-4000-8000-000000000001', 'Said before closing', now() - interval '2 hours'),
+   tests.uid('client'), 'Said before closing', now() - interval '2 hours'),
   ('3e000000-0000-4000-8000-000000000004', '5e000000-0000-4000-8000-000000000003',
-   '0c000000-0000-4000-8000-000000000003', 'Hello from the outsider', now() - interval '1 minute');
+   tests.uid('outsider'), 'Hello from the outsider', now() - interval '1 minute');
 end
 $$;
+
+-- Their ids as psql variables (:'client'), for statements run under another role.
+select
+  tests.uid('client') as client,
+  tests.uid('reader') as reader,
+  tests.uid('admin') as admin,
+  tests.uid('forger') as forger,
+  tests.uid('other_reader') as other_reader
+\gset
 
 -- Forty-nine more users, so that a session of exactly 50 participants can be created.
 do $$
@@ -55,34 +64,34 @@ $$;
 reset role;
 select tests.authenticate_with_claims('{"role": "authenticated"}');
 select throws_ok(
-  $$ select public.create_chat_session(array['0c000000-0000-4000-8000-000000000001']::uuid []) $$,
+  format($$ select public.create_chat_session(array[%L]::uuid []) $$, :'client'),
   '28000', 'not authenticated',
   'A token without a subject cannot create a session.'
 );
 reset role;
 select tests.authenticate_as_service_role();
 select throws_ok(
-  $$ select public.create_chat_session(array['0c000000-0000-4000-8000-000000000001']::uuid []) $$,
+  format($$ select public.create_chat_session(array[%L]::uuid []) $$, :'client'),
   '28000', 'not authenticated',
   'The service role has no user id, so it cannot create a session through the function.'
 );
 
 -- ---------------------------------------------------------------- client
 reset role;
-select tests.authenticate_as('0c000000-0000-4000-8000-000000000001');
+select tests.authenticate_as('client');
 select results_eq(
-  $$ select s.participants, s.type, s.booking_id, s.status, s.title, s.created_by, s.closed_at
+  format($$ select s.participants, s.type, s.booking_id, s.status, s.title, s.created_by, s.closed_at
      from public.create_chat_session(
-       array['0c000000-0000-4000-8000-000000000001', '0c000000-0000-4000-8000-000000000002']::uuid [],
-       'booking', 'b0000000-0000-4000-8000-000000000051', '  Evening reading  ') as s $$,
-  $$ values (array['0c000000-0000-4000-8000-000000000001', '0c000000-0000-4000-8000-000000000002']::uuid [],
+       array[%L, %L]::uuid [],
+       'booking', 'b0000000-0000-4000-8000-000000000051', '  Evening reading  ') as s $$, :'client', :'reader'),
+  format($$ values (array[%L, %L]::uuid [],
              'booking'::text, 'b0000000-0000-4000-8000-000000000051'::uuid, 'active'::text,
-             'Evening reading'::text, '0c000000-0000-4000-8000-000000000001'::uuid, null::timestamptz) $$,
+             'Evening reading'::text, %L::uuid, null::timestamptz) $$, :'client', :'reader', :'client'),
   'The client creates an active booking session with the reader; the title is trimmed and the client is the creator.'
 );
 select results_eq(
-  $$ select s.type, s.title from public.create_chat_session(array['0c000000-0000-4000-8000-000000000001']::uuid [],
-                                                             title => '   ') as s $$,
+  format($$ select s.type, s.title from public.create_chat_session(array[%L]::uuid [],
+                                                             title => '   ') as s $$, :'client'),
   $$ values ('support'::text, null::text) $$,
   'A session is a support session by default, and a blank title is stored as no title.'
 );
@@ -91,7 +100,7 @@ select is(
     select cardinality(s.participants)
     from public.create_chat_session(
         array(select ('0c000000-0000-4000-8000-' || lpad(i::text, 12, '0'))::uuid from generate_series(100, 148) as i)
-        || '0c000000-0000-4000-8000-000000000001'::uuid
+        || :'client'::uuid
       ) as s
   ),
   50,
@@ -108,77 +117,77 @@ select throws_ok(
   'A session needs participants (empty list).'
 );
 select throws_ok(
-  $$ select public.create_chat_session(
+  format($$ select public.create_chat_session(
        array(select ('0c000000-0000-4000-8000-' || lpad(i::text, 12, '0'))::uuid from generate_series(100, 149) as i)
-       || '0c000000-0000-4000-8000-000000000001'::uuid) $$,
+       || %L::uuid) $$, :'client'),
   '22023', 'participants may list at most 50 users',
   'A session may not have 51 participants.'
 );
 select throws_ok(
-  $$ select public.create_chat_session(array['0c000000-0000-4000-8000-000000000001', null]::uuid []) $$,
+  format($$ select public.create_chat_session(array[%L, null]::uuid []) $$, :'client'),
   '22023', 'participants must not contain null',
   'Participants may not contain null.'
 );
 select throws_ok(
-  $$ select public.create_chat_session(array['0c000000-0000-4000-8000-000000000001', '0c000000-0000-4000-8000-000000000002',
-                                             '0c000000-0000-4000-8000-000000000001']::uuid []) $$,
+  format($$ select public.create_chat_session(array[%L, %L,
+                                             %L]::uuid []) $$, :'client', :'reader', :'client'),
   '22023', 'participants must not repeat a user',
   'Participants may not repeat a user.'
 );
 select throws_ok(
-  $$ select public.create_chat_session(array['0c000000-0000-4000-8000-000000000001']::uuid [], 'group') $$,
+  format($$ select public.create_chat_session(array[%L]::uuid [], 'group') $$, :'client'),
   '22023', 'type must be one of booking, support, emergency',
   'A session type outside booking, support and emergency is refused.'
 );
 select throws_ok(
-  $$ select public.create_chat_session(array['0c000000-0000-4000-8000-000000000001']::uuid [], null) $$,
+  format($$ select public.create_chat_session(array[%L]::uuid [], null) $$, :'client'),
   '22023', 'type must be one of booking, support, emergency',
   'A null session type is refused.'
 );
 select throws_ok(
-  $$ select public.create_chat_session(array['0c000000-0000-4000-8000-000000000001', '0c000000-0000-4000-8000-000000000002']::uuid [],
-                                       'booking') $$,
+  format($$ select public.create_chat_session(array[%L, %L]::uuid [],
+                                       'booking') $$, :'client', :'reader'),
   '22023', 'a booking session needs a booking_id',
   'A booking session without a booking_id is refused.'
 );
 select throws_ok(
-  $$ select public.create_chat_session(array['0c000000-0000-4000-8000-000000000001']::uuid [], title => repeat('x', 201)) $$,
+  format($$ select public.create_chat_session(array[%L]::uuid [], title => repeat('x', 201)) $$, :'client'),
   '22023', 'title may be at most 200 characters',
   'A title longer than 200 characters is refused.'
 );
 select lives_ok(
-  $$ select public.create_chat_session(array['0c000000-0000-4000-8000-000000000001']::uuid [], title => repeat('x', 200)) $$,
+  format($$ select public.create_chat_session(array[%L]::uuid [], title => repeat('x', 200)) $$, :'client'),
   'A title of exactly 200 characters is accepted.'
 );
 select throws_ok(
-  $$ select public.create_chat_session(array['0c000000-0000-4000-8000-000000000002', '0c000000-0000-4000-8000-000000000006']::uuid []) $$,
+  format($$ select public.create_chat_session(array[%L, %L]::uuid []) $$, :'reader', :'other_reader'),
   '42501', 'you can only create sessions you take part in',
   'The client cannot create a session they do not take part in.'
 );
 select throws_ok(
-  $$ select public.create_chat_session(array['0c000000-0000-4000-8000-000000000001', '0c000000-0000-4000-8000-0000000000ff']::uuid []) $$,
+  format($$ select public.create_chat_session(array[%L, '0c000000-0000-4000-8000-0000000000ff']::uuid []) $$, :'client'),
   '22023', 'unknown participants: 0c000000-0000-4000-8000-0000000000ff',
   'Every participant must be a user; the unknown ones are named.'
 );
 
 -- ---------------------------------------------------------------- reader
 reset role;
-select tests.authenticate_as('0c000000-0000-4000-8000-000000000002');
+select tests.authenticate_as('reader');
 select results_eq(
-  $$ select s.type, s.created_by from public.create_chat_session(
-       array['0c000000-0000-4000-8000-000000000002']::uuid [], 'emergency') as s $$,
-  $$ values ('emergency'::text, '0c000000-0000-4000-8000-000000000002'::uuid) $$,
+  format($$ select s.type, s.created_by from public.create_chat_session(
+       array[%L]::uuid [], 'emergency') as s $$, :'reader'),
+  format($$ values ('emergency'::text, %L::uuid) $$, :'reader'),
   'The reader can create an emergency session with themselves alone.'
 );
 
 -- ---------------------------------------------------------------- admin and forged admin
 reset role;
-select tests.authenticate_as('0c000000-0000-4000-8000-000000000004');
+select tests.authenticate_as('admin');
 select results_eq(
-  $$ select s.participants, s.created_by from public.create_chat_session(
-       array['0c000000-0000-4000-8000-000000000001', '0c000000-0000-4000-8000-000000000002']::uuid []) as s $$,
-  $$ values (array['0c000000-0000-4000-8000-000000000001', '0c000000-0000-4000-8000-000000000002']::uuid [],
-             '0c000000-0000-4000-8000-000000000004'::uuid) $$,
+  format($$ select s.participants, s.created_by from public.create_chat_session(
+       array[%L, %L]::uuid []) as s $$, :'client', :'reader'),
+  format($$ values (array[%L, %L]::uuid [],
+             %L::uuid) $$, :'client', :'reader', :'admin'),
   'The admin can create a session between other users, and is recorded as its creator.'
 );
 select throws_ok(
@@ -187,18 +196,20 @@ select throws_ok(
   'Not even the admin can create a session with someone who is not a user.'
 );
 reset role;
-select tests.authenticate_as('0c000000-0000-4000-8000-000000000005');
+select tests.authenticate_as('forger');
 select throws_ok(
-  $$ select public.create_chat_session(array['0c000000-0000-4000-8000-000000000001', '0c000000-0000-4000-8000-000000000002']::uuid []) $$,
+  format($$ select public.create_chat_session(array[%L, %L]::uuid []) $$, :'client', :'reader'),
   '42501', 'you can only create sessions you take part in',
   'A user whose user_metadata says admin cannot create a session between other users.'
 );
 reset role;
 select tests.authenticate_with_claims(
-  '{"sub": "0c000000-0000-4000-8000-000000000005", "role": "authenticated", "app_metadata": {}, "user_metadata": {"role": "super_admin"}}'
+  format(
+    '{"sub": "%s", "role": "authenticated", "app_metadata": {}, "user_metadata": {"role": "super_admin"}}', :'forger'
+  )::jsonb
 );
 select throws_ok(
-  $$ select public.create_chat_session(array['0c000000-0000-4000-8000-000000000001']::uuid []) $$,
+  format($$ select public.create_chat_session(array[%L]::uuid []) $$, :'client'),
   '42501', 'you can only create sessions you take part in',
   'A token whose user_metadata says super_admin is not an admin either.'
 );
@@ -207,9 +218,9 @@ select throws_ok(
 reset role;
 select set_config('request.jwt.claims', '', true);
 select results_eq(
-  $$ select count(*)::int from public.chat_sessions where created_by in
-       ('0c000000-0000-4000-8000-000000000001', '0c000000-0000-4000-8000-000000000002', '0c000000-0000-4000-8000-000000000004')
-       and id not in ('5e000000-0000-4000-8000-000000000001', '5e000000-0000-4000-8000-000000000002') $$,
+  format($$ select count(*)::int from public.chat_sessions where created_by in
+       (%L, %L, %L)
+       and id not in ('5e000000-0000-4000-8000-000000000001', '5e000000-0000-4000-8000-000000000002') $$, :'client', :'reader', :'admin'),
   array[6],
   'Exactly the six accepted calls created a session; no refused call left a row behind.'
 );

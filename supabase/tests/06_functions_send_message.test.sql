@@ -8,56 +8,63 @@ select plan(33);
 -- takes part in neither; a user whose user_metadata (editable by the user) claims admin.
 do $$
 begin
-  perform tests.create_supabase_user('0c000000-0000-4000-8000-000000000001', 'client@chat.test', '{"role": "client"}', '{}');
-  perform tests.create_supabase_user('0c000000-0000-4000-8000-000000000002', 'reader@chat.test', '{"role": "reader"}', '{}');
-  perform tests.create_supabase_user('0c000000-0000-4000-8000-000000000003', 'outsider@chat.test', '{"role": "client"}', '{}');
-  perform tests.create_supabase_user('0c000000-0000-4000-8000-000000000004', 'admin@chat.test', '{"role": "admin"}', '{}');
-  perform tests.create_supabase_user('0c000000-0000-4000-8000-000000000005', 'forger@chat.test', '{"role": "client"}', '{"role": "admin"}');
-  perform tests.create_supabase_user('0c000000-0000-4000-8000-000000000006', 'other-reader@chat.test', '{"role": "reader"}', '{}');
+  perform tests.create_supabase_user('client', 'client@chat.test', '{"role": "client"}');
+  perform tests.create_supabase_user('reader', 'reader@chat.test', '{"role": "reader"}');
+  perform tests.create_supabase_user('outsider', 'outsider@chat.test', '{"role": "client"}');
+  perform tests.create_supabase_user('admin', 'admin@chat.test', '{"role": "admin"}');
+  perform tests.create_supabase_user('forger', 'forger@chat.test', '{"role": "client"}', '{"role": "admin"}');
+  perform tests.create_supabase_user('other_reader', 'other-reader@chat.test', '{"role": "reader"}');
 
   insert into public.chat_sessions (id, participants, type, booking_id, title, created_by, status, closed_at)
   values
   ('5e000000-0000-4000-8000-000000000001',
-   array['0c000000-0000-4000-8000-000000000001', '0c000000-0000-4000-8000-000000000002']::uuid [],
+   array[tests.uid('client'), tests.uid('reader')]::uuid [],
    'booking', 'b0000000-0000-4000-8000-000000000001', 'Active consultation',
-   '0c000000-0000-4000-8000-000000000001', 'active', null),
+   tests.uid('client'), 'active', null),
   ('5e000000-0000-4000-8000-000000000002',
-   array['0c000000-0000-4000-8000-000000000001', '0c000000-0000-4000-8000-000000000002']::uuid [],
+   array[tests.uid('client'), tests.uid('reader')]::uuid [],
    'support', null, 'Closed support chat',
-   '0c000000-0000-4000-8000-000000000001', 'closed', now() - interval '1 hour'),
+   tests.uid('client'), 'closed', now() - interval '1 hour'),
   ('5e000000-0000-4000-8000-000000000003',
-   array['0c000000-0000-4000-8000-000000000003', '0c000000-0000-4000-8000-000000000006']::uuid [],
+   array[tests.uid('outsider'), tests.uid('other_reader')]::uuid [],
    'booking', 'b0000000-0000-4000-8000-000000000003', 'Outsider consultation',
-   '0c000000-0000-4000-8000-000000000003', 'active', null);
+   tests.uid('outsider'), 'active', null);
 
   insert into public.chat_messages (id, session_id, sender_id, content, created_at)
   values
   ('3e000000-0000-4000-8000-000000000001', '5e000000-0000-4000-8000-000000000001',
-   '0c000000-0000-4000-8000-000000000001', 'Hello from the client', now() - interval '3 minutes'),
+   tests.uid('client'), 'Hello from the client', now() - interval '3 minutes'),
   ('3e000000-0000-4000-8000-000000000002', '5e000000-0000-4000-8000-000000000001',
-   '0c000000-0000-4000-8000-000000000002', 'Hello from the reader', now() - interval '2 minutes'),
+   tests.uid('reader'), 'Hello from the reader', now() - interval '2 minutes'),
   ('3e000000-0000-4000-8000-000000000003', '5e000000-0000-4000-8000-000000000002',
-   '0c000000-0000-4000-8000-000000000001', 'Said before closing', now() - interval '2 hours'),
+   tests.uid('client'), 'Said before closing', now() - interval '2 hours'),
   ('3e000000-0000-4000-8000-000000000004', '5e000000-0000-4000-8000-000000000003',
-   '0c000000-0000-4000-8000-000000000003', 'Hello from the outsider', now() - interval '1 minute');
+   tests.uid('outsider'), 'Hello from the outsider', now() - interval '1 minute');
 end
 $$;
+
+-- Their ids as psql variables (:'client'), for statements run under another role.
+select
+  tests.uid('client') as client,
+  tests.uid('reader') as reader,
+  tests.uid('outsider') as outsider
+\gset
 
 -- Files already in the chat-files bucket: the client's voice note and the reader's photo
 -- in S1, the outsider's document in S3.
 insert into storage.objects (bucket_id, name, owner)
 values
 (
-  'chat-files', '5e000000-0000-4000-8000-000000000001/0c000000-0000-4000-8000-000000000001/voice.ogg',
-  '0c000000-0000-4000-8000-000000000001'
+  'chat-files', '5e000000-0000-4000-8000-000000000001/' || :'client' || '/voice.ogg',
+  :'client'
 ),
 (
-  'chat-files', '5e000000-0000-4000-8000-000000000001/0c000000-0000-4000-8000-000000000002/photo.png',
-  '0c000000-0000-4000-8000-000000000002'
+  'chat-files', '5e000000-0000-4000-8000-000000000001/' || :'reader' || '/photo.png',
+  :'reader'
 ),
 (
-  'chat-files', '5e000000-0000-4000-8000-000000000003/0c000000-0000-4000-8000-000000000003/doc.pdf',
-  '0c000000-0000-4000-8000-000000000003'
+  'chat-files', '5e000000-0000-4000-8000-000000000003/' || :'outsider' || '/doc.pdf',
+  :'outsider'
 );
 
 -- ---------------------------------------------------------------- who may send
@@ -76,7 +83,7 @@ select throws_ok(
   'The service role has no user id, so it cannot send through the function.'
 );
 reset role;
-select tests.authenticate_as('0c000000-0000-4000-8000-000000000003');
+select tests.authenticate_as('outsider');
 select throws_ok(
   $$ select public.send_chat_message('5e000000-0000-4000-8000-000000000001', 'Hello') $$,
   'P0002', 'chat session 5e000000-0000-4000-8000-000000000001 not found',
@@ -88,14 +95,14 @@ select throws_ok(
   'The outsider learns nothing of another session''s state: a closed one is not found either.'
 );
 reset role;
-select tests.authenticate_as('0c000000-0000-4000-8000-000000000004');
+select tests.authenticate_as('admin');
 select throws_ok(
   $$ select public.send_chat_message('5e000000-0000-4000-8000-000000000001', 'Hello') $$,
   'P0002', 'chat session 5e000000-0000-4000-8000-000000000001 not found',
   'The admin cannot send to a session they do not take part in.'
 );
 reset role;
-select tests.authenticate_as('0c000000-0000-4000-8000-000000000005');
+select tests.authenticate_as('forger');
 select throws_ok(
   $$ select public.send_chat_message('5e000000-0000-4000-8000-000000000001', 'Hello') $$,
   'P0002', 'chat session 5e000000-0000-4000-8000-000000000001 not found',
@@ -103,7 +110,7 @@ select throws_ok(
 );
 
 reset role;
-select tests.authenticate_as('0c000000-0000-4000-8000-000000000001');
+select tests.authenticate_as('client');
 select throws_ok(
   $$ select public.send_chat_message('5e000000-0000-4000-8000-0000000000ff', 'Hello') $$,
   'P0002', 'chat session 5e000000-0000-4000-8000-0000000000ff not found',
@@ -124,8 +131,8 @@ select throws_ok(
 select results_eq(
   $$ select m.session_id, m.sender_id, m.type, m.content, m.metadata, m.reply_to_message_id
      from public.send_chat_message('5e000000-0000-4000-8000-000000000001', 'Are you there?') as m $$,
-  $$ values ('5e000000-0000-4000-8000-000000000001'::uuid, '0c000000-0000-4000-8000-000000000001'::uuid,
-             'text'::text, 'Are you there?'::text, '{}'::jsonb, null::uuid) $$,
+  format($$ values ('5e000000-0000-4000-8000-000000000001'::uuid, %L::uuid,
+             'text'::text, 'Are you there?'::text, '{}'::jsonb, null::uuid) $$, :'client'),
   'The client sends a text message to their active session, as themselves.'
 );
 select results_eq(
@@ -222,23 +229,23 @@ select results_eq(
   'Three sends with one client_message_id stored one message.'
 );
 reset role;
-select tests.authenticate_as('0c000000-0000-4000-8000-000000000002');
+select tests.authenticate_as('reader');
 select results_eq(
   $$ select m.sender_id, m.content from public.send_chat_message('5e000000-0000-4000-8000-000000000001', 'The reader''s own',
        client_message_id => 'retry-1') as m $$,
-  $$ values ('0c000000-0000-4000-8000-000000000002'::uuid, 'The reader''s own'::text) $$,
+  format($$ values (%L::uuid, 'The reader''s own'::text) $$, :'reader'),
   'The same client_message_id from another sender is another message.'
 );
 
 -- ---------------------------------------------------------------- file messages
 reset role;
-select tests.authenticate_as('0c000000-0000-4000-8000-000000000001');
+select tests.authenticate_as('client');
 select results_eq(
-  $$ select m.type, m.content, m.metadata ->> 'storage_path'
+  format($$ select m.type, m.content, m.metadata ->> 'storage_path'
      from public.send_chat_message('5e000000-0000-4000-8000-000000000001', type => 'audio',
-       metadata => '{"storage_path": "5e000000-0000-4000-8000-000000000001/0c000000-0000-4000-8000-000000000001/voice.ogg", "duration_ms": 4200}') as m $$,
-  $$ values ('audio'::text, null::text,
-             '5e000000-0000-4000-8000-000000000001/0c000000-0000-4000-8000-000000000001/voice.ogg'::text) $$,
+       metadata => '{"storage_path": "5e000000-0000-4000-8000-000000000001/%s/voice.ogg", "duration_ms": 4200}') as m $$, :'client'),
+  format($$ values ('audio'::text, null::text,
+             '5e000000-0000-4000-8000-000000000001/%s/voice.ogg'::text) $$, :'client'),
   'The client sends a voice message pointing at a file they uploaded to the session.'
 );
 select throws_ok(
@@ -247,20 +254,20 @@ select throws_ok(
   'A voice message without a storage_path is refused.'
 );
 select throws_ok(
-  $$ select public.send_chat_message('5e000000-0000-4000-8000-000000000001', type => 'image',
-       metadata => '{"storage_path": "5e000000-0000-4000-8000-000000000001/0c000000-0000-4000-8000-000000000002/photo.png"}') $$,
+  format($$ select public.send_chat_message('5e000000-0000-4000-8000-000000000001', type => 'image',
+       metadata => '{"storage_path": "5e000000-0000-4000-8000-000000000001/%s/photo.png"}') $$, :'reader'),
   '22023', 'metadata.storage_path is not a file you uploaded to this session',
   'The client cannot send the reader''s upload as their own.'
 );
 select throws_ok(
-  $$ select public.send_chat_message('5e000000-0000-4000-8000-000000000001', type => 'file',
-       metadata => '{"storage_path": "5e000000-0000-4000-8000-000000000001/0c000000-0000-4000-8000-000000000001/missing.pdf"}') $$,
+  format($$ select public.send_chat_message('5e000000-0000-4000-8000-000000000001', type => 'file',
+       metadata => '{"storage_path": "5e000000-0000-4000-8000-000000000001/%s/missing.pdf"}') $$, :'client'),
   '22023', 'metadata.storage_path is not a file you uploaded to this session',
   'A file message must point at a file that exists.'
 );
 select throws_ok(
-  $$ select public.send_chat_message('5e000000-0000-4000-8000-000000000001', type => 'file',
-       metadata => '{"storage_path": "5e000000-0000-4000-8000-000000000003/0c000000-0000-4000-8000-000000000003/doc.pdf"}') $$,
+  format($$ select public.send_chat_message('5e000000-0000-4000-8000-000000000001', type => 'file',
+       metadata => '{"storage_path": "5e000000-0000-4000-8000-000000000003/%s/doc.pdf"}') $$, :'outsider'),
   '22023', 'metadata.storage_path is not a file you uploaded to this session',
   'A file message cannot point at a file of another session.'
 );

@@ -8,40 +8,46 @@ select plan(19);
 -- takes part in neither; a user whose user_metadata (editable by the user) claims admin.
 do $$
 begin
-  perform tests.create_supabase_user('0c000000-0000-4000-8000-000000000001', 'client@chat.test', '{"role": "client"}', '{}');
-  perform tests.create_supabase_user('0c000000-0000-4000-8000-000000000002', 'reader@chat.test', '{"role": "reader"}', '{}');
-  perform tests.create_supabase_user('0c000000-0000-4000-8000-000000000003', 'outsider@chat.test', '{"role": "client"}', '{}');
-  perform tests.create_supabase_user('0c000000-0000-4000-8000-000000000004', 'admin@chat.test', '{"role": "admin"}', '{}');
-  perform tests.create_supabase_user('0c000000-0000-4000-8000-000000000005', 'forger@chat.test', '{"role": "client"}', '{"role": "admin"}');
-  perform tests.create_supabase_user('0c000000-0000-4000-8000-000000000006', 'other-reader@chat.test', '{"role": "reader"}', '{}');
+  perform tests.create_supabase_user('client', 'client@chat.test', '{"role": "client"}');
+  perform tests.create_supabase_user('reader', 'reader@chat.test', '{"role": "reader"}');
+  perform tests.create_supabase_user('outsider', 'outsider@chat.test', '{"role": "client"}');
+  perform tests.create_supabase_user('admin', 'admin@chat.test', '{"role": "admin"}');
+  perform tests.create_supabase_user('forger', 'forger@chat.test', '{"role": "client"}', '{"role": "admin"}');
+  perform tests.create_supabase_user('other_reader', 'other-reader@chat.test', '{"role": "reader"}');
 
   insert into public.chat_sessions (id, participants, type, booking_id, title, created_by, status, closed_at)
   values
   ('5e000000-0000-4000-8000-000000000001',
-   array['0c000000-0000-4000-8000-000000000001', '0c000000-0000-4000-8000-000000000002']::uuid [],
+   array[tests.uid('client'), tests.uid('reader')]::uuid [],
    'booking', 'b0000000-0000-4000-8000-000000000001', 'Active consultation',
-   '0c000000-0000-4000-8000-000000000001', 'active', null),
+   tests.uid('client'), 'active', null),
   ('5e000000-0000-4000-8000-000000000002',
-   array['0c000000-0000-4000-8000-000000000001', '0c000000-0000-4000-8000-000000000002']::uuid [],
+   array[tests.uid('client'), tests.uid('reader')]::uuid [],
    'support', null, 'Closed support chat',
-   '0c000000-0000-4000-8000-000000000001', 'closed', now() - interval '1 hour'),
+   tests.uid('client'), 'closed', now() - interval '1 hour'),
   ('5e000000-0000-4000-8000-000000000003',
-   array['0c000000-0000-4000-8000-000000000003', '0c000000-0000-4000-8000-000000000006']::uuid [],
+   array[tests.uid('outsider'), tests.uid('other_reader')]::uuid [],
    'booking', 'b0000000-0000-4000-8000-000000000003', 'Outsider consultation',
-   '0c000000-0000-4000-8000-000000000003', 'active', null);
+   tests.uid('outsider'), 'active', null);
 
   insert into public.chat_messages (id, session_id, sender_id, content, created_at)
   values
   ('3e000000-0000-4000-8000-000000000001', '5e000000-0000-4000-8000-000000000001',
-   '0c000000-0000-4000-8000-000000000001', 'Hello from the client', now() - interval '3 minutes'),
+   tests.uid('client'), 'Hello from the client', now() - interval '3 minutes'),
   ('3e000000-0000-4000-8000-000000000002', '5e000000-0000-4000-8000-000000000001',
-   '0c000000-0000-4000-8000-000000000002', 'Hello from the reader', now() - interval '2 minutes'),
+   tests.uid('reader'), 'Hello from the reader', now() - interval '2 minutes'),
   ('3e000000-0000-4000-8000-000000000003', '5e000000-0000-4000-8000-000000000002',
-   '0c000000-0000-4000-8000-000000000001', 'Said before closing', now() - interval '2 hours'),
+   tests.uid('client'), 'Said before closing', now() - interval '2 hours'),
   ('3e000000-0000-4000-8000-000000000004', '5e000000-0000-4000-8000-000000000003',
-   '0c000000-0000-4000-8000-000000000003', 'Hello from the outsider', now() - interval '1 minute');
+   tests.uid('outsider'), 'Hello from the outsider', now() - interval '1 minute');
 end
 $$;
+
+-- Their ids as psql variables (:'client'), for statements run under another role.
+select
+  tests.uid('client') as client,
+  tests.uid('reader') as reader
+\gset
 
 -- More of S1: M1 client, M2 reader, M5 reader, M6 client, then M7 and M8 from the reader at
 -- the very same instant (their order is given by seq). S5: an active session with no message.
@@ -49,27 +55,27 @@ insert into public.chat_messages (id, session_id, sender_id, content, created_at
 values
 (
   '3e000000-0000-4000-8000-000000000005', '5e000000-0000-4000-8000-000000000001',
-  '0c000000-0000-4000-8000-000000000002', 'Are you still there?', now() - interval '90 seconds'
+  :'reader', 'Are you still there?', now() - interval '90 seconds'
 ),
 (
   '3e000000-0000-4000-8000-000000000006', '5e000000-0000-4000-8000-000000000001',
-  '0c000000-0000-4000-8000-000000000001', 'Yes, sorry', now() - interval '30 seconds'
+  :'client', 'Yes, sorry', now() - interval '30 seconds'
 ),
 (
   '3e000000-0000-4000-8000-000000000007', '5e000000-0000-4000-8000-000000000001',
-  '0c000000-0000-4000-8000-000000000002', 'Same instant, first', now() - interval '10 seconds'
+  :'reader', 'Same instant, first', now() - interval '10 seconds'
 );
 insert into public.chat_messages (id, session_id, sender_id, content, created_at)
 values
 (
   '3e000000-0000-4000-8000-000000000008', '5e000000-0000-4000-8000-000000000001',
-  '0c000000-0000-4000-8000-000000000002', 'Same instant, second', now() - interval '10 seconds'
+  :'reader', 'Same instant, second', now() - interval '10 seconds'
 );
 insert into public.chat_sessions (id, participants, type, created_by)
 values (
   '5e000000-0000-4000-8000-000000000005',
-  array['0c000000-0000-4000-8000-000000000001', '0c000000-0000-4000-8000-000000000002']::uuid[],
-  'support', '0c000000-0000-4000-8000-000000000001'
+  array[:'client', :'reader']::uuid[],
+  'support', :'client'
 );
 
 -- ---------------------------------------------------------------- who may mark
@@ -88,14 +94,14 @@ select throws_ok(
   'The service role has no read cursor of its own.'
 );
 reset role;
-select tests.authenticate_as('0c000000-0000-4000-8000-000000000003');
+select tests.authenticate_as('outsider');
 select throws_ok(
   $$ select public.mark_chat_messages_read('5e000000-0000-4000-8000-000000000001') $$,
   'P0002', 'chat session 5e000000-0000-4000-8000-000000000001 not found',
   'The outsider cannot mark messages read in a session they do not take part in.'
 );
 reset role;
-select tests.authenticate_as('0c000000-0000-4000-8000-000000000004');
+select tests.authenticate_as('admin');
 select throws_ok(
   $$ select public.mark_chat_messages_read('5e000000-0000-4000-8000-000000000001', '3e000000-0000-4000-8000-000000000001') $$,
   'P0002', 'chat session 5e000000-0000-4000-8000-000000000001 not found',
@@ -104,7 +110,7 @@ select throws_ok(
 
 -- ---------------------------------------------------------------- the client's cursor
 reset role;
-select tests.authenticate_as('0c000000-0000-4000-8000-000000000001');
+select tests.authenticate_as('client');
 select throws_ok(
   $$ select public.mark_chat_messages_read('5e000000-0000-4000-8000-000000000001', '3e000000-0000-4000-8000-000000000004') $$,
   '22023', 'up_to_message_id is not a message of this session',
@@ -121,10 +127,10 @@ select is(
   'Marking up to the reader''s first message reads one message: the client''s own do not count.'
 );
 select results_eq(
-  $$ select r.last_read_message_id, r.last_read_at = m.created_at, r.last_read_seq = m.seq
+  format($$ select r.last_read_message_id, r.last_read_at = m.created_at, r.last_read_seq = m.seq
      from public.chat_read_state as r
      inner join public.chat_messages as m on m.id = '3e000000-0000-4000-8000-000000000002'
-     where r.session_id = '5e000000-0000-4000-8000-000000000001' and r.user_id = '0c000000-0000-4000-8000-000000000001' $$,
+     where r.session_id = '5e000000-0000-4000-8000-000000000001' and r.user_id = %L $$, :'client'),
   $$ values ('3e000000-0000-4000-8000-000000000002'::uuid, true, true) $$,
   'The cursor stores the message with its created_at and seq.'
 );
@@ -134,8 +140,8 @@ select is(
   'Marking an older message reads nothing.'
 );
 select results_eq(
-  $$ select last_read_message_id from public.chat_read_state
-     where session_id = '5e000000-0000-4000-8000-000000000001' and user_id = '0c000000-0000-4000-8000-000000000001' $$,
+  format($$ select last_read_message_id from public.chat_read_state
+     where session_id = '5e000000-0000-4000-8000-000000000001' and user_id = %L $$, :'client'),
   $$ values ('3e000000-0000-4000-8000-000000000002'::uuid) $$,
   'The cursor never moves backwards.'
 );
@@ -155,8 +161,8 @@ select is(
   'Marking without a message reads up to the newest: the second simultaneous message.'
 );
 select results_eq(
-  $$ select last_read_message_id from public.chat_read_state
-     where session_id = '5e000000-0000-4000-8000-000000000001' and user_id = '0c000000-0000-4000-8000-000000000001' $$,
+  format($$ select last_read_message_id from public.chat_read_state
+     where session_id = '5e000000-0000-4000-8000-000000000001' and user_id = %L $$, :'client'),
   $$ values ('3e000000-0000-4000-8000-000000000008'::uuid) $$,
   'The cursor is on the newest message, ties broken by seq.'
 );
@@ -172,7 +178,7 @@ select is_empty(
 
 -- ---------------------------------------------------------------- the reader's cursor
 reset role;
-select tests.authenticate_as('0c000000-0000-4000-8000-000000000002');
+select tests.authenticate_as('reader');
 select is(
   public.mark_chat_messages_read('5e000000-0000-4000-8000-000000000001'),
   2,
@@ -186,8 +192,8 @@ select is(
 select results_eq(
   $$ select user_id, last_read_message_id from public.chat_read_state
      where session_id = '5e000000-0000-4000-8000-000000000001' order by user_id $$,
-  $$ values ('0c000000-0000-4000-8000-000000000001'::uuid, '3e000000-0000-4000-8000-000000000008'::uuid),
-            ('0c000000-0000-4000-8000-000000000002'::uuid, '3e000000-0000-4000-8000-000000000008'::uuid) $$,
+  format($$ values (%L::uuid, '3e000000-0000-4000-8000-000000000008'::uuid),
+            (%L::uuid, '3e000000-0000-4000-8000-000000000008'::uuid) $$, :'client', :'reader'),
   'Each participant has one cursor per session, and sees the other''s.'
 );
 

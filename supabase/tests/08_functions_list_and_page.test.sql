@@ -8,40 +8,46 @@ select plan(34);
 -- takes part in neither; a user whose user_metadata (editable by the user) claims admin.
 do $$
 begin
-  perform tests.create_supabase_user('0c000000-0000-4000-8000-000000000001', 'client@chat.test', '{"role": "client"}', '{}');
-  perform tests.create_supabase_user('0c000000-0000-4000-8000-000000000002', 'reader@chat.test', '{"role": "reader"}', '{}');
-  perform tests.create_supabase_user('0c000000-0000-4000-8000-000000000003', 'outsider@chat.test', '{"role": "client"}', '{}');
-  perform tests.create_supabase_user('0c000000-0000-4000-8000-000000000004', 'admin@chat.test', '{"role": "admin"}', '{}');
-  perform tests.create_supabase_user('0c000000-0000-4000-8000-000000000005', 'forger@chat.test', '{"role": "client"}', '{"role": "admin"}');
-  perform tests.create_supabase_user('0c000000-0000-4000-8000-000000000006', 'other-reader@chat.test', '{"role": "reader"}', '{}');
+  perform tests.create_supabase_user('client', 'client@chat.test', '{"role": "client"}');
+  perform tests.create_supabase_user('reader', 'reader@chat.test', '{"role": "reader"}');
+  perform tests.create_supabase_user('outsider', 'outsider@chat.test', '{"role": "client"}');
+  perform tests.create_supabase_user('admin', 'admin@chat.test', '{"role": "admin"}');
+  perform tests.create_supabase_user('forger', 'forger@chat.test', '{"role": "client"}', '{"role": "admin"}');
+  perform tests.create_supabase_user('other_reader', 'other-reader@chat.test', '{"role": "reader"}');
 
   insert into public.chat_sessions (id, participants, type, booking_id, title, created_by, status, closed_at)
   values
   ('5e000000-0000-4000-8000-000000000001',
-   array['0c000000-0000-4000-8000-000000000001', '0c000000-0000-4000-8000-000000000002']::uuid [],
+   array[tests.uid('client'), tests.uid('reader')]::uuid [],
    'booking', 'b0000000-0000-4000-8000-000000000001', 'Active consultation',
-   '0c000000-0000-4000-8000-000000000001', 'active', null),
+   tests.uid('client'), 'active', null),
   ('5e000000-0000-4000-8000-000000000002',
-   array['0c000000-0000-4000-8000-000000000001', '0c000000-0000-4000-8000-000000000002']::uuid [],
+   array[tests.uid('client'), tests.uid('reader')]::uuid [],
    'support', null, 'Closed support chat',
-   '0c000000-0000-4000-8000-000000000001', 'closed', now() - interval '1 hour'),
+   tests.uid('client'), 'closed', now() - interval '1 hour'),
   ('5e000000-0000-4000-8000-000000000003',
-   array['0c000000-0000-4000-8000-000000000003', '0c000000-0000-4000-8000-000000000006']::uuid [],
+   array[tests.uid('outsider'), tests.uid('other_reader')]::uuid [],
    'booking', 'b0000000-0000-4000-8000-000000000003', 'Outsider consultation',
-   '0c000000-0000-4000-8000-000000000003', 'active', null);
+   tests.uid('outsider'), 'active', null);
 
   insert into public.chat_messages (id, session_id, sender_id, content, created_at)
   values
   ('3e000000-0000-4000-8000-000000000001', '5e000000-0000-4000-8000-000000000001',
-   '0c000000-0000-4000-8000-000000000001', 'Hello from the client', now() - interval '3 minutes'),
+   tests.uid('client'), 'Hello from the client', now() - interval '3 minutes'),
   ('3e000000-0000-4000-8000-000000000002', '5e000000-0000-4000-8000-000000000001',
-   '0c000000-0000-4000-8000-000000000002', 'Hello from the reader', now() - interval '2 minutes'),
+   tests.uid('reader'), 'Hello from the reader', now() - interval '2 minutes'),
   ('3e000000-0000-4000-8000-000000000003', '5e000000-0000-4000-8000-000000000002',
-   '0c000000-0000-4000-8000-000000000001', 'Said before closing', now() - interval '2 hours'),
+   tests.uid('client'), 'Said before closing', now() - interval '2 hours'),
   ('3e000000-0000-4000-8000-000000000004', '5e000000-0000-4000-8000-000000000003',
-   '0c000000-0000-4000-8000-000000000003', 'Hello from the outsider', now() - interval '1 minute');
+   tests.uid('outsider'), 'Hello from the outsider', now() - interval '1 minute');
 end
 $$;
+
+-- Their ids as psql variables (:'client'), for statements run under another role.
+select
+  tests.uid('client') as client,
+  tests.uid('reader') as reader
+\gset
 
 -- S6: an empty session of the client and the reader, opened a minute ago (newest activity).
 -- S7: six messages P1..P6 a minute apart, except P3 and P4 which share one instant.
@@ -49,20 +55,20 @@ insert into public.chat_sessions (id, participants, type, created_by, created_at
 values
 (
   '5e000000-0000-4000-8000-000000000006',
-  array['0c000000-0000-4000-8000-000000000001', '0c000000-0000-4000-8000-000000000002']::uuid[],
-  'support', '0c000000-0000-4000-8000-000000000001', now() - interval '1 minute'
+  array[:'client', :'reader']::uuid[],
+  'support', :'client', now() - interval '1 minute'
 ),
 (
   '5e000000-0000-4000-8000-000000000007',
-  array['0c000000-0000-4000-8000-000000000001', '0c000000-0000-4000-8000-000000000002']::uuid[],
-  'support', '0c000000-0000-4000-8000-000000000001', now() - interval '1 day'
+  array[:'client', :'reader']::uuid[],
+  'support', :'client', now() - interval '1 day'
 );
 insert into public.chat_messages (id, session_id, sender_id, content, created_at)
 select
   ('3e000000-0000-4000-8000-0000000000a' || i)::uuid,
   '5e000000-0000-4000-8000-000000000007',
-  case when i % 2 = 0 then '0c000000-0000-4000-8000-000000000002'::uuid
-    else '0c000000-0000-4000-8000-000000000001'::uuid
+  case when i % 2 = 0 then :'reader'::uuid
+    else :'client'::uuid
   end,
   'P' || i,
   now() - interval '1 day' + make_interval(mins => case when i = 4 then 3 else i end)
@@ -78,7 +84,7 @@ select is_empty(
 );
 
 reset role;
-select tests.authenticate_as('0c000000-0000-4000-8000-000000000001');
+select tests.authenticate_as('client');
 select results_eq(
   $$ select id, status, unread_count from public.list_my_chat_sessions() $$,
   $$ values ('5e000000-0000-4000-8000-000000000006'::uuid, 'active'::text, 0::bigint),
@@ -90,8 +96,8 @@ select results_eq(
 select results_eq(
   $$ select last_message ->> 'id', last_message ->> 'sender_id', last_message ->> 'content'
      from public.list_my_chat_sessions() where id = '5e000000-0000-4000-8000-000000000001' $$,
-  $$ values ('3e000000-0000-4000-8000-000000000002'::text, '0c000000-0000-4000-8000-000000000002'::text,
-             'Hello from the reader'::text) $$,
+  format($$ values ('3e000000-0000-4000-8000-000000000002'::text, %L::text,
+             'Hello from the reader'::text) $$, :'reader'),
   'Each listed session carries its last message.'
 );
 select results_eq(
@@ -147,7 +153,7 @@ select results_eq(
 );
 
 reset role;
-select tests.authenticate_as('0c000000-0000-4000-8000-000000000002');
+select tests.authenticate_as('reader');
 select results_eq(
   $$ select id, unread_count from public.list_my_chat_sessions() $$,
   $$ values ('5e000000-0000-4000-8000-000000000006'::uuid, 1::bigint),
@@ -157,20 +163,20 @@ select results_eq(
   'The reader lists the same sessions with their own unread counts.'
 );
 reset role;
-select tests.authenticate_as('0c000000-0000-4000-8000-000000000003');
+select tests.authenticate_as('outsider');
 select results_eq(
   $$ select id from public.list_my_chat_sessions() $$,
   $$ values ('5e000000-0000-4000-8000-000000000003'::uuid) $$,
   'The outsider lists only their own session.'
 );
 reset role;
-select tests.authenticate_as('0c000000-0000-4000-8000-000000000004');
+select tests.authenticate_as('admin');
 select is_empty(
   $$ select id from public.list_my_chat_sessions() $$,
   'The admin lists no session they do not take part in.'
 );
 reset role;
-select tests.authenticate_as('0c000000-0000-4000-8000-000000000005');
+select tests.authenticate_as('forger');
 select is_empty(
   $$ select id from public.list_my_chat_sessions() $$,
   'A user whose user_metadata says admin lists no session.'
@@ -185,21 +191,21 @@ select throws_ok(
   'A token without a subject cannot read messages.'
 );
 reset role;
-select tests.authenticate_as('0c000000-0000-4000-8000-000000000003');
+select tests.authenticate_as('outsider');
 select throws_ok(
   $$ select * from public.get_chat_messages('5e000000-0000-4000-8000-000000000007') $$,
   'P0002', 'chat session 5e000000-0000-4000-8000-000000000007 not found',
   'The outsider cannot read the messages of a session they do not take part in.'
 );
 reset role;
-select tests.authenticate_as('0c000000-0000-4000-8000-000000000004');
+select tests.authenticate_as('admin');
 select throws_ok(
   $$ select * from public.get_chat_messages('5e000000-0000-4000-8000-000000000007') $$,
   'P0002', 'chat session 5e000000-0000-4000-8000-000000000007 not found',
   'The admin cannot read the messages of a session they do not take part in.'
 );
 reset role;
-select tests.authenticate_as('0c000000-0000-4000-8000-000000000005');
+select tests.authenticate_as('forger');
 select throws_ok(
   $$ select * from public.get_chat_messages('5e000000-0000-4000-8000-000000000007') $$,
   'P0002', 'chat session 5e000000-0000-4000-8000-000000000007 not found',
@@ -207,7 +213,7 @@ select throws_ok(
 );
 
 reset role;
-select tests.authenticate_as('0c000000-0000-4000-8000-000000000001');
+select tests.authenticate_as('client');
 select throws_ok(
   $$ select * from public.get_chat_messages('5e000000-0000-4000-8000-000000000007', 0) $$,
   '22023', 'limit must be between 1 and 1000',
@@ -273,7 +279,7 @@ select results_eq(
   'The messages of a closed session can still be read.'
 );
 reset role;
-select tests.authenticate_as('0c000000-0000-4000-8000-000000000002');
+select tests.authenticate_as('reader');
 select results_eq(
   $$ select count(*)::int from public.get_chat_messages('5e000000-0000-4000-8000-000000000007', 1000) $$,
   array[6],

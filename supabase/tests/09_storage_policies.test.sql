@@ -8,40 +8,48 @@ select plan(31);
 -- takes part in neither; a user whose user_metadata (editable by the user) claims admin.
 do $$
 begin
-  perform tests.create_supabase_user('0c000000-0000-4000-8000-000000000001', 'client@chat.test', '{"role": "client"}', '{}');
-  perform tests.create_supabase_user('0c000000-0000-4000-8000-000000000002', 'reader@chat.test', '{"role": "reader"}', '{}');
-  perform tests.create_supabase_user('0c000000-0000-4000-8000-000000000003', 'outsider@chat.test', '{"role": "client"}', '{}');
-  perform tests.create_supabase_user('0c000000-0000-4000-8000-000000000004', 'admin@chat.test', '{"role": "admin"}', '{}');
-  perform tests.create_supabase_user('0c000000-0000-4000-8000-000000000005', 'forger@chat.test', '{"role": "client"}', '{"role": "admin"}');
-  perform tests.create_supabase_user('0c000000-0000-4000-8000-000000000006', 'other-reader@chat.test', '{"role": "reader"}', '{}');
+  perform tests.create_supabase_user('client', 'client@chat.test', '{"role": "client"}');
+  perform tests.create_supabase_user('reader', 'reader@chat.test', '{"role": "reader"}');
+  perform tests.create_supabase_user('outsider', 'outsider@chat.test', '{"role": "client"}');
+  perform tests.create_supabase_user('admin', 'admin@chat.test', '{"role": "admin"}');
+  perform tests.create_supabase_user('forger', 'forger@chat.test', '{"role": "client"}', '{"role": "admin"}');
+  perform tests.create_supabase_user('other_reader', 'other-reader@chat.test', '{"role": "reader"}');
 
   insert into public.chat_sessions (id, participants, type, booking_id, title, created_by, status, closed_at)
   values
   ('5e000000-0000-4000-8000-000000000001',
-   array['0c000000-0000-4000-8000-000000000001', '0c000000-0000-4000-8000-000000000002']::uuid [],
+   array[tests.uid('client'), tests.uid('reader')]::uuid [],
    'booking', 'b0000000-0000-4000-8000-000000000001', 'Active consultation',
-   '0c000000-0000-4000-8000-000000000001', 'active', null),
+   tests.uid('client'), 'active', null),
   ('5e000000-0000-4000-8000-000000000002',
-   array['0c000000-0000-4000-8000-000000000001', '0c000000-0000-4000-8000-000000000002']::uuid [],
+   array[tests.uid('client'), tests.uid('reader')]::uuid [],
    'support', null, 'Closed support chat',
-   '0c000000-0000-4000-8000-000000000001', 'closed', now() - interval '1 hour'),
+   tests.uid('client'), 'closed', now() - interval '1 hour'),
   ('5e000000-0000-4000-8000-000000000003',
-   array['0c000000-0000-4000-8000-000000000003', '0c000000-0000-4000-8000-000000000006']::uuid [],
+   array[tests.uid('outsider'), tests.uid('other_reader')]::uuid [],
    'booking', 'b0000000-0000-4000-8000-000000000003', 'Outsider consultation',
-   '0c000000-0000-4000-8000-000000000003', 'active', null);
+   tests.uid('outsider'), 'active', null);
 
   insert into public.chat_messages (id, session_id, sender_id, content, created_at)
   values
   ('3e000000-0000-4000-8000-000000000001', '5e000000-0000-4000-8000-000000000001',
-   '0c000000-0000-4000-8000-000000000001', 'Hello from the client', now() - interval '3 minutes'),
+   tests.uid('client'), 'Hello from the client', now() - interval '3 minutes'),
   ('3e000000-0000-4000-8000-000000000002', '5e000000-0000-4000-8000-000000000001',
-   '0c000000-0000-4000-8000-000000000002', 'Hello from the reader', now() - interval '2 minutes'),
+   tests.uid('reader'), 'Hello from the reader', now() - interval '2 minutes'),
   ('3e000000-0000-4000-8000-000000000003', '5e000000-0000-4000-8000-000000000002',
-   '0c000000-0000-4000-8000-000000000001', 'Said before closing', now() - interval '2 hours'),
+   tests.uid('client'), 'Said before closing', now() - interval '2 hours'),
   ('3e000000-0000-4000-8000-000000000004', '5e000000-0000-4000-8000-000000000003',
-   '0c000000-0000-4000-8000-000000000003', 'Hello from the outsider', now() - interval '1 minute');
+   tests.uid('outsider'), 'Hello from the outsider', now() - interval '1 minute');
 end
 $$;
+
+-- Their ids as psql variables (:'client'), for statements run under another role.
+select
+  tests.uid('client') as client,
+  tests.uid('reader') as reader,
+  tests.uid('outsider') as outsider,
+  tests.uid('admin') as admin
+\gset
 
 -- Rows affected by a statement run as the current role (RLS filters silently).
 create function pg_temp.affected_rows(query text) returns integer
@@ -63,25 +71,25 @@ insert into storage.buckets (id, name, public) values ('avatars', 'avatars', fal
 insert into storage.objects (bucket_id, name, owner)
 values
 (
-  'chat-files', '5e000000-0000-4000-8000-000000000001/0c000000-0000-4000-8000-000000000001/voice.ogg',
-  '0c000000-0000-4000-8000-000000000001'
+  'chat-files', '5e000000-0000-4000-8000-000000000001/' || :'client' || '/voice.ogg',
+  :'client'
 ),
 (
-  'chat-files', '5e000000-0000-4000-8000-000000000001/0c000000-0000-4000-8000-000000000002/photo.png',
-  '0c000000-0000-4000-8000-000000000002'
+  'chat-files', '5e000000-0000-4000-8000-000000000001/' || :'reader' || '/photo.png',
+  :'reader'
 ),
 (
-  'chat-files', '5e000000-0000-4000-8000-000000000002/0c000000-0000-4000-8000-000000000001/old.pdf',
-  '0c000000-0000-4000-8000-000000000001'
+  'chat-files', '5e000000-0000-4000-8000-000000000002/' || :'client' || '/old.pdf',
+  :'client'
 ),
 (
-  'chat-files', '5e000000-0000-4000-8000-000000000003/0c000000-0000-4000-8000-000000000003/doc.pdf',
-  '0c000000-0000-4000-8000-000000000003'
+  'chat-files', '5e000000-0000-4000-8000-000000000003/' || :'outsider' || '/doc.pdf',
+  :'outsider'
 ),
-('chat-files', 'not-a-uuid/0c000000-0000-4000-8000-000000000001/stray.txt', null),
+('chat-files', 'not-a-uuid/' || :'client' || '/stray.txt', null),
 (
-  'avatars', '5e000000-0000-4000-8000-000000000001/0c000000-0000-4000-8000-000000000001/me.png',
-  '0c000000-0000-4000-8000-000000000001'
+  'avatars', '5e000000-0000-4000-8000-000000000001/' || :'client' || '/me.png',
+  :'client'
 );
 
 -- ---------------------------------------------------------------- anon
@@ -92,8 +100,8 @@ select is_empty(
   'An anonymous caller sees no stored object.'
 );
 select throws_ok(
-  $$ insert into storage.objects (bucket_id, name)
-     values ('chat-files', '5e000000-0000-4000-8000-000000000001/0c000000-0000-4000-8000-000000000001/anon.txt') $$,
+  format($$ insert into storage.objects (bucket_id, name)
+     values ('chat-files', '5e000000-0000-4000-8000-000000000001/%s/anon.txt') $$, :'client'),
   '42501', 'new row violates row-level security policy for table "objects"',
   'An anonymous caller cannot upload a chat file.'
 );
@@ -110,24 +118,24 @@ select is(
 
 -- ---------------------------------------------------------------- reader participant
 reset role;
-select tests.authenticate_as('0c000000-0000-4000-8000-000000000002');
+select tests.authenticate_as('reader');
 select results_eq(
   $$ select name from storage.objects order by name $$,
-  $$ values ('5e000000-0000-4000-8000-000000000001/0c000000-0000-4000-8000-000000000001/voice.ogg'::text),
-            ('5e000000-0000-4000-8000-000000000001/0c000000-0000-4000-8000-000000000002/photo.png'),
-            ('5e000000-0000-4000-8000-000000000002/0c000000-0000-4000-8000-000000000001/old.pdf') $$,
+  format($$ values ('5e000000-0000-4000-8000-000000000001/%s/voice.ogg'::text),
+            ('5e000000-0000-4000-8000-000000000001/%s/photo.png'),
+            ('5e000000-0000-4000-8000-000000000002/%s/old.pdf') $$, :'client', :'reader', :'client'),
   'The reader participant reads every chat file of their sessions, whoever uploaded it, and nothing else.'
 );
 select lives_ok(
-  $$ insert into storage.objects (bucket_id, name, owner)
-     values ('chat-files', '5e000000-0000-4000-8000-000000000001/0c000000-0000-4000-8000-000000000002/chart.pdf',
-             '0c000000-0000-4000-8000-000000000002') $$,
+  format($$ insert into storage.objects (bucket_id, name, owner)
+     values ('chat-files', '5e000000-0000-4000-8000-000000000001/%s/chart.pdf',
+             %L) $$, :'reader', :'reader'),
   'The reader participant can upload under {session}/{own id}/ of an active session.'
 );
 
 -- ---------------------------------------------------------------- client participant
 reset role;
-select tests.authenticate_as('0c000000-0000-4000-8000-000000000001');
+select tests.authenticate_as('client');
 select results_eq(
   $$ select count(*)::int from storage.objects where bucket_id = 'chat-files' $$,
   array[4],
@@ -142,14 +150,14 @@ select is_empty(
   'An object whose first folder is not a UUID is simply not readable (no error).'
 );
 select lives_ok(
-  $$ insert into storage.objects (bucket_id, name, owner)
-     values ('chat-files', '5e000000-0000-4000-8000-000000000001/0c000000-0000-4000-8000-000000000001/second.ogg',
-             '0c000000-0000-4000-8000-000000000001') $$,
+  format($$ insert into storage.objects (bucket_id, name, owner)
+     values ('chat-files', '5e000000-0000-4000-8000-000000000001/%s/second.ogg',
+             %L) $$, :'client', :'client'),
   'The client participant can upload under {session}/{own id}/ of an active session.'
 );
 select throws_ok(
-  $$ insert into storage.objects (bucket_id, name)
-     values ('chat-files', '5e000000-0000-4000-8000-000000000001/0c000000-0000-4000-8000-000000000002/forged.png') $$,
+  format($$ insert into storage.objects (bucket_id, name)
+     values ('chat-files', '5e000000-0000-4000-8000-000000000001/%s/forged.png') $$, :'reader'),
   '42501', 'new row violates row-level security policy for table "objects"',
   'The client cannot upload into the reader''s folder.'
 );
@@ -160,57 +168,57 @@ select throws_ok(
   'The client cannot upload directly under the session folder, outside their own.'
 );
 select throws_ok(
-  $$ insert into storage.objects (bucket_id, name)
-     values ('chat-files', '5e000000-0000-4000-8000-000000000002/0c000000-0000-4000-8000-000000000001/late.pdf') $$,
+  format($$ insert into storage.objects (bucket_id, name)
+     values ('chat-files', '5e000000-0000-4000-8000-000000000002/%s/late.pdf') $$, :'client'),
   '42501', 'new row violates row-level security policy for table "objects"',
   'The client cannot upload to a closed session.'
 );
 select throws_ok(
-  $$ insert into storage.objects (bucket_id, name)
-     values ('chat-files', '5e000000-0000-4000-8000-000000000003/0c000000-0000-4000-8000-000000000001/x.png') $$,
+  format($$ insert into storage.objects (bucket_id, name)
+     values ('chat-files', '5e000000-0000-4000-8000-000000000003/%s/x.png') $$, :'client'),
   '42501', 'new row violates row-level security policy for table "objects"',
   'The client cannot upload to a session they do not take part in.'
 );
 select throws_ok(
-  $$ insert into storage.objects (bucket_id, name)
-     values ('chat-files', 'not-a-uuid/0c000000-0000-4000-8000-000000000001/x.png') $$,
+  format($$ insert into storage.objects (bucket_id, name)
+     values ('chat-files', 'not-a-uuid/%s/x.png') $$, :'client'),
   '42501', 'new row violates row-level security policy for table "objects"',
   'An upload whose first folder is not a UUID is refused by the policy, not by a cast error.'
 );
 select throws_ok(
-  $$ insert into storage.objects (bucket_id, name)
-     values ('chat-files', '5e000000-0000-4000-8000-000000000001x/0c000000-0000-4000-8000-000000000001/x.png') $$,
+  format($$ insert into storage.objects (bucket_id, name)
+     values ('chat-files', '5e000000-0000-4000-8000-000000000001x/%s/x.png') $$, :'client'),
   '42501', 'new row violates row-level security policy for table "objects"',
   'An upload whose first folder only starts with a session id is refused.'
 );
 select is(
   pg_temp.affected_rows(
-    $$ update storage.objects set metadata = '{"size": 1}'
-       where name = '5e000000-0000-4000-8000-000000000001/0c000000-0000-4000-8000-000000000001/voice.ogg' $$
+    format($$ update storage.objects set metadata = '{"size": 1}'
+       where name = '5e000000-0000-4000-8000-000000000001/%s/voice.ogg' $$, :'client')
   ),
   0,
   'Chat files are immutable: not even their uploader can update one (no row is touched).'
 );
 select is(
   pg_temp.affected_rows(
-    $$ delete from storage.objects
-       where name = '5e000000-0000-4000-8000-000000000001/0c000000-0000-4000-8000-000000000002/photo.png' $$
+    format($$ delete from storage.objects
+       where name = '5e000000-0000-4000-8000-000000000001/%s/photo.png' $$, :'reader')
   ),
   0,
   'The client cannot delete the reader''s file (no row is touched).'
 );
 select is(
   pg_temp.affected_rows(
-    $$ delete from storage.objects
-       where name = '5e000000-0000-4000-8000-000000000001/0c000000-0000-4000-8000-000000000001/voice.ogg' $$
+    format($$ delete from storage.objects
+       where name = '5e000000-0000-4000-8000-000000000001/%s/voice.ogg' $$, :'client')
   ),
   1,
   'The client can delete their own file.'
 );
 select is(
   pg_temp.affected_rows(
-    $$ delete from storage.objects
-       where name = '5e000000-0000-4000-8000-000000000002/0c000000-0000-4000-8000-000000000001/old.pdf' $$
+    format($$ delete from storage.objects
+       where name = '5e000000-0000-4000-8000-000000000002/%s/old.pdf' $$, :'client')
   ),
   1,
   'The client can delete their own file of a closed session.'
@@ -218,10 +226,10 @@ select is(
 
 -- ---------------------------------------------------------------- outsider
 reset role;
-select tests.authenticate_as('0c000000-0000-4000-8000-000000000003');
+select tests.authenticate_as('outsider');
 select results_eq(
   $$ select name from storage.objects $$,
-  $$ values ('5e000000-0000-4000-8000-000000000003/0c000000-0000-4000-8000-000000000003/doc.pdf'::text) $$,
+  format($$ values ('5e000000-0000-4000-8000-000000000003/%s/doc.pdf'::text) $$, :'outsider'),
   'The outsider reads only the files of their own session.'
 );
 select is_empty(
@@ -229,8 +237,8 @@ select is_empty(
   'The outsider sees nothing of a session they do not take part in.'
 );
 select throws_ok(
-  $$ insert into storage.objects (bucket_id, name)
-     values ('chat-files', '5e000000-0000-4000-8000-000000000001/0c000000-0000-4000-8000-000000000003/x.png') $$,
+  format($$ insert into storage.objects (bucket_id, name)
+     values ('chat-files', '5e000000-0000-4000-8000-000000000001/%s/x.png') $$, :'outsider'),
   '42501', 'new row violates row-level security policy for table "objects"',
   'The outsider cannot upload to a session they do not take part in, even under their own id.'
 );
@@ -242,14 +250,14 @@ select is(
 
 -- ---------------------------------------------------------------- admin (not a participant)
 reset role;
-select tests.authenticate_as('0c000000-0000-4000-8000-000000000004');
+select tests.authenticate_as('admin');
 select is_empty(
   $$ select name from storage.objects $$,
   'The admin reads no chat file of a session they do not take part in.'
 );
 select throws_ok(
-  $$ insert into storage.objects (bucket_id, name)
-     values ('chat-files', '5e000000-0000-4000-8000-000000000001/0c000000-0000-4000-8000-000000000004/x.png') $$,
+  format($$ insert into storage.objects (bucket_id, name)
+     values ('chat-files', '5e000000-0000-4000-8000-000000000001/%s/x.png') $$, :'admin'),
   '42501', 'new row violates row-level security policy for table "objects"',
   'The admin cannot upload to a session they do not take part in.'
 );
@@ -261,7 +269,7 @@ select is(
 
 -- ---------------------------------------------------------------- forged admin claim
 reset role;
-select tests.authenticate_as('0c000000-0000-4000-8000-000000000005');
+select tests.authenticate_as('forger');
 select is_empty(
   $$ select name from storage.objects $$,
   'A user whose user_metadata says admin reads no chat file.'
@@ -277,8 +285,8 @@ select results_eq(
   'The service role reads every chat file.'
 );
 select lives_ok(
-  $$ insert into storage.objects (bucket_id, name)
-     values ('chat-files', '5e000000-0000-4000-8000-000000000002/0c000000-0000-4000-8000-000000000004/transcript.txt') $$,
+  format($$ insert into storage.objects (bucket_id, name)
+     values ('chat-files', '5e000000-0000-4000-8000-000000000002/%s/transcript.txt') $$, :'admin'),
   'The service role can store a file anywhere, a closed session included.'
 );
 select is(

@@ -8,40 +8,43 @@ select plan(13);
 -- takes part in neither; a user whose user_metadata (editable by the user) claims admin.
 do $$
 begin
-  perform tests.create_supabase_user('0c000000-0000-4000-8000-000000000001', 'client@chat.test', '{"role": "client"}', '{}');
-  perform tests.create_supabase_user('0c000000-0000-4000-8000-000000000002', 'reader@chat.test', '{"role": "reader"}', '{}');
-  perform tests.create_supabase_user('0c000000-0000-4000-8000-000000000003', 'outsider@chat.test', '{"role": "client"}', '{}');
-  perform tests.create_supabase_user('0c000000-0000-4000-8000-000000000004', 'admin@chat.test', '{"role": "admin"}', '{}');
-  perform tests.create_supabase_user('0c000000-0000-4000-8000-000000000005', 'forger@chat.test', '{"role": "client"}', '{"role": "admin"}');
-  perform tests.create_supabase_user('0c000000-0000-4000-8000-000000000006', 'other-reader@chat.test', '{"role": "reader"}', '{}');
+  perform tests.create_supabase_user('client', 'client@chat.test', '{"role": "client"}');
+  perform tests.create_supabase_user('reader', 'reader@chat.test', '{"role": "reader"}');
+  perform tests.create_supabase_user('outsider', 'outsider@chat.test', '{"role": "client"}');
+  perform tests.create_supabase_user('admin', 'admin@chat.test', '{"role": "admin"}');
+  perform tests.create_supabase_user('forger', 'forger@chat.test', '{"role": "client"}', '{"role": "admin"}');
+  perform tests.create_supabase_user('other_reader', 'other-reader@chat.test', '{"role": "reader"}');
 
   insert into public.chat_sessions (id, participants, type, booking_id, title, created_by, status, closed_at)
   values
   ('5e000000-0000-4000-8000-000000000001',
-   array['0c000000-0000-4000-8000-000000000001', '0c000000-0000-4000-8000-000000000002']::uuid [],
+   array[tests.uid('client'), tests.uid('reader')]::uuid [],
    'booking', 'b0000000-0000-4000-8000-000000000001', 'Active consultation',
-   '0c000000-0000-4000-8000-000000000001', 'active', null),
+   tests.uid('client'), 'active', null),
   ('5e000000-0000-4000-8000-000000000002',
-   array['0c000000-0000-4000-8000-000000000001', '0c000000-0000-4000-8000-000000000002']::uuid [],
+   array[tests.uid('client'), tests.uid('reader')]::uuid [],
    'support', null, 'Closed support chat',
-   '0c000000-0000-4000-8000-000000000001', 'closed', now() - interval '1 hour'),
+   tests.uid('client'), 'closed', now() - interval '1 hour'),
   ('5e000000-0000-4000-8000-000000000003',
-   array['0c000000-0000-4000-8000-000000000003', '0c000000-0000-4000-8000-000000000006']::uuid [],
+   array[tests.uid('outsider'), tests.uid('other_reader')]::uuid [],
    'booking', 'b0000000-0000-4000-8000-000000000003', 'Outsider consultation',
-   '0c000000-0000-4000-8000-000000000003', 'active', null);
+   tests.uid('outsider'), 'active', null);
 
   insert into public.chat_messages (id, session_id, sender_id, content, created_at)
   values
   ('3e000000-0000-4000-8000-000000000001', '5e000000-0000-4000-8000-000000000001',
-   '0c000000-0000-4000-8000-000000000001', 'Hello from the client', now() - interval '3 minutes'),
+   tests.uid('client'), 'Hello from the client', now() - interval '3 minutes'),
   ('3e000000-0000-4000-8000-000000000002', '5e000000-0000-4000-8000-000000000001',
-   '0c000000-0000-4000-8000-000000000002', 'Hello from the reader', now() - interval '2 minutes'),
+   tests.uid('reader'), 'Hello from the reader', now() - interval '2 minutes'),
   ('3e000000-0000-4000-8000-000000000003', '5e000000-0000-4000-8000-000000000002',
-   '0c000000-0000-4000-8000-000000000001', 'Said before closing', now() - interval '2 hours'),
+   tests.uid('client'), 'Said before closing', now() - interval '2 hours'),
   ('3e000000-0000-4000-8000-000000000004', '5e000000-0000-4000-8000-000000000003',
-   '0c000000-0000-4000-8000-000000000003', 'Hello from the outsider', now() - interval '1 minute');
+   tests.uid('outsider'), 'Hello from the outsider', now() - interval '1 minute');
 end
 $$;
+
+-- Their ids as psql variables (:'client'), for statements run under another role.
+select tests.uid('client') as client \gset
 
 -- Volume (as postgres, triggers off for speed): 5000 sessions, of which the client takes
 -- part in 20 (S1001..S1020); 2000 messages in each of those 20, alternating senders.
@@ -50,7 +53,7 @@ insert into public.chat_sessions (id, participants, type, created_at)
 select
   ('5e000000-0000-4000-8001-' || lpad(i::text, 12, '0'))::uuid,
   case when i <= 20
-      then array['0c000000-0000-4000-8000-000000000001'::uuid, ('0c000000-0000-4000-8001-' || lpad(i::text, 12, '0'))::uuid]
+      then array[:'client'::uuid, ('0c000000-0000-4000-8001-' || lpad(i::text, 12, '0'))::uuid]
     else array[
         ('0c000000-0000-4000-8002-' || lpad(i::text, 12, '0'))::uuid,
         ('0c000000-0000-4000-8003-' || lpad((i % 97)::text, 12, '0'))::uuid
@@ -62,7 +65,7 @@ from generate_series(1, 5000) as i;
 insert into public.chat_messages (session_id, sender_id, content, created_at)
 select
   ('5e000000-0000-4000-8001-' || lpad(s::text, 12, '0'))::uuid,
-  case when n % 2 = 0 then '0c000000-0000-4000-8000-000000000001'::uuid
+  case when n % 2 = 0 then :'client'::uuid
     else ('0c000000-0000-4000-8001-' || lpad(s::text, 12, '0'))::uuid
   end,
   'message ' || n,
@@ -111,7 +114,7 @@ end
 $$;
 
 reset role;
-select tests.authenticate_as('0c000000-0000-4000-8000-000000000001');
+select tests.authenticate_as('client');
 
 -- ---------------------------------------------------------------- message pages
 -- The statement get_chat_messages runs (RETURN QUERY), with its sentinels for no cursor.
@@ -167,11 +170,11 @@ deallocate chat_page;
 
 -- The unread count of list_my_chat_sessions, for one session and cursor.
 select matches(
-  pg_temp.plan_of($$
+  pg_temp.plan_of(format($$
     select count(*) from public.chat_messages as m
     where m.session_id = '5e000000-0000-4000-8001-000000000007'
       and (m.created_at, m.seq) > (now() - interval '1 hour', 0::bigint)
-      and m.sender_id is distinct from '0c000000-0000-4000-8000-000000000001'::uuid $$),
+      and m.sender_id is distinct from %L::uuid $$, :'client')),
   'Index Scan using chat_messages_session_created_seq on chat_messages',
   'An unread count is one range scan of chat_messages_session_created_seq.'
 );
@@ -180,14 +183,14 @@ select matches(
 -- The statement behind my_session_ids() (security definer: runs as the owner, without RLS).
 reset role;
 select matches(
-  pg_temp.plan_of($$
+  pg_temp.plan_of(format($$
     select s.id from public.chat_sessions as s
-    where s.participants @> array['0c000000-0000-4000-8000-000000000001'::uuid] $$),
+    where s.participants @> array[%L::uuid] $$, :'client')),
   'Bitmap Index Scan on chat_sessions_participants',
   'The sessions of a user are found through the GIN index chat_sessions_participants.'
 );
 reset role;
-select tests.authenticate_as('0c000000-0000-4000-8000-000000000001');
+select tests.authenticate_as('client');
 -- The session list as the client runs it (list_my_chat_sessions' filter plus the select policy).
 select matches(
   pg_temp.plan_of($$

@@ -8,40 +8,43 @@ select plan(17);
 -- takes part in neither; a user whose user_metadata (editable by the user) claims admin.
 do $$
 begin
-  perform tests.create_supabase_user('0c000000-0000-4000-8000-000000000001', 'client@chat.test', '{"role": "client"}', '{}');
-  perform tests.create_supabase_user('0c000000-0000-4000-8000-000000000002', 'reader@chat.test', '{"role": "reader"}', '{}');
-  perform tests.create_supabase_user('0c000000-0000-4000-8000-000000000003', 'outsider@chat.test', '{"role": "client"}', '{}');
-  perform tests.create_supabase_user('0c000000-0000-4000-8000-000000000004', 'admin@chat.test', '{"role": "admin"}', '{}');
-  perform tests.create_supabase_user('0c000000-0000-4000-8000-000000000005', 'forger@chat.test', '{"role": "client"}', '{"role": "admin"}');
-  perform tests.create_supabase_user('0c000000-0000-4000-8000-000000000006', 'other-reader@chat.test', '{"role": "reader"}', '{}');
+  perform tests.create_supabase_user('client', 'client@chat.test', '{"role": "client"}');
+  perform tests.create_supabase_user('reader', 'reader@chat.test', '{"role": "reader"}');
+  perform tests.create_supabase_user('outsider', 'outsider@chat.test', '{"role": "client"}');
+  perform tests.create_supabase_user('admin', 'admin@chat.test', '{"role": "admin"}');
+  perform tests.create_supabase_user('forger', 'forger@chat.test', '{"role": "client"}', '{"role": "admin"}');
+  perform tests.create_supabase_user('other_reader', 'other-reader@chat.test', '{"role": "reader"}');
 
   insert into public.chat_sessions (id, participants, type, booking_id, title, created_by, status, closed_at)
   values
   ('5e000000-0000-4000-8000-000000000001',
-   array['0c000000-0000-4000-8000-000000000001', '0c000000-0000-4000-8000-000000000002']::uuid [],
+   array[tests.uid('client'), tests.uid('reader')]::uuid [],
    'booking', 'b0000000-0000-4000-8000-000000000001', 'Active consultation',
-   '0c000000-0000-4000-8000-000000000001', 'active', null),
+   tests.uid('client'), 'active', null),
   ('5e000000-0000-4000-8000-000000000002',
-   array['0c000000-0000-4000-8000-000000000001', '0c000000-0000-4000-8000-000000000002']::uuid [],
+   array[tests.uid('client'), tests.uid('reader')]::uuid [],
    'support', null, 'Closed support chat',
-   '0c000000-0000-4000-8000-000000000001', 'closed', now() - interval '1 hour'),
+   tests.uid('client'), 'closed', now() - interval '1 hour'),
   ('5e000000-0000-4000-8000-000000000003',
-   array['0c000000-0000-4000-8000-000000000003', '0c000000-0000-4000-8000-000000000006']::uuid [],
+   array[tests.uid('outsider'), tests.uid('other_reader')]::uuid [],
    'booking', 'b0000000-0000-4000-8000-000000000003', 'Outsider consultation',
-   '0c000000-0000-4000-8000-000000000003', 'active', null);
+   tests.uid('outsider'), 'active', null);
 
   insert into public.chat_messages (id, session_id, sender_id, content, created_at)
   values
   ('3e000000-0000-4000-8000-000000000001', '5e000000-0000-4000-8000-000000000001',
-   '0c000000-0000-4000-8000-000000000001', 'Hello from the client', now() - interval '3 minutes'),
+   tests.uid('client'), 'Hello from the client', now() - interval '3 minutes'),
   ('3e000000-0000-4000-8000-000000000002', '5e000000-0000-4000-8000-000000000001',
-   '0c000000-0000-4000-8000-000000000002', 'Hello from the reader', now() - interval '2 minutes'),
+   tests.uid('reader'), 'Hello from the reader', now() - interval '2 minutes'),
   ('3e000000-0000-4000-8000-000000000003', '5e000000-0000-4000-8000-000000000002',
-   '0c000000-0000-4000-8000-000000000001', 'Said before closing', now() - interval '2 hours'),
+   tests.uid('client'), 'Said before closing', now() - interval '2 hours'),
   ('3e000000-0000-4000-8000-000000000004', '5e000000-0000-4000-8000-000000000003',
-   '0c000000-0000-4000-8000-000000000003', 'Hello from the outsider', now() - interval '1 minute');
+   tests.uid('outsider'), 'Hello from the outsider', now() - interval '1 minute');
 end
 $$;
+
+-- Their ids as psql variables (:'client'), for statements run under another role.
+select tests.uid('reader') as reader \gset
 
 -- ---------------------------------------------------------------- who may close
 reset role;
@@ -59,28 +62,28 @@ select throws_ok(
   'The service role has no user id, so it cannot close through the function.'
 );
 reset role;
-select tests.authenticate_as('0c000000-0000-4000-8000-000000000003');
+select tests.authenticate_as('outsider');
 select throws_ok(
   $$ select public.close_chat_session('5e000000-0000-4000-8000-000000000001') $$,
   'P0002', 'chat session 5e000000-0000-4000-8000-000000000001 not found',
   'The outsider cannot close a session they do not take part in.'
 );
 reset role;
-select tests.authenticate_as('0c000000-0000-4000-8000-000000000004');
+select tests.authenticate_as('admin');
 select throws_ok(
   $$ select public.close_chat_session('5e000000-0000-4000-8000-000000000001') $$,
   'P0002', 'chat session 5e000000-0000-4000-8000-000000000001 not found',
   'The admin cannot close a session they do not take part in.'
 );
 reset role;
-select tests.authenticate_as('0c000000-0000-4000-8000-000000000005');
+select tests.authenticate_as('forger');
 select throws_ok(
   $$ select public.close_chat_session('5e000000-0000-4000-8000-000000000001') $$,
   'P0002', 'chat session 5e000000-0000-4000-8000-000000000001 not found',
   'A user whose user_metadata says admin cannot close a session of others.'
 );
 reset role;
-select tests.authenticate_as('0c000000-0000-4000-8000-000000000002');
+select tests.authenticate_as('reader');
 select throws_ok(
   $$ select public.close_chat_session('5e000000-0000-4000-8000-0000000000ff') $$,
   'P0002', 'chat session 5e000000-0000-4000-8000-0000000000ff not found',
@@ -96,7 +99,7 @@ select results_eq(
 
 -- ---------------------------------------------------------------- the reader closes S1
 reset role;
-select tests.authenticate_as('0c000000-0000-4000-8000-000000000002');
+select tests.authenticate_as('reader');
 create temporary table closed_row on commit drop as
 select * from public.close_chat_session('5e000000-0000-4000-8000-000000000001');
 select results_eq(
@@ -107,8 +110,8 @@ select results_eq(
 select results_eq(
   $$ select sender_id, type, content, metadata from public.chat_messages
      where session_id = '5e000000-0000-4000-8000-000000000001' and type = 'system' $$,
-  $$ values ('0c000000-0000-4000-8000-000000000002'::uuid, 'system'::text, 'Session closed'::text,
-             '{"event": "session_closed"}'::jsonb) $$,
+  format($$ values (%L::uuid, 'system'::text, 'Session closed'::text,
+             '{"event": "session_closed"}'::jsonb) $$, :'reader'),
   'Closing leaves one system message in the session, sent in the name of whoever closed it.'
 );
 select results_eq(
@@ -125,7 +128,7 @@ select results_eq(
 
 -- ---------------------------------------------------------------- after closing
 reset role;
-select tests.authenticate_as('0c000000-0000-4000-8000-000000000001');
+select tests.authenticate_as('client');
 select results_eq(
   $$ select status, closed_at from public.close_chat_session('5e000000-0000-4000-8000-000000000001') $$,
   $$ values ('closed'::text, now()) $$,

@@ -8,38 +8,38 @@ select plan(8);
 -- takes part in neither; a user whose user_metadata (editable by the user) claims admin.
 do $$
 begin
-  perform tests.create_supabase_user('0c000000-0000-4000-8000-000000000001', 'client@chat.test', '{"role": "client"}', '{}');
-  perform tests.create_supabase_user('0c000000-0000-4000-8000-000000000002', 'reader@chat.test', '{"role": "reader"}', '{}');
-  perform tests.create_supabase_user('0c000000-0000-4000-8000-000000000003', 'outsider@chat.test', '{"role": "client"}', '{}');
-  perform tests.create_supabase_user('0c000000-0000-4000-8000-000000000004', 'admin@chat.test', '{"role": "admin"}', '{}');
-  perform tests.create_supabase_user('0c000000-0000-4000-8000-000000000005', 'forger@chat.test', '{"role": "client"}', '{"role": "admin"}');
-  perform tests.create_supabase_user('0c000000-0000-4000-8000-000000000006', 'other-reader@chat.test', '{"role": "reader"}', '{}');
+  perform tests.create_supabase_user('client', 'client@chat.test', '{"role": "client"}');
+  perform tests.create_supabase_user('reader', 'reader@chat.test', '{"role": "reader"}');
+  perform tests.create_supabase_user('outsider', 'outsider@chat.test', '{"role": "client"}');
+  perform tests.create_supabase_user('admin', 'admin@chat.test', '{"role": "admin"}');
+  perform tests.create_supabase_user('forger', 'forger@chat.test', '{"role": "client"}', '{"role": "admin"}');
+  perform tests.create_supabase_user('other_reader', 'other-reader@chat.test', '{"role": "reader"}');
 
   insert into public.chat_sessions (id, participants, type, booking_id, title, created_by, status, closed_at)
   values
   ('5e000000-0000-4000-8000-000000000001',
-   array['0c000000-0000-4000-8000-000000000001', '0c000000-0000-4000-8000-000000000002']::uuid [],
+   array[tests.uid('client'), tests.uid('reader')]::uuid [],
    'booking', 'b0000000-0000-4000-8000-000000000001', 'Active consultation',
-   '0c000000-0000-4000-8000-000000000001', 'active', null),
+   tests.uid('client'), 'active', null),
   ('5e000000-0000-4000-8000-000000000002',
-   array['0c000000-0000-4000-8000-000000000001', '0c000000-0000-4000-8000-000000000002']::uuid [],
+   array[tests.uid('client'), tests.uid('reader')]::uuid [],
    'support', null, 'Closed support chat',
-   '0c000000-0000-4000-8000-000000000001', 'closed', now() - interval '1 hour'),
+   tests.uid('client'), 'closed', now() - interval '1 hour'),
   ('5e000000-0000-4000-8000-000000000003',
-   array['0c000000-0000-4000-8000-000000000003', '0c000000-0000-4000-8000-000000000006']::uuid [],
+   array[tests.uid('outsider'), tests.uid('other_reader')]::uuid [],
    'booking', 'b0000000-0000-4000-8000-000000000003', 'Outsider consultation',
-   '0c000000-0000-4000-8000-000000000003', 'active', null);
+   tests.uid('outsider'), 'active', null);
 
   insert into public.chat_messages (id, session_id, sender_id, content, created_at)
   values
   ('3e000000-0000-4000-8000-000000000001', '5e000000-0000-4000-8000-000000000001',
-   '0c000000-0000-4000-8000-000000000001', 'Hello from the client', now() - interval '3 minutes'),
+   tests.uid('client'), 'Hello from the client', now() - interval '3 minutes'),
   ('3e000000-0000-4000-8000-000000000002', '5e000000-0000-4000-8000-000000000001',
-   '0c000000-0000-4000-8000-000000000002', 'Hello from the reader', now() - interval '2 minutes'),
+   tests.uid('reader'), 'Hello from the reader', now() - interval '2 minutes'),
   ('3e000000-0000-4000-8000-000000000003', '5e000000-0000-4000-8000-000000000002',
-   '0c000000-0000-4000-8000-000000000001', 'Said before closing', now() - interval '2 hours'),
+   tests.uid('client'), 'Said before closing', now() - interval '2 hours'),
   ('3e000000-0000-4000-8000-000000000004', '5e000000-0000-4000-8000-000000000003',
-   '0c000000-0000-4000-8000-000000000003', 'Hello from the outsider', now() - interval '1 minute');
+   tests.uid('outsider'), 'Hello from the outsider', now() - interval '1 minute');
 end
 $$;
 
@@ -47,16 +47,26 @@ $$;
 -- far too long and who shares nothing.
 do $$
 begin
-  perform tests.create_supabase_user('0c000000-0000-4000-8000-000000000007', 'ada@chat.test', '{"role": "reader"}',
+  perform tests.create_supabase_user('ada', 'ada@chat.test', '{"role": "reader"}',
                                      '{"full_name": "  Ada Lovelace  "}');
-  perform tests.create_supabase_user('0c000000-0000-4000-8000-000000000008', 'long@chat.test', '{}',
+  perform tests.create_supabase_user('long', 'long@chat.test', '{}',
                                      jsonb_build_object('name', repeat('n', 150)));
   insert into public.chat_sessions (id, participants, type, created_by)
   values ('5e000000-0000-4000-8000-000000000008',
-          array['0c000000-0000-4000-8000-000000000001', '0c000000-0000-4000-8000-000000000007']::uuid [],
-          'support', '0c000000-0000-4000-8000-000000000001');
+          array[tests.uid('client'), tests.uid('ada')]::uuid [],
+          'support', tests.uid('client'));
 end
 $$;
+
+-- Their ids as psql variables (:'client'), for statements run under another role.
+select
+  tests.uid('client') as client,
+  tests.uid('reader') as reader,
+  tests.uid('outsider') as outsider,
+  tests.uid('other_reader') as other_reader,
+  tests.uid('ada') as ada,
+  tests.uid('long') as long
+\gset
 
 select is(
   pg_get_function_result('public.chat_user_names(uuid[])'::regprocedure),
@@ -67,7 +77,7 @@ select is(
 reset role;
 select tests.clear_authentication();
 select throws_ok(
-  $$ select * from public.chat_user_names(array['0c000000-0000-4000-8000-000000000001']::uuid []) $$,
+  format($$ select * from public.chat_user_names(array[%L]::uuid []) $$, :'client'),
   '42501', 'permission denied for function chat_user_names',
   'An anonymous caller cannot look up names.'
 );
@@ -75,56 +85,56 @@ select throws_ok(
 reset role;
 select tests.authenticate_with_claims('{"role": "authenticated"}');
 select is_empty(
-  $$ select * from public.chat_user_names(array['0c000000-0000-4000-8000-000000000001']::uuid []) $$,
+  format($$ select * from public.chat_user_names(array[%L]::uuid []) $$, :'client'),
   'A token without a subject learns no name.'
 );
 
 reset role;
-select tests.authenticate_as('0c000000-0000-4000-8000-000000000001');
+select tests.authenticate_as('client');
 select results_eq(
-  $$ select user_id, name from public.chat_user_names(array[
-       '0c000000-0000-4000-8000-000000000001', '0c000000-0000-4000-8000-000000000002',
-       '0c000000-0000-4000-8000-000000000003', '0c000000-0000-4000-8000-000000000007',
-       '0c000000-0000-4000-8000-000000000008', '0c000000-0000-4000-8000-0000000000ff']::uuid [])
-     order by user_id $$,
-  $$ values ('0c000000-0000-4000-8000-000000000001'::uuid, 'client'::text),
-            ('0c000000-0000-4000-8000-000000000002'::uuid, 'reader'::text),
-            ('0c000000-0000-4000-8000-000000000007'::uuid, 'Ada Lovelace'::text) $$,
+  format($$ select user_id, name from public.chat_user_names(array[
+       %L, %L,
+       %L, %L,
+       %L, '0c000000-0000-4000-8000-0000000000ff']::uuid [])
+     order by user_id $$, :'client', :'reader', :'outsider', :'ada', :'long'),
+  format($$ values (%L::uuid, 'client'::text),
+            (%L::uuid, 'reader'::text),
+            (%L::uuid, 'Ada Lovelace'::text) $$, :'client', :'reader', :'ada'),
   'The client learns their own name and those of the users they share a session with, and no other.'
 );
 
 reset role;
-select tests.authenticate_as('0c000000-0000-4000-8000-000000000003');
+select tests.authenticate_as('outsider');
 select results_eq(
-  $$ select user_id from public.chat_user_names(array[
-       '0c000000-0000-4000-8000-000000000001', '0c000000-0000-4000-8000-000000000002',
-       '0c000000-0000-4000-8000-000000000003', '0c000000-0000-4000-8000-000000000006']::uuid [])
-     order by user_id $$,
-  $$ values ('0c000000-0000-4000-8000-000000000003'::uuid), ('0c000000-0000-4000-8000-000000000006'::uuid) $$,
+  format($$ select user_id from public.chat_user_names(array[
+       %L, %L,
+       %L, %L]::uuid [])
+     order by user_id $$, :'client', :'reader', :'outsider', :'other_reader'),
+  format($$ values (%L::uuid), (%L::uuid) $$, :'outsider', :'other_reader'),
   'The outsider learns the names in their own session only, not the client''s or the reader''s.'
 );
 
 reset role;
-select tests.authenticate_as('0c000000-0000-4000-8000-000000000004');
+select tests.authenticate_as('admin');
 select is_empty(
-  $$ select * from public.chat_user_names(array['0c000000-0000-4000-8000-000000000001', '0c000000-0000-4000-8000-000000000002']::uuid []) $$,
+  format($$ select * from public.chat_user_names(array[%L, %L]::uuid []) $$, :'client', :'reader'),
   'The admin learns no name of users they share no session with.'
 );
 
 reset role;
-select tests.authenticate_as('0c000000-0000-4000-8000-000000000005');
+select tests.authenticate_as('forger');
 select is_empty(
-  $$ select * from public.chat_user_names(array['0c000000-0000-4000-8000-000000000001']::uuid []) $$,
+  format($$ select * from public.chat_user_names(array[%L]::uuid []) $$, :'client'),
   'A user whose user_metadata says admin learns no name of others.'
 );
 
 reset role;
 select tests.authenticate_as_service_role();
 select results_eq(
-  $$ select user_id, char_length(name) from public.chat_user_names(array[
-       '0c000000-0000-4000-8000-000000000003', '0c000000-0000-4000-8000-000000000008']::uuid [])
-     order by user_id $$,
-  $$ values ('0c000000-0000-4000-8000-000000000003'::uuid, 8), ('0c000000-0000-4000-8000-000000000008'::uuid, 100) $$,
+  format($$ select user_id, char_length(name) from public.chat_user_names(array[
+       %L, %L]::uuid [])
+     order by user_id $$, :'outsider', :'long'),
+  format($$ values (%L::uuid, 8), (%L::uuid, 100) $$, :'outsider', :'long'),
   'The service role learns any user''s name; a name is at most 100 characters.'
 );
 

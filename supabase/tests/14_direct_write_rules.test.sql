@@ -6,29 +6,31 @@ select plan(6);
 
 do $$
 begin
-  perform tests.create_supabase_user(
-    '0c000000-0000-4000-8000-000000000001', 'client@chat.test', '{"role": "client"}', '{}'
-  );
-  perform tests.create_supabase_user(
-    '0c000000-0000-4000-8000-000000000002', 'reader@chat.test', '{"role": "reader"}', '{}'
-  );
+  perform tests.create_supabase_user('client', 'client@chat.test', '{"role": "client"}');
+  perform tests.create_supabase_user('reader', 'reader@chat.test', '{"role": "reader"}');
   insert into public.chat_sessions (id, participants, type, created_by)
   values (
     '5e000000-0000-4000-8000-000000000001',
-    array['0c000000-0000-4000-8000-000000000001', '0c000000-0000-4000-8000-000000000002']::uuid[],
+    array[tests.uid('client'), tests.uid('reader')]::uuid[],
     'support',
-    '0c000000-0000-4000-8000-000000000001'
+    tests.uid('client')
   );
 end
 $$;
 
+-- Their ids as psql variables (:'client'), for statements run under another role.
+select
+  tests.uid('client') as client,
+  tests.uid('reader') as reader
+\gset
+
 reset role;
-select tests.authenticate_as('0c000000-0000-4000-8000-000000000001');
+select tests.authenticate_as('client');
 
 insert into public.chat_messages (id, session_id, sender_id, content, created_at)
 values (
   '3e000000-0000-4000-8000-000000000001', '5e000000-0000-4000-8000-000000000001',
-  '0c000000-0000-4000-8000-000000000001', 'Backdated?', '2001-01-01'
+  :'client', 'Backdated?', '2001-01-01'
 );
 
 select is(
@@ -43,7 +45,7 @@ select is(
 insert into public.chat_messages (id, session_id, sender_id, content, xact_id)
 values (
   '3e000000-0000-4000-8000-000000000003', '5e000000-0000-4000-8000-000000000001',
-  '0c000000-0000-4000-8000-000000000001', 'Hidden from catch-up?', '1'::xid8
+  :'client', 'Hidden from catch-up?', '1'::xid8
 );
 
 select is(
@@ -56,28 +58,28 @@ select is(
 );
 
 select throws_ok(
-  $$ insert into public.chat_sessions (participants, type, created_by)
-     values (array['0c000000-0000-4000-8000-000000000001',
+  format($$ insert into public.chat_sessions (participants, type, created_by)
+     values (array[%L,
                    '0c000000-0000-4000-8000-0000000000ff']::uuid[], 'support',
-             '0c000000-0000-4000-8000-000000000001') $$,
+             %L) $$, :'client', :'client'),
   '22023',
   'unknown participants: 0c000000-0000-4000-8000-0000000000ff',
   'A direct session insert naming a user that does not exist is refused'
 );
 
 select lives_ok(
-  $$ insert into public.chat_sessions (participants, type, created_by)
-     values (array['0c000000-0000-4000-8000-000000000001',
-                   '0c000000-0000-4000-8000-000000000002']::uuid[], 'emergency',
-             '0c000000-0000-4000-8000-000000000001') $$,
+  format($$ insert into public.chat_sessions (participants, type, created_by)
+     values (array[%L,
+                   %L]::uuid[], 'emergency',
+             %L) $$, :'client', :'reader', :'client'),
   'A direct session insert between existing users is accepted'
 );
 
 select throws_ok(
-  $$ insert into public.chat_sessions (participants, type, created_by)
-     values (array['0c000000-0000-4000-8000-000000000001',
-                   '0c000000-0000-4000-8000-000000000001']::uuid[], 'support',
-             '0c000000-0000-4000-8000-000000000001') $$,
+  format($$ insert into public.chat_sessions (participants, type, created_by)
+     values (array[%L,
+                   %L]::uuid[], 'support',
+             %L) $$, :'client', :'client', :'client'),
   '23514',
   null,
   'A session listing the same user twice is refused by the participants check'
@@ -89,7 +91,7 @@ select set_config('request.jwt.claims', '', true);
 insert into public.chat_messages (id, session_id, sender_id, content, created_at)
 values (
   '3e000000-0000-4000-8000-000000000002', '5e000000-0000-4000-8000-000000000001',
-  '0c000000-0000-4000-8000-000000000002', 'Imported', '2001-01-01'
+  :'reader', 'Imported', '2001-01-01'
 );
 
 select is(

@@ -8,23 +8,32 @@ select plan(52);
 -- a user whose user_metadata (editable by the user) claims admin.
 do $$
 begin
-  perform tests.create_supabase_user('0c000000-0000-4000-8000-000000000001', 'client@chat.test', '{"role": "client"}', '{}');
-  perform tests.create_supabase_user('0c000000-0000-4000-8000-000000000002', 'reader@chat.test', '{"role": "reader"}', '{}');
-  perform tests.create_supabase_user('0c000000-0000-4000-8000-000000000003', 'outsider@chat.test', '{"role": "client"}', '{}');
-  perform tests.create_supabase_user('0c000000-0000-4000-8000-000000000004', 'admin@chat.test', '{"role": "admin"}', '{}');
-  perform tests.create_supabase_user('0c000000-0000-4000-8000-000000000005', 'forger@chat.test', '{"role": "client"}', '{"role": "admin"}');
+  perform tests.create_supabase_user('client', 'client@chat.test', '{"role": "client"}');
+  perform tests.create_supabase_user('reader', 'reader@chat.test', '{"role": "reader"}');
+  perform tests.create_supabase_user('outsider', 'outsider@chat.test', '{"role": "client"}');
+  perform tests.create_supabase_user('admin', 'admin@chat.test', '{"role": "admin"}');
+  perform tests.create_supabase_user('forger', 'forger@chat.test', '{"role": "client"}', '{"role": "admin"}');
 
   insert into public.chat_sessions (id, participants, type, booking_id, title, created_by)
   values
   ('5e000000-0000-4000-8000-000000000001',
-   array['0c000000-0000-4000-8000-000000000001', '0c000000-0000-4000-8000-000000000002']::uuid [],
+   array[tests.uid('client'), tests.uid('reader')]::uuid [],
    'booking', 'b0000000-0000-4000-8000-000000000001', 'Active consultation',
-   '0c000000-0000-4000-8000-000000000001'),
+   tests.uid('client')),
   ('5e000000-0000-4000-8000-000000000002',
-   array['0c000000-0000-4000-8000-000000000001', '0c000000-0000-4000-8000-000000000002']::uuid [],
-   'support', null, 'Files', '0c000000-0000-4000-8000-000000000001');
+   array[tests.uid('client'), tests.uid('reader')]::uuid [],
+   'support', null, 'Files', tests.uid('client'));
 end
 $$;
+
+-- Their ids as psql variables (:'client'), for statements run under another role.
+select
+  tests.uid('client') as client,
+  tests.uid('reader') as reader,
+  tests.uid('outsider') as outsider,
+  tests.uid('admin') as admin,
+  tests.uid('forger') as forger
+\gset
 
 -- The audit rows of a session (or of no session) with one action, as "actor_role:actor_id".
 create function pg_temp.actors(target_session uuid, target_action text) returns text[]
@@ -44,9 +53,9 @@ select is(
 
 -- ---------------------------------------------------------------- as a participant (RPC)
 reset role;
-select tests.authenticate_as('0c000000-0000-4000-8000-000000000001');
+select tests.authenticate_as('client');
 select public.create_chat_session(
-  array['0c000000-0000-4000-8000-000000000001', '0c000000-0000-4000-8000-000000000002']::uuid[],
+  array[:'client', :'reader']::uuid[],
   'support', null, 'Created through the API'
 );
 reset role;
@@ -56,19 +65,19 @@ select is(
     from public.chat_audit_logs as a
     where a.action = 'session.created' and a.details ->> 'title' = 'Created through the API'
   ),
-  array['client:0c000000-0000-4000-8000-000000000001'],
+  array['client:' || :'client'],
   'create_chat_session leaves session.created with the client as actor.'
 );
 
 reset role;
-select tests.authenticate_as('0c000000-0000-4000-8000-000000000001');
+select tests.authenticate_as('client');
 select public.send_chat_message(
   '5e000000-0000-4000-8000-000000000001', 'A private question', 'text', null, '{}', 'q-1'
 );
 reset role;
 select is(
   pg_temp.actors('5e000000-0000-4000-8000-000000000001', 'message.created'),
-  array['client:0c000000-0000-4000-8000-000000000001'],
+  array['client:' || :'client'],
   'send_chat_message leaves message.created with the sender as actor.'
 );
 select is(
@@ -88,7 +97,7 @@ select is(
     where a.action = 'message.created' and a.session_id = '5e000000-0000-4000-8000-000000000001'
   ),
   jsonb_build_object(
-    'type', 'text', 'sender_id', '0c000000-0000-4000-8000-000000000001',
+    'type', 'text', 'sender_id', :'client',
     'content_length', 18, 'client_message_id', 'q-1'
   ),
   'The audit keeps the message''s shape and length, never its content.'
@@ -102,13 +111,13 @@ select is(
 );
 
 reset role;
-select tests.authenticate_as('0c000000-0000-4000-8000-000000000002');
+select tests.authenticate_as('reader');
 select public.mark_chat_messages_read('5e000000-0000-4000-8000-000000000001');
 select public.mark_chat_messages_read('5e000000-0000-4000-8000-000000000001');
 reset role;
 select is(
   pg_temp.actors('5e000000-0000-4000-8000-000000000001', 'read_state.advanced'),
-  array['reader:0c000000-0000-4000-8000-000000000002'],
+  array['reader:' || :'reader'],
   'Marking read leaves one read_state.advanced row; marking again without new messages none.'
 );
 select is(
@@ -126,16 +135,16 @@ select is(
 -- ---------------------------------------------------------------- as a participant (tables)
 -- What supabase-js does through PostgREST: plain inserts and updates under RLS.
 reset role;
-select tests.authenticate_as('0c000000-0000-4000-8000-000000000002');
+select tests.authenticate_as('reader');
 insert into public.chat_messages (session_id, sender_id, content)
-values ('5e000000-0000-4000-8000-000000000001', '0c000000-0000-4000-8000-000000000002', 'An answer');
+values ('5e000000-0000-4000-8000-000000000001', :'reader', 'An answer');
 update public.chat_sessions set title = 'Renamed'
 where id = '5e000000-0000-4000-8000-000000000001';
 reset role;
 select is(
   pg_temp.actors('5e000000-0000-4000-8000-000000000001', 'message.created'),
   array[
-    'client:0c000000-0000-4000-8000-000000000001', 'reader:0c000000-0000-4000-8000-000000000002'
+    'client:' || :'client', 'reader:' || :'reader'
   ],
   'A direct insert into chat_messages is audited like the function.'
 );
@@ -149,12 +158,12 @@ select is(
 );
 
 reset role;
-select tests.authenticate_as('0c000000-0000-4000-8000-000000000001');
+select tests.authenticate_as('client');
 select public.close_chat_session('5e000000-0000-4000-8000-000000000001');
 reset role;
 select is(
   pg_temp.actors('5e000000-0000-4000-8000-000000000001', 'session.closed'),
-  array['client:0c000000-0000-4000-8000-000000000001'],
+  array['client:' || :'client'],
   'Closing leaves session.closed with the closer as actor.'
 );
 select is(
@@ -172,7 +181,7 @@ reset role;
 select tests.authenticate_as_service_role();
 insert into public.chat_sessions (id, participants, type, created_by)
 values (
-  '5e000000-0000-4000-8000-000000000009', array['0c000000-0000-4000-8000-000000000003']::uuid[],
+  '5e000000-0000-4000-8000-000000000009', array[:'outsider']::uuid[],
   'support', null
 );
 delete from public.chat_messages
@@ -191,24 +200,24 @@ select is(
 
 -- ---------------------------------------------------------------- admins
 reset role;
-select tests.authenticate_as('0c000000-0000-4000-8000-000000000004');
+select tests.authenticate_as('admin');
 select public.admin_close_chat_session('5e000000-0000-4000-8000-000000000009');
 reset role;
 select is(
   pg_temp.actors('5e000000-0000-4000-8000-000000000009', 'session.closed'),
-  array['admin:0c000000-0000-4000-8000-000000000004'],
+  array['admin:' || :'admin'],
   'An admin closing someone else''s session is the actor, with the admin role.'
 );
 
 -- A role in user_metadata is not an app role.
 reset role;
-select tests.authenticate_as('0c000000-0000-4000-8000-000000000005');
-select public.create_chat_session(array['0c000000-0000-4000-8000-000000000005']::uuid[], 'support');
+select tests.authenticate_as('forger');
+select public.create_chat_session(array[:'forger']::uuid[], 'support');
 reset role;
 select is(
   (
     select array_agg(a.actor_role) from public.chat_audit_logs as a
-    where a.action = 'session.created' and a.actor_id = '0c000000-0000-4000-8000-000000000005'
+    where a.action = 'session.created' and a.actor_id = :'forger'
   ),
   array['client'],
   'The actor role comes from app_metadata, never from user_metadata.'
@@ -217,21 +226,21 @@ select is(
 -- ---------------------------------------------------------------- storage objects (chat-files)
 insert into storage.buckets (id, name, public) values ('avatars', 'avatars', false);
 reset role;
-select tests.authenticate_as('0c000000-0000-4000-8000-000000000001');
+select tests.authenticate_as('client');
 insert into storage.objects (bucket_id, name, owner, owner_id, metadata)
 values (
-  'chat-files', '5e000000-0000-4000-8000-000000000002/0c000000-0000-4000-8000-000000000001/voice.ogg',
-  '0c000000-0000-4000-8000-000000000001', '0c000000-0000-4000-8000-000000000001',
+  'chat-files', '5e000000-0000-4000-8000-000000000002/' || :'client' || '/voice.ogg',
+  :'client', :'client',
   '{"size": 2048, "mimetype": "audio/ogg"}'
 );
 delete from storage.objects
-where name = '5e000000-0000-4000-8000-000000000002/0c000000-0000-4000-8000-000000000001/voice.ogg';
+where name = '5e000000-0000-4000-8000-000000000002/' || :'client' || '/voice.ogg';
 reset role;
 insert into storage.objects (bucket_id, name)
-values ('avatars', '5e000000-0000-4000-8000-000000000002/0c000000-0000-4000-8000-000000000001/me.png');
+values ('avatars', '5e000000-0000-4000-8000-000000000002/' || :'client' || '/me.png');
 select is(
   pg_temp.actors('5e000000-0000-4000-8000-000000000002', 'file.created'),
-  array['client:0c000000-0000-4000-8000-000000000001'],
+  array['client:' || :'client'],
   'Storing a chat file is audited with the uploader and the session of its folder.'
 );
 select is(
@@ -241,13 +250,13 @@ select is(
   ),
   jsonb_build_object(
     'bucket', 'chat-files', 'size', 2048, 'mimetype', 'audio/ogg',
-    'name', '5e000000-0000-4000-8000-000000000002/0c000000-0000-4000-8000-000000000001/voice.ogg'
+    'name', '5e000000-0000-4000-8000-000000000002/' || :'client' || '/voice.ogg'
   ),
   'The file.created row carries the object''s name, size and type.'
 );
 select is(
   pg_temp.actors('5e000000-0000-4000-8000-000000000002', 'file.removed'),
-  array['client:0c000000-0000-4000-8000-000000000001'],
+  array['client:' || :'client'],
   'Removing a chat file is audited.'
 );
 select is(
@@ -409,7 +418,7 @@ select throws_ok(
   'anon cannot delete audit rows, even when granted DELETE.'
 );
 reset role;
-select tests.authenticate_as('0c000000-0000-4000-8000-000000000001');
+select tests.authenticate_as('client');
 select throws_ok(
   $$ update public.chat_audit_logs set action = 'edited' $$,
   '42501', 'chat_audit_logs is append-only: UPDATE is not allowed',
@@ -421,7 +430,7 @@ select throws_ok(
   'A client cannot delete audit rows, even when granted DELETE.'
 );
 reset role;
-select tests.authenticate_as('0c000000-0000-4000-8000-000000000002');
+select tests.authenticate_as('reader');
 select throws_ok(
   $$ update public.chat_audit_logs set action = 'edited' $$,
   '42501', 'chat_audit_logs is append-only: UPDATE is not allowed',
@@ -433,7 +442,7 @@ select throws_ok(
   'A reader cannot delete audit rows, even when granted DELETE.'
 );
 reset role;
-select tests.authenticate_as('0c000000-0000-4000-8000-000000000004');
+select tests.authenticate_as('admin');
 select throws_ok(
   $$ update public.chat_audit_logs set action = 'edited' $$,
   '42501', 'chat_audit_logs is append-only: UPDATE is not allowed',

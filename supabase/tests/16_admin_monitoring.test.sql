@@ -9,49 +9,57 @@ select plan(42);
 -- super admin, and a user whose user_metadata (editable by the user) claims admin.
 do $$
 begin
-  perform tests.create_supabase_user('0c000000-0000-4000-8000-000000000001', 'client@chat.test', '{"role": "client"}', '{"full_name": "Cora Client"}');
-  perform tests.create_supabase_user('0c000000-0000-4000-8000-000000000002', 'reader@chat.test', '{"role": "reader"}', '{}');
-  perform tests.create_supabase_user('0c000000-0000-4000-8000-000000000004', 'admin@chat.test', '{"role": "admin"}', '{}');
-  perform tests.create_supabase_user('0c000000-0000-4000-8000-000000000005', 'forger@chat.test', '{"role": "client"}', '{"role": "admin"}');
-  perform tests.create_supabase_user('0c000000-0000-4000-8000-000000000007', 'root@chat.test', '{"role": "super_admin"}', '{}');
+  perform tests.create_supabase_user('client', 'client@chat.test', '{"role": "client"}', '{"full_name": "Cora Client"}');
+  perform tests.create_supabase_user('reader', 'reader@chat.test', '{"role": "reader"}');
+  perform tests.create_supabase_user('admin', 'admin@chat.test', '{"role": "admin"}');
+  perform tests.create_supabase_user('forger', 'forger@chat.test', '{"role": "client"}', '{"role": "admin"}');
+  perform tests.create_supabase_user('root', 'root@chat.test', '{"role": "super_admin"}');
 
   insert into public.chat_sessions (id, participants, type, booking_id, title, created_by, created_at)
   values
   ('5e000000-0000-4000-8000-000000000001',
-   array['0c000000-0000-4000-8000-000000000001', '0c000000-0000-4000-8000-000000000002']::uuid[],
+   array[tests.uid('client'), tests.uid('reader')]::uuid[],
    'booking', 'b0000000-0000-4000-8000-000000000001', 'Active consultation',
-   '0c000000-0000-4000-8000-000000000001', now() - interval '10 minutes');
+   tests.uid('client'), now() - interval '10 minutes');
 
   insert into storage.objects (bucket_id, name)
-  values ('chat-files', '5e000000-0000-4000-8000-000000000001/0c000000-0000-4000-8000-000000000001/v.ogg');
+  values ('chat-files', '5e000000-0000-4000-8000-000000000001/' || tests.uid('client') || '/v.ogg');
 
   -- Client asks, reader answers 60 s later, client answers 30 s later, client again.
   insert into public.chat_messages (id, session_id, sender_id, type, content, metadata, created_at)
   values
   ('3e000000-0000-4000-8000-000000000001', '5e000000-0000-4000-8000-000000000001',
-   '0c000000-0000-4000-8000-000000000001', 'text', 'Question', '{}', now() - interval '5 minutes'),
+   tests.uid('client'), 'text', 'Question', '{}', now() - interval '5 minutes'),
   ('3e000000-0000-4000-8000-000000000002', '5e000000-0000-4000-8000-000000000001',
-   '0c000000-0000-4000-8000-000000000002', 'text', 'Answer', '{}', now() - interval '4 minutes'),
+   tests.uid('reader'), 'text', 'Answer', '{}', now() - interval '4 minutes'),
   ('3e000000-0000-4000-8000-000000000003', '5e000000-0000-4000-8000-000000000001',
-   '0c000000-0000-4000-8000-000000000001', 'audio', null,
-   '{"storage_path": "5e000000-0000-4000-8000-000000000001/0c000000-0000-4000-8000-000000000001/v.ogg", "size_bytes": 3000}',
+   tests.uid('client'), 'audio', null,
+   jsonb_build_object(
+     'storage_path', '5e000000-0000-4000-8000-000000000001/' || tests.uid('client') || '/v.ogg', 'size_bytes', 3000
+   ),
    now() - interval '210 seconds'),
   ('3e000000-0000-4000-8000-000000000004', '5e000000-0000-4000-8000-000000000001',
-   '0c000000-0000-4000-8000-000000000001', 'text', 'Thanks', '{}', now() - interval '3 minutes');
+   tests.uid('client'), 'text', 'Thanks', '{}', now() - interval '3 minutes');
 
   insert into public.chat_read_state (session_id, user_id, last_read_message_id, last_read_at, last_read_seq)
-  select m.session_id, '0c000000-0000-4000-8000-000000000002', m.id, m.created_at, m.seq
+  select m.session_id, tests.uid('reader'), m.id, m.created_at, m.seq
   from public.chat_messages as m where m.id = '3e000000-0000-4000-8000-000000000002';
 
   insert into public.chat_monitoring (event_type, user_id, session_id, details, timestamp)
   values
-  ('connect', '0c000000-0000-4000-8000-000000000001', null, '{}', now() - interval '5 minutes'),
-  ('connect', '0c000000-0000-4000-8000-000000000002', null, '{}', now() - interval '5 minutes'),
-  ('join', '0c000000-0000-4000-8000-000000000001', '5e000000-0000-4000-8000-000000000001', '{}', now() - interval '4 minutes'),
-  ('error', '0c000000-0000-4000-8000-000000000001', null, '{"code": "rate_limited"}', now() - interval '1 minute'),
-  ('connect', '0c000000-0000-4000-8000-000000000001', null, '{}', now() - interval '40 days');
+  ('connect', tests.uid('client'), null, '{}', now() - interval '5 minutes'),
+  ('connect', tests.uid('reader'), null, '{}', now() - interval '5 minutes'),
+  ('join', tests.uid('client'), '5e000000-0000-4000-8000-000000000001', '{}', now() - interval '4 minutes'),
+  ('error', tests.uid('client'), null, '{"code": "rate_limited"}', now() - interval '1 minute'),
+  ('connect', tests.uid('client'), null, '{}', now() - interval '40 days');
 end
 $$;
+
+-- Their ids as psql variables (:'client'), for statements run under another role.
+select
+  tests.uid('admin') as admin,
+  tests.uid('root') as root
+\gset
 
 -- ---------------------------------------------------------------- who may read
 reset role;
@@ -75,7 +83,7 @@ select throws_ok(
 );
 
 reset role;
-select tests.authenticate_as('0c000000-0000-4000-8000-000000000001');
+select tests.authenticate_as('client');
 select throws_ok(
   $$ select public.admin_chat_audit_logs() $$,
   '42501', 'only admins can read the audit log',
@@ -103,7 +111,7 @@ select throws_ok(
 );
 
 reset role;
-select tests.authenticate_as('0c000000-0000-4000-8000-000000000002');
+select tests.authenticate_as('reader');
 select throws_ok(
   $$ select public.admin_chat_audit_logs() $$,
   '42501', 'only admins can read the audit log',
@@ -121,7 +129,7 @@ select throws_ok(
 );
 
 reset role;
-select tests.authenticate_as('0c000000-0000-4000-8000-000000000005');
+select tests.authenticate_as('forger');
 select throws_ok(
   $$ select public.admin_chat_audit_logs() $$,
   '42501', 'only admins can read the audit log',
@@ -146,7 +154,7 @@ where a.session_id = '5e000000-0000-4000-8000-000000000001';
 grant select on expected to authenticated;
 
 reset role;
-select tests.authenticate_as('0c000000-0000-4000-8000-000000000004');
+select tests.authenticate_as('admin');
 select is(
   (public.admin_chat_audit_logs(session_id => '5e000000-0000-4000-8000-000000000001') ->> 'total')::integer,
   (select e.session_rows from expected as e),
@@ -190,7 +198,7 @@ select is(
 select is(
   (
     public.admin_chat_audit_logs(
-      user_id => '0c000000-0000-4000-8000-000000000004', action => 'admin.audit.read'
+      user_id => :'admin', action => 'admin.audit.read'
     ) ->> 'total'
   )::integer,
   5,
@@ -218,7 +226,7 @@ select is(
 
 -- ---------------------------------------------------------------- one session
 reset role;
-select tests.authenticate_as('0c000000-0000-4000-8000-000000000007');
+select tests.authenticate_as('root');
 create temp table monitored on commit drop as
 select public.admin_chat_session_monitoring('5e000000-0000-4000-8000-000000000001') as m;
 
@@ -301,7 +309,7 @@ reset role;
 select is(
   (
     select array_agg(a.action order by a.id) from public.chat_audit_logs as a
-    where a.actor_id = '0c000000-0000-4000-8000-000000000007'
+    where a.actor_id = :'root'
   ),
   array['admin.monitoring.session.read', 'admin.monitoring.read'],
   'Every admin read is audited with the reader as actor.'
@@ -309,7 +317,7 @@ select is(
 
 -- ---------------------------------------------------------------- retention
 reset role;
-select tests.authenticate_as('0c000000-0000-4000-8000-000000000007');
+select tests.authenticate_as('root');
 select throws_ok(
   $$ select public.purge_chat_monitoring(interval '30 days') $$,
   '42501', 'permission denied for function purge_chat_monitoring',

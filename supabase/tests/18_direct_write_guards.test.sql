@@ -8,69 +8,69 @@ select plan(7);
 
 do $$
 begin
-  perform tests.create_supabase_user(
-    '0c000000-0000-4000-8000-000000000001', 'client@chat.test', '{"role": "client"}', '{}'
-  );
-  perform tests.create_supabase_user(
-    '0c000000-0000-4000-8000-000000000002', 'reader@chat.test', '{"role": "reader"}', '{}'
-  );
-  perform tests.create_supabase_user(
-    '0c000000-0000-4000-8000-000000000003', 'outsider@chat.test', '{"role": "client"}', '{}'
-  );
+  perform tests.create_supabase_user('client', 'client@chat.test', '{"role": "client"}');
+  perform tests.create_supabase_user('reader', 'reader@chat.test', '{"role": "reader"}');
+  perform tests.create_supabase_user('outsider', 'outsider@chat.test', '{"role": "client"}');
   insert into public.chat_sessions (id, participants, type, created_by)
   values
   (
     '5e000000-0000-4000-8000-000000000001',
-    array['0c000000-0000-4000-8000-000000000001', '0c000000-0000-4000-8000-000000000002']::uuid[],
-    'support', '0c000000-0000-4000-8000-000000000001'
+    array[tests.uid('client'), tests.uid('reader')]::uuid[],
+    'support', tests.uid('client')
   ),
   (
     '5e000000-0000-4000-8000-000000000002',
-    array['0c000000-0000-4000-8000-000000000003']::uuid[],
-    'support', '0c000000-0000-4000-8000-000000000003'
+    array[tests.uid('outsider')]::uuid[],
+    'support', tests.uid('outsider')
   );
   insert into storage.objects (bucket_id, name, owner_id, metadata)
   values (
     'chat-files',
-    '5e000000-0000-4000-8000-000000000001/0c000000-0000-4000-8000-000000000001/a-photo.png',
-    '0c000000-0000-4000-8000-000000000001',
+    '5e000000-0000-4000-8000-000000000001/' || tests.uid('client') || '/a-photo.png',
+    tests.uid('client'),
     '{"mimetype": "image/png", "size": 2048}'
   );
   insert into public.chat_messages (id, session_id, sender_id, content, created_at)
   values
   (
     '3e000000-0000-4000-8000-000000000001', '5e000000-0000-4000-8000-000000000001',
-    '0c000000-0000-4000-8000-000000000002', 'first', now() - interval '2 minutes'
+    tests.uid('reader'), 'first', now() - interval '2 minutes'
   ),
   (
     '3e000000-0000-4000-8000-000000000002', '5e000000-0000-4000-8000-000000000001',
-    '0c000000-0000-4000-8000-000000000002', 'second', now() - interval '1 minute'
+    tests.uid('reader'), 'second', now() - interval '1 minute'
   );
 end
 $$;
 
+-- Their ids as psql variables (:'client'), for statements run under another role.
+select
+  tests.uid('client') as client,
+  tests.uid('outsider') as outsider
+\gset
+
 -- The outsider points a message of their own session at the client's file.
 reset role;
-select tests.authenticate_as('0c000000-0000-4000-8000-000000000003');
+select tests.authenticate_as('outsider');
 select throws_ok(
-  $$ insert into public.chat_messages (session_id, sender_id, type, metadata)
-     values ('5e000000-0000-4000-8000-000000000002', '0c000000-0000-4000-8000-000000000003',
+  format($$ insert into public.chat_messages (session_id, sender_id, type, metadata)
+     values ('5e000000-0000-4000-8000-000000000002', %L,
              'image', jsonb_build_object('storage_path',
-             '5e000000-0000-4000-8000-000000000001/0c000000-0000-4000-8000-000000000001/a-photo.png')) $$,
+             '5e000000-0000-4000-8000-000000000001/%s/a-photo.png')) $$, :'outsider', :'client'),
   '22023',
   'metadata.storage_path is not a file you uploaded to this session',
   'A direct insert cannot reference a file of another session'
 );
 
 reset role;
-select tests.authenticate_as('0c000000-0000-4000-8000-000000000001');
+select tests.authenticate_as('client');
 insert into public.chat_messages (id, session_id, sender_id, type, metadata)
 values (
   '3e000000-0000-4000-8000-000000000003', '5e000000-0000-4000-8000-000000000001',
-  '0c000000-0000-4000-8000-000000000001', 'image',
+  :'client', 'image',
   jsonb_build_object(
     'storage_path',
-    '5e000000-0000-4000-8000-000000000001/0c000000-0000-4000-8000-000000000001/a-photo.png',
+    '5e000000-0000-4000-8000-000000000001/' || :'client' || '/a-photo.png',
     'mime_type', 'application/pdf', 'size_bytes', 1, 'url', 'https://evil.example/x'
   )
 );
@@ -96,7 +96,7 @@ select ok(
 insert into public.chat_messages (id, session_id, sender_id, content, metadata)
 values (
   '3e000000-0000-4000-8000-000000000004', '5e000000-0000-4000-8000-000000000001',
-  '0c000000-0000-4000-8000-000000000001', 'look', '{"url": "https://evil.example/y"}'
+  :'client', 'look', '{"url": "https://evil.example/y"}'
 );
 
 select ok(
@@ -112,7 +112,7 @@ insert into public.chat_read_state (
   session_id, user_id, last_read_message_id, last_read_at, last_read_seq
 )
 values (
-  '5e000000-0000-4000-8000-000000000001', '0c000000-0000-4000-8000-000000000001',
+  '5e000000-0000-4000-8000-000000000001', :'client',
   '3e000000-0000-4000-8000-000000000002', '2100-01-01', 999999999
 );
 
@@ -120,7 +120,7 @@ select is(
   (
     select last_read_seq from public.chat_read_state
     where session_id = '5e000000-0000-4000-8000-000000000001'
-      and user_id = '0c000000-0000-4000-8000-000000000001'
+      and user_id = :'client'
   ),
   (
     select seq from public.chat_messages
@@ -130,10 +130,10 @@ select is(
 );
 
 select throws_ok(
-  $$ update public.chat_read_state
+  format($$ update public.chat_read_state
      set last_read_message_id = '3e000000-0000-4000-8000-000000000001'
      where session_id = '5e000000-0000-4000-8000-000000000001'
-       and user_id = '0c000000-0000-4000-8000-000000000001' $$,
+       and user_id = %L $$, :'client'),
   '22023',
   'a read cursor cannot move backwards',
   'A read cursor cannot be moved backwards directly'

@@ -6,26 +6,26 @@ select plan(13);
 
 do $$
 begin
-  perform tests.create_supabase_user('0e000000-0000-4000-8000-000000000001', 'client@search.test', '{"role": "client"}', '{}');
-  perform tests.create_supabase_user('0e000000-0000-4000-8000-000000000002', 'reader@search.test', '{"role": "reader"}', '{}');
-  perform tests.create_supabase_user('0e000000-0000-4000-8000-000000000003', 'outsider@search.test', '{"role": "client"}', '{}');
-  perform tests.create_supabase_user('0e000000-0000-4000-8000-000000000004', 'admin@search.test', '{"role": "admin"}', '{}');
+  perform tests.create_supabase_user('client', 'client@search.test', '{"role": "client"}');
+  perform tests.create_supabase_user('reader', 'reader@search.test', '{"role": "reader"}');
+  perform tests.create_supabase_user('outsider', 'outsider@search.test', '{"role": "client"}');
+  perform tests.create_supabase_user('admin', 'admin@search.test', '{"role": "admin"}');
   insert into public.chat_sessions (id, participants, type, title, status, created_by, closed_at)
   values
   ('5f000000-0000-4000-8000-000000000001',
-   array['0e000000-0000-4000-8000-000000000001', '0e000000-0000-4000-8000-000000000002']::uuid [],
-   'support', 'Tarot questions', 'active', '0e000000-0000-4000-8000-000000000001', null),
+   array[tests.uid('client'), tests.uid('reader')]::uuid [],
+   'support', 'Tarot questions', 'active', tests.uid('client'), null),
   ('5f000000-0000-4000-8000-000000000002',
-   array['0e000000-0000-4000-8000-000000000001', '0e000000-0000-4000-8000-000000000002']::uuid [],
-   'emergency', 'Urgent', 'closed', '0e000000-0000-4000-8000-000000000001', now());
+   array[tests.uid('client'), tests.uid('reader')]::uuid [],
+   'emergency', 'Urgent', 'closed', tests.uid('client'), now());
   insert into public.chat_messages (id, session_id, sender_id, content, created_at)
   values
   ('3f000000-0000-4000-8000-000000000001', '5f000000-0000-4000-8000-000000000001',
-   '0e000000-0000-4000-8000-000000000001', 'The moon card came up twice <b>today</b>', now() - interval '3 minutes'),
+   tests.uid('client'), 'The moon card came up twice <b>today</b>', now() - interval '3 minutes'),
   ('3f000000-0000-4000-8000-000000000002', '5f000000-0000-4000-8000-000000000001',
-   '0e000000-0000-4000-8000-000000000002', 'The moon, the moon and the moon again', now() - interval '2 minutes'),
+   tests.uid('reader'), 'The moon, the moon and the moon again', now() - interval '2 minutes'),
   ('3f000000-0000-4000-8000-000000000003', '5f000000-0000-4000-8000-000000000002',
-   '0e000000-0000-4000-8000-000000000001', 'Please call me about the sun', now() - interval '1 minute');
+   tests.uid('client'), 'Please call me about the sun', now() - interval '1 minute');
 end
 $$;
 
@@ -38,7 +38,7 @@ select ok(
 );
 
 reset role;
-select tests.authenticate_as('0e000000-0000-4000-8000-000000000001');
+select tests.authenticate_as('client');
 select results_eq(
   $$ select id from public.search_chat_messages('moon') $$,
   $$ values ('3f000000-0000-4000-8000-000000000002'::uuid), ('3f000000-0000-4000-8000-000000000001'::uuid) $$,
@@ -65,7 +65,7 @@ select throws_ok(
 );
 
 reset role;
-select tests.authenticate_as('0e000000-0000-4000-8000-000000000003');
+select tests.authenticate_as('outsider');
 select is_empty(
   $$ select 1 from public.search_chat_messages('moon') $$,
   'An outsider finds nothing.'
@@ -75,7 +75,7 @@ select is_empty(
   'An outsider finds nothing even naming the session.'
 );
 reset role;
-select tests.authenticate_as('0e000000-0000-4000-8000-000000000004');
+select tests.authenticate_as('admin');
 select is_empty(
   $$ select 1 from public.search_chat_messages('moon') $$,
   'An admin outside the session finds nothing either.'
@@ -83,7 +83,7 @@ select is_empty(
 
 -- ---------------------------------------------------------------- session filters
 reset role;
-select tests.authenticate_as('0e000000-0000-4000-8000-000000000001');
+select tests.authenticate_as('client');
 select results_eq(
   $$ select id from public.find_my_chat_sessions(search => 'tarot') $$,
   $$ values ('5f000000-0000-4000-8000-000000000001'::uuid) $$,
@@ -100,7 +100,7 @@ select results_eq(
   'Type and status filter the list.'
 );
 reset role;
-select tests.authenticate_as('0e000000-0000-4000-8000-000000000003');
+select tests.authenticate_as('outsider');
 select is_empty(
   $$ select 1 from public.find_my_chat_sessions(search => 'moon') $$,
   'An outsider finds no session.'

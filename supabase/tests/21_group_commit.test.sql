@@ -7,20 +7,27 @@ select plan(17);
 
 do $$
 begin
-  perform tests.create_supabase_user('0c000000-0000-4000-8000-000000000001', 'client@chat.test', '{"role": "client"}', '{}');
-  perform tests.create_supabase_user('0c000000-0000-4000-8000-000000000002', 'reader@chat.test', '{"role": "reader"}', '{}');
-  perform tests.create_supabase_user('0c000000-0000-4000-8000-000000000003', 'outsider@chat.test', '{"role": "client"}', '{}');
+  perform tests.create_supabase_user('client', 'client@chat.test', '{"role": "client"}');
+  perform tests.create_supabase_user('reader', 'reader@chat.test', '{"role": "reader"}');
+  perform tests.create_supabase_user('outsider', 'outsider@chat.test', '{"role": "client"}');
 
   insert into public.chat_sessions (id, participants, type, created_by, status, closed_at, last_message_at)
   values
   ('5e000000-0000-4000-8000-000000000001',
-   array['0c000000-0000-4000-8000-000000000001', '0c000000-0000-4000-8000-000000000002']::uuid [],
-   'support', '0c000000-0000-4000-8000-000000000001', 'active', null, '2001-01-01'),
+   array[tests.uid('client'), tests.uid('reader')]::uuid [],
+   'support', tests.uid('client'), 'active', null, '2001-01-01'),
   ('5e000000-0000-4000-8000-000000000002',
-   array['0c000000-0000-4000-8000-000000000001', '0c000000-0000-4000-8000-000000000002']::uuid [],
-   'support', '0c000000-0000-4000-8000-000000000001', 'closed', now(), null);
+   array[tests.uid('client'), tests.uid('reader')]::uuid [],
+   'support', tests.uid('client'), 'closed', now(), null);
 end
 $$;
+
+-- Their ids as psql variables (:'client'), for statements run under another role.
+select
+  tests.uid('client') as client,
+  tests.uid('reader') as reader,
+  tests.uid('outsider') as outsider
+\gset
 
 create function pg_temp.claims(uid text) returns text
 language sql
@@ -30,10 +37,10 @@ as $$ select json_build_object('sub', uid, 'role', 'authenticated', 'app_metadat
 create temp table sent as
 select * from chat_private.send_chat_messages(
     array[
-      pg_temp.claims('0c000000-0000-4000-8000-000000000001'),
-      pg_temp.claims('0c000000-0000-4000-8000-000000000003'),
-      pg_temp.claims('0c000000-0000-4000-8000-000000000001'),
-      pg_temp.claims('0c000000-0000-4000-8000-000000000002')
+      pg_temp.claims(:'client'),
+      pg_temp.claims(:'outsider'),
+      pg_temp.claims(:'client'),
+      pg_temp.claims(:'reader')
     ],
     array[
       '5e000000-0000-4000-8000-000000000001', '5e000000-0000-4000-8000-000000000001',
@@ -70,8 +77,8 @@ select is(
 );
 select results_eq(
   $$ select sender_id, content, inserted from sent where error_state is null order by ord $$,
-  $$ values ('0c000000-0000-4000-8000-000000000001'::uuid, 'first', true),
-            ('0c000000-0000-4000-8000-000000000002'::uuid, 'second', true) $$,
+  format($$ values (%L::uuid, 'first', true),
+            (%L::uuid, 'second', true) $$, :'client', :'reader'),
   'Each stored message carries its own sender.'
 );
 select is(
@@ -106,7 +113,7 @@ select is(
     select array_agg(actor_id order by id) from public.chat_audit_logs
     where action = 'message.created' and session_id = '5e000000-0000-4000-8000-000000000001'
   ),
-  array['0c000000-0000-4000-8000-000000000001', '0c000000-0000-4000-8000-000000000002']::uuid[],
+  array[:'client', :'reader']::uuid[],
   'The audit names each message''s own sender.'
 );
 select is(current_user::text, 'postgres', 'The caller''s role is restored after the group.');
@@ -119,11 +126,11 @@ select is(
 -- by this transaction": here, one transaction for the whole test, it stays true; the
 -- relay tests show a retry is not emitted again.)
 select results_eq(
-  $$ select content, error_state from chat_private.send_chat_messages(
-       array[pg_temp.claims('0c000000-0000-4000-8000-000000000001')],
+  format($$ select content, error_state from chat_private.send_chat_messages(
+       array[pg_temp.claims(%L)],
        array['5e000000-0000-4000-8000-000000000001']::uuid [],
        array['first'], array['text'], array[null]::uuid [], array['{}']::jsonb [], array['c-1']
-     ) $$,
+     ) $$, :'client'),
   $$ values ('first', null::text) $$,
   'A retried client_message_id returns the first message...'
 );
@@ -138,12 +145,12 @@ select is(
 
 -- The fast try (no isolation): one bad message fails the whole statement.
 select throws_ok(
-  $$ select * from chat_private.send_chat_messages(
-       array[pg_temp.claims('0c000000-0000-4000-8000-000000000001'), pg_temp.claims('0c000000-0000-4000-8000-000000000003')],
+  format($$ select * from chat_private.send_chat_messages(
+       array[pg_temp.claims(%L), pg_temp.claims(%L)],
        array['5e000000-0000-4000-8000-000000000001', '5e000000-0000-4000-8000-000000000001']::uuid [],
        array['fine', 'intruder'], array['text', 'text'], array[null, null]::uuid [],
        array['{}', '{}']::jsonb [], array[null, null]
-     ) $$,
+     ) $$, :'client', :'outsider'),
   'P0002', null,
   'Without isolation a bad message fails the group (the service then retries in isolation).'
 );
@@ -151,7 +158,7 @@ select is(current_user::text, 'postgres', 'A failed group leaves the caller''s r
 
 -- Only the service's database role may call it.
 reset role;
-select tests.authenticate_as('0c000000-0000-4000-8000-000000000001');
+select tests.authenticate_as('client');
 select throws_ok(
   $$ select * from chat_private.send_chat_messages(
        array['{}'], array['5e000000-0000-4000-8000-000000000001']::uuid [], array['x'],

@@ -7,34 +7,41 @@ select plan(13);
 
 do $$
 begin
-  perform tests.create_supabase_user('0c000000-0000-4000-8000-000000000001', 'client@chat.test', '{"role": "client"}', '{}');
-  perform tests.create_supabase_user('0c000000-0000-4000-8000-000000000002', 'reader@chat.test', '{"role": "reader"}', '{}');
-  perform tests.create_supabase_user('0c000000-0000-4000-8000-000000000009', 'leaving@chat.test', '{"role": "client"}', '{}');
+  perform tests.create_supabase_user('client', 'client@chat.test', '{"role": "client"}');
+  perform tests.create_supabase_user('reader', 'reader@chat.test', '{"role": "reader"}');
+  perform tests.create_supabase_user('leaving', 'leaving@chat.test', '{"role": "client"}');
 
   insert into public.chat_sessions (id, participants, type, created_by)
   values (
     '5e000000-0000-4000-8000-000000000001',
     array[
-      '0c000000-0000-4000-8000-000000000001', '0c000000-0000-4000-8000-000000000002',
-      '0c000000-0000-4000-8000-000000000009'
+      tests.uid('client'), tests.uid('reader'),
+      tests.uid('leaving')
     ]::uuid [],
-    'support', '0c000000-0000-4000-8000-000000000001'
+    'support', tests.uid('client')
   );
   insert into public.chat_messages (id, session_id, sender_id, content)
   values
   ('3e000000-0000-4000-8000-000000000001', '5e000000-0000-4000-8000-000000000001',
-   '0c000000-0000-4000-8000-000000000001', 'Hello'),
+   tests.uid('client'), 'Hello'),
   ('3e000000-0000-4000-8000-000000000009', '5e000000-0000-4000-8000-000000000001',
-   '0c000000-0000-4000-8000-000000000009', 'Goodbye');
+   tests.uid('leaving'), 'Goodbye');
   insert into storage.objects (bucket_id, name, owner, owner_id, metadata)
   values (
     'chat-files',
-    '5e000000-0000-4000-8000-000000000001/0c000000-0000-4000-8000-000000000001/note.txt',
-    '0c000000-0000-4000-8000-000000000001', '0c000000-0000-4000-8000-000000000001',
+    '5e000000-0000-4000-8000-000000000001/' || tests.uid('client') || '/note.txt',
+    tests.uid('client'), tests.uid('client'),
     '{"size": 5, "mimetype": "text/plain"}'
   );
 end
 $$;
+
+-- Their ids as psql variables (:'client'), for statements run under another role.
+select
+  tests.uid('client') as client,
+  tests.uid('reader') as reader,
+  tests.uid('leaving') as leaving
+\gset
 
 create function pg_temp.audited(what text) returns jsonb
 language sql
@@ -115,7 +122,7 @@ select throws_ok(
 -- Deleting the auth user erases them: the sender of their messages is emptied, and the
 -- erasure is audited once, without saying whose they were.
 delete from auth.users
-where id = '0c000000-0000-4000-8000-000000000009';
+where id = :'leaving';
 select is(
   (
     select sender_id from public.chat_messages
@@ -128,7 +135,7 @@ select is(
   (
     select count(*)::integer from public.chat_audit_logs
     where action = 'user.erased'
-      and details::text not like '%0c000000-0000-4000-8000-000000000009%'
+      and details::text not like '%' || :'leaving' || '%'
   ),
   1,
   '... and one audit row records the erasure, without the user''s id.'
@@ -136,8 +143,8 @@ select is(
 
 -- chat-files objects: metadata and owner.
 update storage.objects
-set metadata = '{"size": 5, "mimetype": "application/pdf"}', owner = '0c000000-0000-4000-8000-000000000002'
-where name = '5e000000-0000-4000-8000-000000000001/0c000000-0000-4000-8000-000000000001/note.txt';
+set metadata = '{"size": 5, "mimetype": "application/pdf"}', owner = :'reader'
+where name = '5e000000-0000-4000-8000-000000000001/' || :'client' || '/note.txt';
 select is(
   pg_temp.audited('file.updated') -> 'metadata' -> 'to' ->> 'mimetype',
   'application/pdf',
@@ -145,11 +152,11 @@ select is(
 );
 select is(
   pg_temp.audited('file.updated') -> 'owner' ->> 'to',
-  '0c000000-0000-4000-8000-000000000002',
+  :'reader',
   '... and so is its new owner.'
 );
 update storage.objects set last_accessed_at = now() + interval '1 minute'
-where name = '5e000000-0000-4000-8000-000000000001/0c000000-0000-4000-8000-000000000001/note.txt';
+where name = '5e000000-0000-4000-8000-000000000001/' || :'client' || '/note.txt';
 select is(
   (
     select count(*)::integer from public.chat_audit_logs
@@ -161,7 +168,7 @@ select is(
 
 -- Delivery cursors too.
 reset role;
-select tests.authenticate_as('0c000000-0000-4000-8000-000000000002');
+select tests.authenticate_as('reader');
 select public.mark_chat_messages_delivered('5e000000-0000-4000-8000-000000000001', '3e000000-0000-4000-8000-000000000001');
 reset role;
 select set_config('request.jwt.claims', '', true);
@@ -170,7 +177,7 @@ select is(
     select actor_id from public.chat_audit_logs
     where action = 'delivery_state.advanced'
   ),
-  '0c000000-0000-4000-8000-000000000002'::uuid,
+  :'reader'::uuid,
   'A delivery cursor set by the reader is audited with the reader as actor.'
 );
 

@@ -6,16 +6,16 @@ select plan(31);
 
 do $$
 begin
-  perform tests.create_supabase_user('0c000000-0000-4000-8000-000000000001', 'client@chat.test', '{"role": "client"}', '{}');
-  perform tests.create_supabase_user('0c000000-0000-4000-8000-000000000002', 'reader@chat.test', '{"role": "reader"}', '{}');
-  perform tests.create_supabase_user('0c000000-0000-4000-8000-000000000004', 'admin@chat.test', '{"role": "admin"}', '{}');
-  perform tests.create_supabase_user('0c000000-0000-4000-8000-000000000005', 'forger@chat.test', '{"role": "client"}', '{"role": "admin"}');
-  perform tests.create_supabase_user('0c000000-0000-4000-8000-000000000007', 'root@chat.test', '{"role": "super_admin"}', '{}');
+  perform tests.create_supabase_user('client', 'client@chat.test', '{"role": "client"}');
+  perform tests.create_supabase_user('reader', 'reader@chat.test', '{"role": "reader"}');
+  perform tests.create_supabase_user('admin', 'admin@chat.test', '{"role": "admin"}');
+  perform tests.create_supabase_user('forger', 'forger@chat.test', '{"role": "client"}', '{"role": "admin"}');
+  perform tests.create_supabase_user('root', 'root@chat.test', '{"role": "super_admin"}');
 
   insert into public.chat_sessions (id, participants, type, created_by)
   values ('5e000000-0000-4000-8000-000000000001',
-    array['0c000000-0000-4000-8000-000000000001', '0c000000-0000-4000-8000-000000000002']::uuid[],
-    'support', '0c000000-0000-4000-8000-000000000001');
+    array[tests.uid('client'), tests.uid('reader')]::uuid[],
+    'support', tests.uid('client'));
 
   insert into chat_private.webhook_outbox (id, event_type, dedupe_key, session_id, payload, status, dead_reason, attempts)
   values
@@ -26,11 +26,17 @@ begin
    '5e000000-0000-4000-8000-000000000001', '{"type": "chat.message.waiting"}', 'pending', null, 0);
 
   insert into chat_private.webhook_waiting (session_id, user_id, since_at, since_seq, due_at)
-  values ('5e000000-0000-4000-8000-000000000001', '0c000000-0000-4000-8000-000000000002',
+  values ('5e000000-0000-4000-8000-000000000001', tests.uid('reader'),
     now(), 1, now() + interval '30 seconds');
   insert into chat_private.webhook_cursor (snapshot, horizon) values (pg_current_snapshot(), now());
 end
 $$;
+
+-- Their ids as psql variables (:'client'), for statements run under another role.
+select
+  tests.uid('admin') as admin,
+  tests.uid('root') as root
+\gset
 
 -- ---------------------------------------------------------------- no API role
 select table_privs_are(
@@ -81,7 +87,7 @@ select is(
 );
 
 reset role;
-select tests.authenticate_as('0c000000-0000-4000-8000-000000000004');
+select tests.authenticate_as('admin');
 select throws_ok(
   $$ select count(*) from chat_private.webhook_outbox $$,
   '42501', 'permission denied for table webhook_outbox',
@@ -109,14 +115,14 @@ select throws_ok(
 
 -- ---------------------------------------------------------------- admins only
 reset role;
-select tests.authenticate_as('0c000000-0000-4000-8000-000000000001');
+select tests.authenticate_as('client');
 select throws_ok(
   $$ select public.admin_chat_webhook_deliveries() $$,
   '42501', 'only admins can list webhook deliveries',
   'A client cannot list webhook deliveries.'
 );
 reset role;
-select tests.authenticate_as('0c000000-0000-4000-8000-000000000005');
+select tests.authenticate_as('forger');
 select throws_ok(
   $$ select public.admin_replay_chat_webhook('d0000000-0000-4000-8000-000000000001') $$,
   '42501', 'only admins can replay webhook deliveries',
@@ -124,7 +130,7 @@ select throws_ok(
 );
 
 reset role;
-select tests.authenticate_as('0c000000-0000-4000-8000-000000000004');
+select tests.authenticate_as('admin');
 select is(
   (public.admin_chat_webhook_deliveries() ->> 'total')::int, 2,
   'An admin lists every delivery.'
@@ -170,7 +176,7 @@ select throws_ok(
   'An unknown delivery is not found.'
 );
 reset role;
-select tests.authenticate_as('0c000000-0000-4000-8000-000000000007');
+select tests.authenticate_as('root');
 select is(
   (public.admin_chat_webhook_deliveries(status => 'pending') ->> 'total')::int, 2,
   'A super admin lists too; both deliveries are pending now.'
@@ -197,14 +203,14 @@ select results_eq(
     where a.action like 'admin.webhooks.%'
     order by a.id
   $$,
-  $$
+  format($$
     values
-    ('admin.webhooks.read'::text, '0c000000-0000-4000-8000-000000000004'::uuid, 'admin'::text),
-    ('admin.webhooks.read', '0c000000-0000-4000-8000-000000000004'::uuid, 'admin'),
-    ('admin.webhooks.read', '0c000000-0000-4000-8000-000000000004'::uuid, 'admin'),
-    ('admin.webhooks.replay', '0c000000-0000-4000-8000-000000000004'::uuid, 'admin'),
-    ('admin.webhooks.read', '0c000000-0000-4000-8000-000000000007'::uuid, 'super_admin')
-  $$,
+    ('admin.webhooks.read'::text, %L::uuid, 'admin'::text),
+    ('admin.webhooks.read', %L::uuid, 'admin'),
+    ('admin.webhooks.read', %L::uuid, 'admin'),
+    ('admin.webhooks.replay', %L::uuid, 'admin'),
+    ('admin.webhooks.read', %L::uuid, 'super_admin')
+  $$, :'admin', :'admin', :'admin', :'admin', :'root'),
   'Every successful admin call wrote one audit row as the admin (refusals roll back).'
 );
 select is(

@@ -7,37 +7,39 @@ select plan(18);
 
 do $$
 begin
-  perform tests.create_supabase_user(
-    '0c000000-0000-4000-8000-000000000001', 'client@chat.test', '{"role": "client"}', '{}'
-  );
-  perform tests.create_supabase_user(
-    '0c000000-0000-4000-8000-000000000002', 'reader@chat.test', '{"role": "reader"}', '{}'
-  );
+  perform tests.create_supabase_user('client', 'client@chat.test', '{"role": "client"}');
+  perform tests.create_supabase_user('reader', 'reader@chat.test', '{"role": "reader"}');
   -- S1's newest message is a minute later than any session created in this transaction.
   insert into public.chat_sessions (id, participants, type, created_by, last_message_at)
   values
   (
     '5e000000-0000-4000-8000-000000000001',
-    array['0c000000-0000-4000-8000-000000000001', '0c000000-0000-4000-8000-000000000002']::uuid[],
-    'support', '0c000000-0000-4000-8000-000000000001', now() + interval '1 minute'
+    array[tests.uid('client'), tests.uid('reader')]::uuid[],
+    'support', tests.uid('client'), now() + interval '1 minute'
   ),
   (
     '5e000000-0000-4000-8000-000000000002',
-    array['0c000000-0000-4000-8000-000000000002']::uuid[],
-    'support', '0c000000-0000-4000-8000-000000000002', null
+    array[tests.uid('reader')]::uuid[],
+    'support', tests.uid('reader'), null
   );
 end
 $$;
 
+-- Their ids as psql variables (:'client'), for statements run under another role.
+select
+  tests.uid('client') as client,
+  tests.uid('reader') as reader
+\gset
+
 -- ---------------------------------------------------------------- direct inserts are stamped
 reset role;
-select tests.authenticate_as('0c000000-0000-4000-8000-000000000001');
+select tests.authenticate_as('client');
 insert into public.chat_sessions (
   id, participants, type, title, status, closed_at, created_at, updated_at, last_message_at
 )
 values (
   '5e000000-0000-4000-8000-0000000000ff',
-  array['0c000000-0000-4000-8000-000000000001', '0c000000-0000-4000-8000-000000000002']::uuid[],
+  array[:'client', :'reader']::uuid[],
   'support', 'Forged dates', 'closed', '2001-01-01', '2001-01-01', '2001-01-01', '9999-12-31'
 );
 
@@ -66,20 +68,20 @@ select is(
 -- token would run them): the file guard and the stamps still apply.
 reset role;
 select tests.authenticate_with_claims(
-  '{"sub": "0c000000-0000-4000-8000-000000000001", "aud": "authenticated"}'
+  format('{"sub": "%s", "aud": "authenticated"}', :'client')::jsonb
 );
 select ok(chat_private.is_api_caller(), 'A caller without a role claim is still an API caller.');
 select throws_ok(
-  $$ insert into public.chat_messages (session_id, sender_id, type, metadata)
-     values ('5e000000-0000-4000-8000-000000000001', '0c000000-0000-4000-8000-000000000001',
-             'image', '{"storage_path": "5e000000-0000-4000-8000-000000000001/0c000000-0000-4000-8000-000000000001/none.png"}') $$,
+  format($$ insert into public.chat_messages (session_id, sender_id, type, metadata)
+     values ('5e000000-0000-4000-8000-000000000001', %L,
+             'image', '{"storage_path": "5e000000-0000-4000-8000-000000000001/%s/none.png"}') $$, :'client', :'client'),
   '22023',
   'metadata.storage_path is not a file you uploaded to this session',
   'Without a role claim, a file message still needs a stored object.'
 );
 insert into public.chat_sessions (participants, type, title, created_at)
 values (
-  array['0c000000-0000-4000-8000-000000000001']::uuid[], 'support', 'No role claim', '2001-01-01'
+  array[:'client']::uuid[], 'support', 'No role claim', '2001-01-01'
 );
 select is(
   (
@@ -96,39 +98,39 @@ select ok(not chat_private.is_api_caller(), 'The service role is not an API call
 
 -- ---------------------------------------------------------------- object names
 reset role;
-select tests.authenticate_as('0c000000-0000-4000-8000-000000000001');
+select tests.authenticate_as('client');
 select throws_ok(
-  $$ insert into storage.objects (bucket_id, name, owner_id, metadata)
+  format($$ insert into storage.objects (bucket_id, name, owner_id, metadata)
      values ('chat-files',
-             '5e000000-0000-4000-8000-000000000001/0c000000-0000-4000-8000-000000000001/../../5e000000-0000-4000-8000-000000000002/0c000000-0000-4000-8000-000000000001/x.txt',
-             '0c000000-0000-4000-8000-000000000001', '{"mimetype": "text/plain", "size": 1}') $$,
+             '5e000000-0000-4000-8000-000000000001/%s/../../5e000000-0000-4000-8000-000000000002/%s/x.txt',
+             %L, '{"mimetype": "text/plain", "size": 1}') $$, :'client', :'client', :'client'),
   '42501',
   'new row violates row-level security policy for table "objects"',
   'An object name with .. segments is refused by the upload policy.'
 );
 select throws_ok(
-  $$ insert into storage.objects (bucket_id, name, owner_id, metadata)
+  format($$ insert into storage.objects (bucket_id, name, owner_id, metadata)
      values ('chat-files',
-             '5e000000-0000-4000-8000-000000000001/0c000000-0000-4000-8000-000000000001/./x.txt',
-             '0c000000-0000-4000-8000-000000000001', '{"mimetype": "text/plain", "size": 1}') $$,
+             '5e000000-0000-4000-8000-000000000001/%s/./x.txt',
+             %L, '{"mimetype": "text/plain", "size": 1}') $$, :'client', :'client'),
   '42501',
   'new row violates row-level security policy for table "objects"',
   'An object name with a . segment is refused by the upload policy.'
 );
 select throws_ok(
-  $$ insert into storage.objects (bucket_id, name, owner_id, metadata)
+  format($$ insert into storage.objects (bucket_id, name, owner_id, metadata)
      values ('chat-files',
-             '5e000000-0000-4000-8000-000000000001/0c000000-0000-4000-8000-000000000001//x.txt',
-             '0c000000-0000-4000-8000-000000000001', '{"mimetype": "text/plain", "size": 1}') $$,
+             '5e000000-0000-4000-8000-000000000001/%s//x.txt',
+             %L, '{"mimetype": "text/plain", "size": 1}') $$, :'client', :'client'),
   '42501',
   'new row violates row-level security policy for table "objects"',
   'An object name with an empty segment is refused by the upload policy.'
 );
 select lives_ok(
-  $$ insert into storage.objects (bucket_id, name, owner_id, metadata)
+  format($$ insert into storage.objects (bucket_id, name, owner_id, metadata)
      values ('chat-files',
-             '5e000000-0000-4000-8000-000000000001/0c000000-0000-4000-8000-000000000001/x.txt',
-             '0c000000-0000-4000-8000-000000000001', '{"mimetype": "text/plain", "size": 1}') $$,
+             '5e000000-0000-4000-8000-000000000001/%s/x.txt',
+             %L, '{"mimetype": "text/plain", "size": 1}') $$, :'client', :'client'),
   'A clean object name in the caller''s own folder is accepted.'
 );
 
@@ -138,14 +140,15 @@ reset role;
 insert into storage.objects (bucket_id, name, owner_id, metadata)
 values (
   'chat-files',
-  '5e000000-0000-4000-8000-000000000001/0c000000-0000-4000-8000-000000000001/../../5e000000-0000-4000-8000-000000000002/0c000000-0000-4000-8000-000000000001/y.txt',
-  '0c000000-0000-4000-8000-000000000001', '{"mimetype": "text/plain", "size": 1}'
+  '5e000000-0000-4000-8000-000000000001/' || :'client' || '/../../5e000000-0000-4000-8000-000000000002/'
+  || :'client' || '/y.txt',
+  :'client', '{"mimetype": "text/plain", "size": 1}'
 );
-select tests.authenticate_as('0c000000-0000-4000-8000-000000000001');
+select tests.authenticate_as('client');
 select throws_ok(
-  $$ insert into public.chat_messages (session_id, sender_id, type, metadata)
-     values ('5e000000-0000-4000-8000-000000000001', '0c000000-0000-4000-8000-000000000001',
-             'file', '{"storage_path": "5e000000-0000-4000-8000-000000000001/0c000000-0000-4000-8000-000000000001/../../5e000000-0000-4000-8000-000000000002/0c000000-0000-4000-8000-000000000001/y.txt"}') $$,
+  format($$ insert into public.chat_messages (session_id, sender_id, type, metadata)
+     values ('5e000000-0000-4000-8000-000000000001', %L,
+             'file', '{"storage_path": "5e000000-0000-4000-8000-000000000001/%s/../../5e000000-0000-4000-8000-000000000002/%s/y.txt"}') $$, :'client', :'client', :'client'),
   '22023',
   'metadata.storage_path is not a file you uploaded to this session',
   'The file guard refuses a storage path with .. segments.'
@@ -164,14 +167,14 @@ select is(
 -- more.
 reset role;
 select set_config('chat.session_create_limit', '4', true);
-select tests.authenticate_as('0c000000-0000-4000-8000-000000000001');
+select tests.authenticate_as('client');
 select lives_ok(
-  $$ insert into public.chat_sessions (participants, type)
-     values (array['0c000000-0000-4000-8000-000000000001']::uuid[], 'support') $$,
+  format($$ insert into public.chat_sessions (participants, type)
+     values (array[%L]::uuid[], 'support') $$, :'client'),
   'A user may create sessions up to the hourly limit.'
 );
 select throws_ok(
-  $$ select public.create_chat_session(array['0c000000-0000-4000-8000-000000000001']::uuid[]) $$,
+  format($$ select public.create_chat_session(array[%L]::uuid[]) $$, :'client'),
   'PT429',
   'too many sessions created in the last hour (at most 4)',
   'Past the hourly limit, creating a session is refused on every path (PostgREST: 429).'

@@ -8,21 +8,27 @@ select plan(14);
 
 do $$
 begin
-  perform tests.create_supabase_user('0d000000-0000-4000-8000-000000000001', 'client@touch.test', '{"role": "client"}', '{}');
-  perform tests.create_supabase_user('0d000000-0000-4000-8000-000000000002', 'reader@touch.test', '{"role": "reader"}', '{}');
+  perform tests.create_supabase_user('client', 'client@touch.test', '{"role": "client"}');
+  perform tests.create_supabase_user('reader', 'reader@touch.test', '{"role": "reader"}');
   insert into public.chat_sessions (id, participants, type, created_by)
   values (
     '5d000000-0000-4000-8000-000000000001',
-    array['0d000000-0000-4000-8000-000000000001', '0d000000-0000-4000-8000-000000000002']::uuid [],
-    'support', '0d000000-0000-4000-8000-000000000001'
+    array[tests.uid('client'), tests.uid('reader')]::uuid [],
+    'support', tests.uid('client')
   );
 end
 $$;
 
+-- Their ids as psql variables (:'client'), for statements run under another role.
+select
+  tests.uid('client') as client,
+  tests.uid('reader') as reader
+\gset
+
 -- A message as the user, through the API role (supabase-js's path).
-select tests.authenticate_as('0d000000-0000-4000-8000-000000000001');
+select tests.authenticate_as('client');
 insert into public.chat_messages (session_id, sender_id, content)
-values ('5d000000-0000-4000-8000-000000000001', '0d000000-0000-4000-8000-000000000001', 'Hi');
+values ('5d000000-0000-4000-8000-000000000001', :'client', 'Hi');
 reset role;
 
 select is(
@@ -74,26 +80,26 @@ select is(
 -- The participants check's helper: same answers as the query it replaces.
 select is(chat_private.has_distinct_elements(array[]::uuid[]), true, 'An empty array is distinct.');
 select is(
-  chat_private.has_distinct_elements(array['0d000000-0000-4000-8000-000000000001']::uuid[]),
+  chat_private.has_distinct_elements(array[:'client']::uuid[]),
   true, 'One element is distinct.'
 );
 select is(
   chat_private.has_distinct_elements(
-    array['0d000000-0000-4000-8000-000000000001', '0d000000-0000-4000-8000-000000000002']::uuid[]
+    array[:'client', :'reader']::uuid[]
   ),
   true, 'Two different elements are distinct.'
 );
 select is(
   chat_private.has_distinct_elements(
     array[
-      '0d000000-0000-4000-8000-000000000001', '0d000000-0000-4000-8000-000000000002',
-      '0d000000-0000-4000-8000-000000000001'
+      :'client', :'reader',
+      :'client'
     ]::uuid[]
   ),
   false, 'A repeated element is not distinct.'
 );
 select is(
-  chat_private.has_distinct_elements(array['0d000000-0000-4000-8000-000000000001', null]::uuid[]),
+  chat_private.has_distinct_elements(array[:'client', null]::uuid[]),
   false, 'A NULL element is not distinct (as count(*) = count(distinct) said).'
 );
 select is(
@@ -107,7 +113,7 @@ select is(
 select is(
   chat_private.has_distinct_elements(
     array(select gen_random_uuid() from generate_series(1, 100))
-    || '0d000000-0000-4000-8000-000000000001'::uuid || '0d000000-0000-4000-8000-000000000001'::uuid
+    || :'client'::uuid || :'client'::uuid
   ),
   false, 'A large array with a repeat (the query path).'
 );
@@ -116,9 +122,9 @@ select is(
   false, 'A two-dimensional array is checked whole.'
 );
 select throws_ok(
-  $$insert into public.chat_sessions (participants, type, created_by)
-    values (array['0d000000-0000-4000-8000-000000000001', '0d000000-0000-4000-8000-000000000001']::uuid [],
-            'support', '0d000000-0000-4000-8000-000000000001')$$,
+  format($$insert into public.chat_sessions (participants, type, created_by)
+    values (array[%L, %L]::uuid [],
+            'support', %L)$$, :'client', :'client', :'client'),
   '23514', null, 'The participants check still refuses a repeated participant.'
 );
 

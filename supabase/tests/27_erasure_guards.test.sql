@@ -6,36 +6,42 @@ select plan(9);
 
 do $$
 begin
-  perform tests.create_supabase_user('a0000000-0000-4000-8000-00000000000a', 'ann@chat.test', '{"role": "client"}', '{}');
-  perform tests.create_supabase_user('b0000000-0000-4000-8000-00000000000b', 'bob@chat.test', '{"role": "reader"}', '{}');
+  perform tests.create_supabase_user('ann', 'ann@chat.test', '{"role": "client"}');
+  perform tests.create_supabase_user('bob', 'bob@chat.test', '{"role": "reader"}');
   insert into public.chat_sessions (id, participants, type, created_by)
   values (
     '5e000000-0000-4000-8000-0000000000a1',
-    array['a0000000-0000-4000-8000-00000000000a', 'b0000000-0000-4000-8000-00000000000b']::uuid [],
-    'support', 'a0000000-0000-4000-8000-00000000000a'
+    array[tests.uid('ann'), tests.uid('bob')]::uuid [],
+    'support', tests.uid('ann')
   );
   insert into public.chat_messages (id, session_id, sender_id, content)
   values ('3e000000-0000-4000-8000-0000000000a1', '5e000000-0000-4000-8000-0000000000a1',
-    'a0000000-0000-4000-8000-00000000000a', 'Hello');
+    tests.uid('ann'), 'Hello');
   perform chat_private.link_audit_chain(10000, true);
 end
 $$;
 
-select tests.authenticate_as('b0000000-0000-4000-8000-00000000000b');
+-- Their ids as psql variables (:'client'), for statements run under another role.
+select
+  tests.uid('ann') as ann,
+  tests.uid('bob') as bob
+\gset
+
+select tests.authenticate_as('bob');
 select throws_ok(
-  $$ delete from auth.users where id = 'a0000000-0000-4000-8000-00000000000a' $$,
+  format($$ delete from auth.users where id = %L $$, :'ann'),
   '42501', null,
   'A participant cannot delete another user (no grant on auth.users).'
 );
 select throws_ok(
-  $$ insert into chat_private.erasures (kind, subject, mode, actor_role)
-     values ('user', 'a0000000-0000-4000-8000-00000000000a', 'redact', 'client') $$,
+  format($$ insert into chat_private.erasures (kind, subject, mode, actor_role)
+     values ('user', %L, 'redact', 'client') $$, :'ann'),
   '42501', null,
   'A participant cannot write an erasure row.'
 );
 select set_config('chat.erasure', '1', true);
 select is(
-  chat_private.erasure_in_progress('a0000000-0000-4000-8000-00000000000a'),
+  chat_private.erasure_in_progress(:'ann'),
   false,
   'A forged chat.erasure setting does not make an erasure.'
 );
@@ -45,8 +51,8 @@ reset role;
 -- forged setting in place.
 select tests.authenticate_as_service_role();
 select throws_ok(
-  $$ update public.chat_sessions set participants = array['b0000000-0000-4000-8000-00000000000b']::uuid []
-     where id = '5e000000-0000-4000-8000-0000000000a1' $$,
+  format($$ update public.chat_sessions set participants = array[%L]::uuid []
+     where id = '5e000000-0000-4000-8000-0000000000a1' $$, :'bob'),
   '42501', 'chat session id, participants, type, booking_id, created_by and created_at cannot change',
   'Removing a participant outside an erasure is refused, forged setting or not.'
 );
@@ -81,7 +87,7 @@ select is(
 );
 
 -- A participant may read the erasure mode's effects, not the settings.
-select tests.authenticate_as('b0000000-0000-4000-8000-00000000000b');
+select tests.authenticate_as('bob');
 select throws_ok(
   $$ select erasure_mode from chat_private.lifecycle_settings $$,
   '42501', null,

@@ -9,20 +9,28 @@ select plan(34);
 
 do $$
 begin
-  perform tests.create_supabase_user('a0000000-0000-4000-8000-00000000000a', 'ann@chat.test', '{"role": "client"}', '{"full_name": "Ann"}');
-  perform tests.create_supabase_user('b0000000-0000-4000-8000-00000000000b', 'bob@chat.test', '{"role": "reader"}', '{"full_name": "Bob"}');
-  perform tests.create_supabase_user('ad000000-0000-4000-8000-0000000000ad', 'ada@chat.test', '{"role": "admin"}', '{}');
-  perform tests.create_supabase_user('0e000000-0000-4000-8000-00000000000e', 'otto@chat.test', '{"role": "client"}', '{}');
+  perform tests.create_supabase_user('ann', 'ann@chat.test', '{"role": "client"}', '{"full_name": "Ann"}');
+  perform tests.create_supabase_user('bob', 'bob@chat.test', '{"role": "reader"}', '{"full_name": "Bob"}');
+  perform tests.create_supabase_user('ada', 'ada@chat.test', '{"role": "admin"}');
+  perform tests.create_supabase_user('otto', 'otto@chat.test', '{"role": "client"}');
   insert into public.chat_sessions (id, participants, type, created_by)
   values
   ('5e000000-0000-4000-8000-0000000000a1',
-   array['a0000000-0000-4000-8000-00000000000a', 'b0000000-0000-4000-8000-00000000000b']::uuid [],
-   'support', 'a0000000-0000-4000-8000-00000000000a'),
+   array[tests.uid('ann'), tests.uid('bob')]::uuid [],
+   'support', tests.uid('ann')),
   ('5e000000-0000-4000-8000-0000000000b2',
-   array['0e000000-0000-4000-8000-00000000000e', 'b0000000-0000-4000-8000-00000000000b']::uuid [],
-   'support', '0e000000-0000-4000-8000-00000000000e');
+   array[tests.uid('otto'), tests.uid('bob')]::uuid [],
+   'support', tests.uid('otto'));
 end
 $$;
+
+-- Their ids as psql variables (:'client'), for statements run under another role.
+select
+  tests.uid('ann') as ann,
+  tests.uid('bob') as bob,
+  tests.uid('ada') as ada,
+  tests.uid('otto') as otto
+\gset
 
 -- The Realtime server's join check: may the caller read the topic?
 create function pg_temp.can_join(claims jsonb, topic text) returns boolean
@@ -91,55 +99,55 @@ as $$ select 'chat:5e000000-0000-4000-8000-0000000000a1'::text $$;
 
 -- ---------------------------------------------------------------- join, send, presence
 select is(
-  pg_temp.can_join(pg_temp.claims('a0000000-0000-4000-8000-00000000000a'), pg_temp.topic_a()), true,
+  pg_temp.can_join(pg_temp.claims(:'ann'), pg_temp.topic_a()), true,
   'A participant may join the session topic.'
 );
 select is(
-  pg_temp.can_write(pg_temp.claims('a0000000-0000-4000-8000-00000000000a'), pg_temp.topic_a(), 'broadcast'), true,
+  pg_temp.can_write(pg_temp.claims(:'ann'), pg_temp.topic_a(), 'broadcast'), true,
   'A participant may send broadcast on it...'
 );
 select is(
-  pg_temp.can_write(pg_temp.claims('a0000000-0000-4000-8000-00000000000a'), pg_temp.topic_a(), 'presence'), true,
+  pg_temp.can_write(pg_temp.claims(:'ann'), pg_temp.topic_a(), 'presence'), true,
   '... and track presence there.'
 );
 select is(
-  pg_temp.can_join(pg_temp.claims('b0000000-0000-4000-8000-00000000000b'), pg_temp.topic_a()), true,
+  pg_temp.can_join(pg_temp.claims(:'bob'), pg_temp.topic_a()), true,
   'The other participant may join.'
 );
 select is(
-  pg_temp.can_write(pg_temp.claims('b0000000-0000-4000-8000-00000000000b'), pg_temp.topic_a(), 'broadcast'), true,
+  pg_temp.can_write(pg_temp.claims(:'bob'), pg_temp.topic_a(), 'broadcast'), true,
   'The other participant may send broadcast.'
 );
 select is(
-  pg_temp.can_write(pg_temp.claims('b0000000-0000-4000-8000-00000000000b'), pg_temp.topic_a(), 'presence'), true,
+  pg_temp.can_write(pg_temp.claims(:'bob'), pg_temp.topic_a(), 'presence'), true,
   'The other participant may track presence.'
 );
 select is(
-  pg_temp.can_join(pg_temp.claims('ad000000-0000-4000-8000-0000000000ad'), pg_temp.topic_a()), true,
+  pg_temp.can_join(pg_temp.claims(:'ada'), pg_temp.topic_a()), true,
   'An admin may join any session topic (read only)...'
 );
 select is(
-  pg_temp.can_write(pg_temp.claims('ad000000-0000-4000-8000-0000000000ad'), pg_temp.topic_a(), 'broadcast'), false,
+  pg_temp.can_write(pg_temp.claims(:'ada'), pg_temp.topic_a(), 'broadcast'), false,
   '... but not send broadcast...'
 );
 select is(
-  pg_temp.can_write(pg_temp.claims('ad000000-0000-4000-8000-0000000000ad'), pg_temp.topic_a(), 'presence'), false,
+  pg_temp.can_write(pg_temp.claims(:'ada'), pg_temp.topic_a(), 'presence'), false,
   '... nor track presence.'
 );
 select is(
-  pg_temp.can_join(pg_temp.claims('0e000000-0000-4000-8000-00000000000e'), pg_temp.topic_a()), false,
+  pg_temp.can_join(pg_temp.claims(:'otto'), pg_temp.topic_a()), false,
   'An outsider (a participant of another session) may not join.'
 );
 select is(
-  pg_temp.can_write(pg_temp.claims('0e000000-0000-4000-8000-00000000000e'), pg_temp.topic_a(), 'broadcast'), false,
+  pg_temp.can_write(pg_temp.claims(:'otto'), pg_temp.topic_a(), 'broadcast'), false,
   'An outsider may not send broadcast.'
 );
 select is(
-  pg_temp.can_write(pg_temp.claims('0e000000-0000-4000-8000-00000000000e'), pg_temp.topic_a(), 'presence'), false,
+  pg_temp.can_write(pg_temp.claims(:'otto'), pg_temp.topic_a(), 'presence'), false,
   'An outsider may not track presence.'
 );
 select is(
-  pg_temp.can_join(pg_temp.claims('0e000000-0000-4000-8000-00000000000e'), 'chat:5e000000-0000-4000-8000-0000000000b2'),
+  pg_temp.can_join(pg_temp.claims(:'otto'), 'chat:5e000000-0000-4000-8000-0000000000b2'),
   true,
   'The same token may join its own session''s topic: the refusal above is about the session.'
 );
@@ -147,7 +155,7 @@ select is(pg_temp.can_join('{"role": "anon"}', pg_temp.topic_a()), false, 'anon 
 select is(pg_temp.can_write('{"role": "anon"}', pg_temp.topic_a(), 'broadcast'), false, 'anon may not send.');
 select is(pg_temp.can_write('{"role": "anon"}', pg_temp.topic_a(), 'presence'), false, 'anon may not track presence.');
 select is(
-  pg_temp.can_join(pg_temp.claims('a0000000-0000-4000-8000-00000000000a'), 'chat:not-a-session'),
+  pg_temp.can_join(pg_temp.claims(:'ann'), 'chat:not-a-session'),
   false,
   'A malformed chat topic is refused, not an error.'
 );
@@ -165,11 +173,11 @@ create policy "Test: the lobby is open to everyone signed in"
 on realtime.messages for select to authenticated
 using ((select realtime.topic()) = 'room:lobby');
 select is(
-  pg_temp.can_join(pg_temp.claims('0e000000-0000-4000-8000-00000000000e'), 'room:lobby'), true,
+  pg_temp.can_join(pg_temp.claims(:'otto'), 'room:lobby'), true,
   'A platform''s own topic keeps its own policy.'
 );
 select is(
-  pg_temp.can_join(pg_temp.claims('0e000000-0000-4000-8000-00000000000e'), pg_temp.topic_a()), false,
+  pg_temp.can_join(pg_temp.claims(:'otto'), pg_temp.topic_a()), false,
   '... which opens no chat topic.'
 );
 
@@ -181,14 +189,14 @@ as $$
   where topic = 'chat:5e000000-0000-4000-8000-0000000000a1' and event = kind
 $$;
 
-select tests.authenticate_as('a0000000-0000-4000-8000-00000000000a');
+select tests.authenticate_as('ann');
 select public.send_chat_message(session_id => '5e000000-0000-4000-8000-0000000000a1', content => 'via rpc');
 insert into public.chat_messages (session_id, content)
 values ('5e000000-0000-4000-8000-0000000000a1', 'via postgrest insert');
 reset role;
 select tests.authenticate_as_service_role();
 insert into public.chat_messages (session_id, sender_id, content)
-values ('5e000000-0000-4000-8000-0000000000a1', 'b0000000-0000-4000-8000-00000000000b', 'via service role');
+values ('5e000000-0000-4000-8000-0000000000a1', :'bob', 'via service role');
 reset role;
 select set_config('request.jwt.claims', '', true);
 
@@ -222,13 +230,13 @@ select results_eq(
   'It names the sender and is private broadcast.'
 );
 
-select tests.authenticate_as('b0000000-0000-4000-8000-00000000000b');
+select tests.authenticate_as('bob');
 select public.mark_chat_messages_read('5e000000-0000-4000-8000-0000000000a1');
 reset role;
 select is(pg_temp.broadcasts('messages_read'), 1, 'Reading broadcasts messages_read.');
 
 -- A participant cannot forge a server event through the database.
-select tests.authenticate_as('a0000000-0000-4000-8000-00000000000a');
+select tests.authenticate_as('ann');
 select set_config('realtime.topic', pg_temp.topic_a(), true);
 select throws_ok(
   $$ insert into realtime.messages (topic, extension, event, payload, private)
@@ -249,10 +257,10 @@ select is(
     select payload ->> 'user_id' from realtime.messages
     where event = 'typing_start'
   ),
-  'a0000000-0000-4000-8000-00000000000a',
+  :'ann',
   'It names the typer.'
 );
-select tests.authenticate_as('0e000000-0000-4000-8000-00000000000e');
+select tests.authenticate_as('otto');
 select throws_ok(
   $$ select public.broadcast_chat_typing('5e000000-0000-4000-8000-0000000000a1') $$,
   'P0002', null,
@@ -284,7 +292,7 @@ end
 $$;
 select is(
   pg_temp.rows_read(
-    pg_temp.claims('0e000000-0000-4000-8000-00000000000e'),
+    pg_temp.claims(:'otto'),
     'chat:5e000000-0000-4000-8000-0000000000b2', pg_temp.topic_a()
   ),
   0,
@@ -292,7 +300,7 @@ select is(
 );
 select ok(
   pg_temp.rows_read(
-    pg_temp.claims('a0000000-0000-4000-8000-00000000000a'), pg_temp.topic_a(), pg_temp.topic_a()
+    pg_temp.claims(:'ann'), pg_temp.topic_a(), pg_temp.topic_a()
   ) > 0,
   'A participant reads their session''s rows.'
 );
@@ -300,7 +308,7 @@ select ok(
 -- Switched off, nothing is broadcast.
 update chat_private.realtime_settings set broadcast = false;
 insert into public.chat_messages (session_id, sender_id, content)
-values ('5e000000-0000-4000-8000-0000000000a1', 'b0000000-0000-4000-8000-00000000000b', 'quiet');
+values ('5e000000-0000-4000-8000-0000000000a1', :'bob', 'quiet');
 select is(pg_temp.broadcasts('new_message'), 3, 'With realtime_settings.broadcast off, no broadcast.');
 
 select * from finish();

@@ -7,25 +7,28 @@ select plan(21);
 
 do $$
 begin
-  perform tests.create_supabase_user('a0000000-0000-4000-8000-00000000000a', 'ann@chat.test', '{"role": "client"}', '{}');
-  perform tests.create_supabase_user('b0000000-0000-4000-8000-00000000000b', 'bob@chat.test', '{"role": "reader"}', '{}');
-  perform tests.create_supabase_user('ad000000-0000-4000-8000-0000000000ad', 'ada@chat.test', '{"role": "admin"}', '{}');
+  perform tests.create_supabase_user('ann', 'ann@chat.test', '{"role": "client"}');
+  perform tests.create_supabase_user('bob', 'bob@chat.test', '{"role": "reader"}');
+  perform tests.create_supabase_user('ada', 'ada@chat.test', '{"role": "admin"}');
   insert into public.chat_sessions (id, participants, type, created_by)
   values (
     '5e000000-0000-4000-8000-0000000000a1',
-    array['a0000000-0000-4000-8000-00000000000a', 'b0000000-0000-4000-8000-00000000000b']::uuid [],
-    'support', 'a0000000-0000-4000-8000-00000000000a'
+    array[tests.uid('ann'), tests.uid('bob')]::uuid [],
+    'support', tests.uid('ann')
   );
   insert into public.chat_messages (id, session_id, sender_id, content, created_at)
   values
   ('3e000000-0000-4000-8000-0000000000a1', '5e000000-0000-4000-8000-0000000000a1',
-   'a0000000-0000-4000-8000-00000000000a', 'Fresh', now()),
+   tests.uid('ann'), 'Fresh', now()),
   ('3e000000-0000-4000-8000-0000000000a2', '5e000000-0000-4000-8000-0000000000a1',
-   'a0000000-0000-4000-8000-00000000000a', 'Old', now() - interval '1 hour');
+   tests.uid('ann'), 'Old', now() - interval '1 hour');
 end
 $$;
 
-select tests.authenticate_as('a0000000-0000-4000-8000-00000000000a');
+-- Their ids as psql variables (:'client'), for statements run under another role.
+select tests.uid('ann') as ann \gset
+
+select tests.authenticate_as('ann');
 select is(
   (select content from public.edit_chat_message('3e000000-0000-4000-8000-0000000000a1', 'Fresher')),
   'Fresher',
@@ -48,7 +51,7 @@ select throws_ok(
 );
 select results_eq(
   $$ select deleted_reason, content, sender_id from public.delete_chat_message('3e000000-0000-4000-8000-0000000000a1') $$,
-  $$ values ('sender'::text, null::text, 'a0000000-0000-4000-8000-00000000000a'::uuid) $$,
+  format($$ values ('sender'::text, null::text, %L::uuid) $$, :'ann'),
   'Deleting leaves a tombstone with its sender and no content.'
 );
 select throws_ok(
@@ -63,11 +66,11 @@ select throws_ok(
 );
 reset role;
 
-select tests.authenticate_as('b0000000-0000-4000-8000-00000000000b');
+select tests.authenticate_as('bob');
 insert into public.chat_messages (id, session_id, content, deleted_at, deleted_reason, edited_at, metadata)
 values (
   '3e000000-0000-4000-8000-0000000000b9', '5e000000-0000-4000-8000-0000000000a1', 'Forged state',
-  now(), 'moderator', '2020-01-01', '{"storage_path": "5e000000-0000-4000-8000-0000000000a1/a0000000-0000-4000-8000-00000000000a/theirs.pdf"}'
+  now(), 'moderator', '2020-01-01', jsonb_build_object('storage_path', '5e000000-0000-4000-8000-0000000000a1/' || :'ann' || '/theirs.pdf')
 );
 select results_eq(
   $$ select deleted_at, deleted_reason, edited_at from public.chat_messages where id = '3e000000-0000-4000-8000-0000000000b9' $$,
@@ -95,7 +98,7 @@ select is(
   0,
   'nothing of the other participant''s is queued for removal.'
 );
-select tests.authenticate_as('b0000000-0000-4000-8000-00000000000b');
+select tests.authenticate_as('bob');
 select throws_ok(
   $$ select public.edit_chat_message('3e000000-0000-4000-8000-0000000000a2', 'Not mine') $$,
   'P0002', null,
@@ -103,7 +106,7 @@ select throws_ok(
 );
 reset role;
 
-select tests.authenticate_as('ad000000-0000-4000-8000-0000000000ad');
+select tests.authenticate_as('ada');
 select is(
   (select deleted_reason from public.admin_redact_chat_message('3e000000-0000-4000-8000-0000000000a2', 'rude')),
   'moderator',
@@ -115,12 +118,12 @@ select is(
   'The original is kept for admins.'
 );
 select lives_ok(
-  $$ select public.admin_suspend_chat_user('a0000000-0000-4000-8000-00000000000a', null, 'spam') $$,
+  format($$ select public.admin_suspend_chat_user(%L, null, 'spam') $$, :'ann'),
   'An admin suspends a user.'
 );
 reset role;
 
-select tests.authenticate_as('a0000000-0000-4000-8000-00000000000a');
+select tests.authenticate_as('ann');
 select throws_ok(
   $$ insert into public.chat_messages (session_id, content) values ('5e000000-0000-4000-8000-0000000000a1', 'still here') $$,
   'CHSUS', 'you are suspended from chat',
@@ -135,8 +138,8 @@ select throws_ok(
 reset role;
 select set_config('chat.until', (now() + interval '1 hour')::text, false);
 update chat_private.suspensions set until = current_setting('chat.until')::timestamptz
-where user_id = 'a0000000-0000-4000-8000-00000000000a';
-select tests.authenticate_as('a0000000-0000-4000-8000-00000000000a');
+where user_id = :'ann';
+select tests.authenticate_as('ann');
 select throws_ok(
   $$ insert into public.chat_messages (session_id, content) values ('5e000000-0000-4000-8000-0000000000a1', 'later?') $$,
   'CHSUS',
@@ -151,21 +154,21 @@ select throws_ok(
 );
 reset role;
 
-select tests.authenticate_as('ad000000-0000-4000-8000-0000000000ad');
-select public.admin_lift_chat_suspension('a0000000-0000-4000-8000-00000000000a');
+select tests.authenticate_as('ada');
+select public.admin_lift_chat_suspension(:'ann');
 select public.admin_freeze_chat_session('5e000000-0000-4000-8000-0000000000a1', true);
 reset role;
-select tests.authenticate_as('b0000000-0000-4000-8000-00000000000b');
+select tests.authenticate_as('bob');
 select throws_ok(
   $$ select public.send_chat_message(session_id => '5e000000-0000-4000-8000-0000000000a1', content => 'hello?') $$,
   'CHFRZ', null,
   'Nobody posts to a frozen session.'
 );
 reset role;
-select tests.authenticate_as('ad000000-0000-4000-8000-0000000000ad');
+select tests.authenticate_as('ada');
 select public.admin_freeze_chat_session('5e000000-0000-4000-8000-0000000000a1', false);
 reset role;
-select tests.authenticate_as('b0000000-0000-4000-8000-00000000000b');
+select tests.authenticate_as('bob');
 select lives_ok(
   $$ select public.send_chat_message(session_id => '5e000000-0000-4000-8000-0000000000a1', content => 'hello again') $$,
   'Unfrozen, posting works again.'

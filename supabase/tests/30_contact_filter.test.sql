@@ -125,19 +125,19 @@ select is(
 -- ---------------------------------------------------------------- the modes, as a user
 do $$
 begin
-  perform tests.create_supabase_user('a0000000-0000-4000-8000-00000000000a', 'ann@chat.test', '{"role": "client"}', '{}');
-  perform tests.create_supabase_user('b0000000-0000-4000-8000-00000000000b', 'bob@chat.test', '{"role": "reader"}', '{}');
+  perform tests.create_supabase_user('ann', 'ann@chat.test', '{"role": "client"}');
+  perform tests.create_supabase_user('bob', 'bob@chat.test', '{"role": "reader"}');
   insert into public.chat_sessions (id, participants, type, created_by)
   values (
     '5e000000-0000-4000-8000-0000000000a1',
-    array['a0000000-0000-4000-8000-00000000000a', 'b0000000-0000-4000-8000-00000000000b']::uuid [],
-    'support', 'a0000000-0000-4000-8000-00000000000a'
+    array[tests.uid('ann'), tests.uid('bob')]::uuid [],
+    'support', tests.uid('ann')
   );
 end
 $$;
 
 select chat_private.set_contact_filter('flag', '{}');
-select tests.authenticate_as('a0000000-0000-4000-8000-00000000000a');
+select tests.authenticate_as('ann');
 select public.send_chat_message(session_id => '5e000000-0000-4000-8000-0000000000a1', content => 'call 555-123-4567');
 reset role;
 select is(
@@ -158,7 +158,7 @@ select is(
 );
 
 select chat_private.set_contact_filter('mask', '{}');
-select tests.authenticate_as('a0000000-0000-4000-8000-00000000000a');
+select tests.authenticate_as('ann');
 select public.send_chat_message(session_id => '5e000000-0000-4000-8000-0000000000a1', content => 'mail ann@gmail.com now');
 reset role;
 select is(
@@ -169,7 +169,7 @@ select is(
   'mail [hidden] now',
   'mask: the match is replaced.'
 );
-select tests.authenticate_as('a0000000-0000-4000-8000-00000000000a');
+select tests.authenticate_as('ann');
 select public.edit_chat_message(
   (
     select id from public.chat_messages
@@ -187,7 +187,7 @@ select is(
 );
 
 select chat_private.set_contact_filter('block', '{}');
-select tests.authenticate_as('a0000000-0000-4000-8000-00000000000a');
+select tests.authenticate_as('ann');
 select throws_ok(
   $$ select public.send_chat_message(session_id => '5e000000-0000-4000-8000-0000000000a1', content => 'see www.elsewhere.com') $$,
   'CHCIB', null,
@@ -205,7 +205,7 @@ select lives_ok(
 reset role;
 
 select chat_private.set_contact_filter('off', '{}');
-select tests.authenticate_as('a0000000-0000-4000-8000-00000000000a');
+select tests.authenticate_as('ann');
 select lives_ok(
   $$ select public.send_chat_message(session_id => '5e000000-0000-4000-8000-0000000000a1', content => 'see www.elsewhere.com') $$,
   'off: nothing is filtered.'
