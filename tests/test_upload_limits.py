@@ -159,7 +159,7 @@ async def test_sweep_removes_orphaned_objects_and_old_temp_files_only(
     api: TestClient, room: dict[str, Any], superuser: asyncpg.Connection, tmp_path: Path
 ) -> None:
     sid = room["session"]
-    orphan = await _orphan(api, room, tmp_path)
+    await _orphan(api, room, tmp_path)
     resp = await upload(api, room["client_h"], sid, TEXT, content_type="text/plain")
     kept = (await resp.json())["file"]["storage_path"]
     # A message committed but its journal row left open (a crash right after commit).
