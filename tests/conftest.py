@@ -12,6 +12,7 @@ import subprocess
 import urllib.parse
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import asyncpg
@@ -40,10 +41,11 @@ def template_url() -> str:
     return DEFAULT_TEMPLATE
 
 
-@pytest.fixture(scope="session")
-async def database_url(template_url: str) -> AsyncIterator[str]:
+@asynccontextmanager
+async def database_from_template(template_url: str, prefix: str) -> AsyncIterator[str]:
+    """A database of its own, copied from the migrated template and dropped at the end."""
     template = urllib.parse.urlsplit(template_url).path.lstrip("/")
-    name = f"chat_pytest_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    name = f"{prefix}_{os.getpid()}_{uuid.uuid4().hex[:8]}"
     admin = await asyncpg.connect(_with_db(template_url, "postgres"))
     try:
         await admin.execute(f'create database "{name}" template "{template}"')
@@ -51,6 +53,12 @@ async def database_url(template_url: str) -> AsyncIterator[str]:
     finally:
         await admin.execute(f'drop database if exists "{name}" with (force)')
         await admin.close()
+
+
+@pytest.fixture(scope="session")
+async def database_url(template_url: str) -> AsyncIterator[str]:
+    async with database_from_template(template_url, "chat_pytest") as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

@@ -7,19 +7,16 @@ from __future__ import annotations
 import asyncio
 import os
 import subprocess
-import urllib.parse
 import uuid
 from pathlib import Path
 
 import asyncpg
 import pytest
 
+from .conftest import _with_db
+
 ROOT = Path(__file__).resolve().parent.parent
 SUPABASE = ROOT / "node_modules" / ".bin" / "supabase"
-
-
-def _with_db(url: str, name: str) -> str:
-    return urllib.parse.urlunsplit(urllib.parse.urlsplit(url)._replace(path="/" + name))
 
 
 @pytest.mark.timeout(180)

@@ -9,7 +9,6 @@ import base64
 import os
 import socket
 import time
-import urllib.parse
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -23,7 +22,7 @@ from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from workers.db import Database
 
-from .conftest import Users
+from .conftest import Users, database_from_template
 
 REDIS_URL = os.environ.get("CHAT_TEST_REDIS_URL", "redis://127.0.0.1:6379/7")
 
@@ -137,23 +136,11 @@ async def receiver(secret: str | None = None) -> AsyncIterator[Receiver]:
         await made.stop()
 
 
-def _with_db(url: str, name: str) -> str:
-    parts = urllib.parse.urlsplit(url)
-    return urllib.parse.urlunsplit(parts._replace(path="/" + name))
-
-
 @asynccontextmanager
 async def fresh_database(template_url: str) -> AsyncIterator[str]:
     """A database of its own (the outbox and cursor are per database), from the template."""
-    template = urllib.parse.urlsplit(template_url).path.lstrip("/")
-    name = f"chat_hooks_{os.getpid()}_{uuid.uuid4().hex[:8]}"
-    admin = await asyncpg.connect(_with_db(template_url, "postgres"))
-    try:
-        await admin.execute(f'create database "{name}" template "{template}"')
-        yield _with_db(template_url, name)
-    finally:
-        await admin.execute(f'drop database if exists "{name}" with (force)')
-        await admin.close()
+    async with database_from_template(template_url, "chat_hooks") as url:
+        yield url
 
 
 @dataclass
