@@ -30,6 +30,32 @@ CREATE SCHEMA public;
 COMMENT ON SCHEMA public IS 'standard public schema';
 
 --
+-- Name: chat_session_summary; Type: TYPE; Schema: public; Owner: -
+--
+
+CREATE TYPE public.chat_session_summary AS (
+	id uuid,
+	participants uuid[],
+	type text,
+	booking_id uuid,
+	status text,
+	title text,
+	created_by uuid,
+	created_at timestamp with time zone,
+	updated_at timestamp with time zone,
+	last_message_at timestamp with time zone,
+	closed_at timestamp with time zone,
+	unread_count bigint,
+	last_message jsonb
+);
+
+--
+-- Name: TYPE chat_session_summary; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON TYPE public.chat_session_summary IS 'A chat session as the session functions return it: the row, the caller''s unread_count and the last message (first 200 characters).';
+
+--
 -- Name: app_role(); Type: FUNCTION; Schema: chat_private; Owner: -
 --
 
@@ -3665,6 +3691,32 @@ end
 $$;
 
 --
+-- Name: session_summary(public.chat_sessions); Type: FUNCTION; Schema: chat_private; Owner: -
+--
+
+CREATE FUNCTION chat_private.session_summary(target public.chat_sessions) RETURNS public.chat_session_summary
+    LANGUAGE sql STABLE
+    SET search_path TO ''
+    AS $$
+  select row(
+    target.id,
+    target.participants,
+    target.type,
+    target.booking_id,
+    target.status,
+    target.title,
+    target.created_by,
+    target.created_at,
+    target.updated_at,
+    target.last_message_at,
+    target.closed_at,
+    a.unread_count,
+    a.last_message
+  )::public.chat_session_summary
+  from chat_private.session_activity(target.id) as a
+$$;
+
+--
 -- Name: set_contact_filter(text, text[]); Type: FUNCTION; Schema: chat_private; Owner: -
 --
 
@@ -4761,23 +4813,10 @@ CREATE FUNCTION public.find_my_chat_sessions(search text DEFAULT NULL::text, ses
         )
       )
   )
-  select
-    w.id,
-    w.participants,
-    w.type,
-    w.booking_id,
-    w.status,
-    w.title,
-    w.created_by,
-    w.created_at,
-    w.updated_at,
-    w.last_message_at,
-    w.closed_at,
-    a.unread_count,
-    a.last_message,
-    count(*) over () as total_count
+
+  select summary.*, count(*) over () as total_count
   from wanted as w
-  cross join lateral chat_private.session_activity(w.id) as a
+  cross join lateral chat_private.session_summary(w::public.chat_sessions) as summary
   order by coalesce(w.last_message_at, w.created_at) desc, w.id
   limit least(greatest(coalesce(max_rows, 50), 1), 200)
   offset greatest(coalesce(skip_rows, 0), 0)
@@ -4928,26 +4967,13 @@ COMMENT ON FUNCTION public.get_chat_receipts(session_id uuid) IS 'Each participa
 -- Name: get_chat_session(uuid); Type: FUNCTION; Schema: public; Owner: -
 --
 
-CREATE FUNCTION public.get_chat_session(session_id uuid) RETURNS TABLE(id uuid, participants uuid[], type text, booking_id uuid, status text, title text, created_by uuid, created_at timestamp with time zone, updated_at timestamp with time zone, last_message_at timestamp with time zone, closed_at timestamp with time zone, unread_count bigint, last_message jsonb)
+CREATE FUNCTION public.get_chat_session(session_id uuid) RETURNS SETOF public.chat_session_summary
     LANGUAGE sql STABLE
     SET search_path TO ''
     AS $$
-  select
-    s.id,
-    s.participants,
-    s.type,
-    s.booking_id,
-    s.status,
-    s.title,
-    s.created_by,
-    s.created_at,
-    s.updated_at,
-    s.last_message_at,
-    s.closed_at,
-    a.unread_count,
-    a.last_message
+  select summary.*
   from public.chat_sessions as s
-  cross join lateral chat_private.session_activity(s.id) as a
+  cross join lateral chat_private.session_summary(s) as summary
   where s.id = get_chat_session.session_id
     and s.participants @> array[(select auth.uid())]
 $$;
@@ -4962,24 +4988,11 @@ COMMENT ON FUNCTION public.get_chat_session(session_id uuid) IS 'One session the
 -- Name: list_my_chat_sessions(integer, integer); Type: FUNCTION; Schema: public; Owner: -
 --
 
-CREATE FUNCTION public.list_my_chat_sessions(max_rows integer DEFAULT 50, skip_rows integer DEFAULT 0) RETURNS TABLE(id uuid, participants uuid[], type text, booking_id uuid, status text, title text, created_by uuid, created_at timestamp with time zone, updated_at timestamp with time zone, last_message_at timestamp with time zone, closed_at timestamp with time zone, unread_count bigint, last_message jsonb)
+CREATE FUNCTION public.list_my_chat_sessions(max_rows integer DEFAULT 50, skip_rows integer DEFAULT 0) RETURNS SETOF public.chat_session_summary
     LANGUAGE sql STABLE
     SET search_path TO ''
     AS $$
-  select
-    s.id,
-    s.participants,
-    s.type,
-    s.booking_id,
-    s.status,
-    s.title,
-    s.created_by,
-    s.created_at,
-    s.updated_at,
-    s.last_message_at,
-    s.closed_at,
-    a.unread_count,
-    a.last_message
+  select summary.*
   from (
     select p.*
     from public.chat_sessions as p
@@ -4988,7 +5001,7 @@ CREATE FUNCTION public.list_my_chat_sessions(max_rows integer DEFAULT 50, skip_r
     limit least(greatest(coalesce(max_rows, 50), 1), 200)
     offset greatest(coalesce(skip_rows, 0), 0)
   ) as s
-  cross join lateral chat_private.session_activity(s.id) as a
+  cross join lateral chat_private.session_summary(s::public.chat_sessions) as summary
   order by coalesce(s.last_message_at, s.created_at) desc, s.id
 $$;
 

@@ -1,7 +1,7 @@
 -- list_my_chat_sessions and get_chat_messages: the caller's sessions and message pages.
 begin;
 set local search_path = extensions, public;
-select plan(34);
+select plan(37);
 
 -- Fixtures (as postgres): a client and a reader who share an active session (S1) and a
 -- closed one (S2); an outsider in a session of their own (S3); an admin (app_metadata) who
@@ -284,6 +284,42 @@ select results_eq(
   $$ select count(*)::int from public.get_chat_messages('5e000000-0000-4000-8000-000000000007', 1000) $$,
   array[6],
   'The reader participant reads the same messages.'
+);
+
+-- ---------------------------------------------------------------- one session row
+-- The session functions share one row type; find_my_chat_sessions adds total_count.
+reset role;
+select is(
+  (
+    select prorettype::regtype::text from pg_proc
+    where oid = 'public.get_chat_session(uuid)'::regprocedure
+  ),
+  'chat_session_summary',
+  'get_chat_session returns the chat_session_summary type.'
+);
+select is(
+  (
+    select prorettype::regtype::text from pg_proc
+    where oid = 'public.list_my_chat_sessions(integer, integer)'::regprocedure
+  ),
+  'chat_session_summary',
+  'list_my_chat_sessions returns the chat_session_summary type.'
+);
+select is(
+  (
+    select array_agg(a.attname::text || ' ' || format_type(a.atttypid, a.atttypmod) order by a.attnum)
+    from pg_attribute as a
+    where a.attrelid = 'public.chat_session_summary'::regclass and a.attnum > 0 and not a.attisdropped
+  )
+  || array['total_count bigint'],
+  (
+    select array_agg(x.n || ' ' || format_type(x.t, null) order by x.o)
+    from pg_proc as p,
+      unnest(p.proargnames, p.proallargtypes, p.proargmodes) with ordinality as x (n, t, m, o)
+    where p.oid = 'public.find_my_chat_sessions(text, text, text, integer, integer)'::regprocedure
+      and x.m = 't'
+  ),
+  'find_my_chat_sessions returns the chat_session_summary columns, then total_count.'
 );
 
 select * from finish();
