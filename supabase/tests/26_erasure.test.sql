@@ -9,15 +9,13 @@ select plan(33);
 
 do $$
 declare
-  ann uuid := 'a0000000-0000-4000-8000-00000000000a';
-  bob uuid := 'b0000000-0000-4000-8000-00000000000b';
+  ann uuid := tests.create_supabase_user('ann', 'ann@chat.test', '{"role": "client"}', '{"full_name": "Ann"}');
+  bob uuid := tests.create_supabase_user('bob', 'bob@chat.test', '{"role": "reader"}', '{"full_name": "Bob"}');
   s_shared uuid := '5e000000-0000-4000-8000-0000000000a1';
   s_alone uuid := '5e000000-0000-4000-8000-0000000000a2';
 begin
-  perform tests.create_supabase_user(ann, 'ann@chat.test', '{"role": "client"}', '{"full_name": "Ann"}');
-  perform tests.create_supabase_user(bob, 'bob@chat.test', '{"role": "reader"}', '{"full_name": "Bob"}');
-  perform tests.create_supabase_user('c0000000-0000-4000-8000-00000000000c', 'cat@chat.test', '{"role": "client"}', '{}');
-  perform tests.create_supabase_user('d0000000-0000-4000-8000-00000000000d', 'dan@chat.test', '{"role": "client"}', '{}');
+  perform tests.create_supabase_user('cat', 'cat@chat.test', '{"role": "client"}', '{}');
+  perform tests.create_supabase_user('dan', 'dan@chat.test', '{"role": "client"}', '{}');
   insert into public.chat_sessions (id, participants, type, created_by, title)
   values
   (s_shared, array[ann, bob], 'support', ann, 'Ann''s reading'),
@@ -67,14 +65,16 @@ select is(
   'redact',
   'The default erasure mode is redact.'
 );
+-- The API roles cannot reach the tests schema: the id is looked up before the role changes.
+select tests.uid('ann') as ann_id \gset
 set local role supabase_auth_admin;
 delete from auth.users
-where id = 'a0000000-0000-4000-8000-00000000000a';
+where id = :'ann_id';
 reset role;
 select ok(
   not exists (
     select 1 from auth.users
-    where id = 'a0000000-0000-4000-8000-00000000000a'
+    where id = tests.uid('ann')
   ),
   'Supabase Auth (supabase_auth_admin) deletes a user with sessions, messages, replies, receipts, uploads, webhook and audit rows.'
 );
@@ -92,7 +92,7 @@ select is(
     select participants from public.chat_sessions
     where id = '5e000000-0000-4000-8000-0000000000a1'
   ),
-  array['b0000000-0000-4000-8000-00000000000b']::uuid[],
+  array[tests.uid('bob')],
   'In a shared session the user leaves the participants...'
 );
 select is(
@@ -109,10 +109,10 @@ select results_eq(
   $$ values
      ('3e000000-0000-4000-8000-0000000000a1'::uuid, null::uuid, null::text, '{}'::jsonb, 'erased'::text, 'text'::text),
      ('3e000000-0000-4000-8000-0000000000a2', null, null, '{}', 'erased', 'audio'),
-     ('3e000000-0000-4000-8000-0000000000b1', 'b0000000-0000-4000-8000-00000000000b',
-      null, jsonb_build_object('storage_path', '5e000000-0000-4000-8000-0000000000a1/b0000000-0000-4000-8000-00000000000b/card.png'),
+     ('3e000000-0000-4000-8000-0000000000b1', tests.uid('bob'),
+      null, jsonb_build_object('storage_path', ('5e000000-0000-4000-8000-0000000000a1/' || tests.uid('bob') || '/card.png')),
       null, 'image'),
-     ('3e000000-0000-4000-8000-0000000000b2', 'b0000000-0000-4000-8000-00000000000b', 'Thank you, Ann', '{}', null, 'text') $$,
+     ('3e000000-0000-4000-8000-0000000000b2', tests.uid('bob'), 'Thank you, Ann', '{}', null, 'text') $$,
   'redact: the other participant keeps each message''s place, time and type; the erased user''s are tombstones without sender, content or metadata.'
 );
 select is(
@@ -126,13 +126,13 @@ select is(
 select results_eq(
   $$ select user_id, last_read_message_id from public.chat_read_state
      where session_id = '5e000000-0000-4000-8000-0000000000a1' $$,
-  $$ values ('b0000000-0000-4000-8000-00000000000b'::uuid, '3e000000-0000-4000-8000-0000000000a2'::uuid) $$,
+  $$ values (tests.uid('bob'), '3e000000-0000-4000-8000-0000000000a2'::uuid) $$,
   'The user''s read cursor is gone; the other participant''s stays where it was.'
 );
 select is(
   (
     select count(*)::integer from public.chat_delivery_state
-    where user_id = 'a0000000-0000-4000-8000-00000000000a'
+    where user_id = tests.uid('ann')
   ),
   0,
   'The user''s delivery cursors are gone.'
@@ -142,9 +142,9 @@ select is(
     select array_agg(storage_path order by storage_path) from chat_private.object_purges
   ),
   array[
-    '5e000000-0000-4000-8000-0000000000a1/a0000000-0000-4000-8000-00000000000a/unsent.png',
-    '5e000000-0000-4000-8000-0000000000a1/a0000000-0000-4000-8000-00000000000a/voice.webm',
-    '5e000000-0000-4000-8000-0000000000a2/a0000000-0000-4000-8000-00000000000a/memo.txt'
+    ('5e000000-0000-4000-8000-0000000000a1/' || tests.uid('ann') || '/unsent.png'),
+    ('5e000000-0000-4000-8000-0000000000a1/' || tests.uid('ann') || '/voice.webm'),
+    ('5e000000-0000-4000-8000-0000000000a2/' || tests.uid('ann') || '/memo.txt')
   ],
   'Every file of the user, sent or not, and of the deleted session, is queued for removal from the store; the other participant''s stays.'
 );
@@ -153,23 +153,23 @@ select is(
     select
       (
         select count(*) from chat_private.webhook_waiting
-        where user_id = 'a0000000-0000-4000-8000-00000000000a'
+        where user_id = tests.uid('ann')
       )
       + (
         select count(*) from chat_private.webhook_outbox
-        where payload::text like '%a0000000-0000-4000-8000-00000000000a%'
+        where payload::text like ('%' || tests.uid('ann') || '%')
       )
       + (
         select count(*) from chat_private.pending_uploads
-        where user_id = 'a0000000-0000-4000-8000-00000000000a'
+        where user_id = tests.uid('ann')
       )
       + (
         select count(*) from chat_private.upload_usage
-        where user_id = 'a0000000-0000-4000-8000-00000000000a'
+        where user_id = tests.uid('ann')
       )
       + (
         select count(*) from public.chat_monitoring
-        where user_id = 'a0000000-0000-4000-8000-00000000000a'
+        where user_id = tests.uid('ann')
       )
   )::integer,
   0,
@@ -178,8 +178,8 @@ select is(
 select is(
   (
     select count(*)::integer from public.chat_audit_logs
-    where actor_id = 'a0000000-0000-4000-8000-00000000000a'
-      or details::text like '%a0000000-0000-4000-8000-00000000000a%'
+    where actor_id = tests.uid('ann')
+      or details::text like ('%' || tests.uid('ann') || '%')
       or details::text like '%555 0101%'
   ),
   0,
@@ -211,18 +211,19 @@ select is(
     select subject from chat_private.erasures
     order by id desc limit 1
   ),
-  'a0000000-0000-4000-8000-00000000000a'::uuid,
+  tests.uid('ann'),
   'The erasure keeps the user''s id only until the service has followed up...'
 );
 
 -- The other participant cannot read the erased user's file, even before the service removes it.
-select tests.authenticate_as('b0000000-0000-4000-8000-00000000000b');
+select tests.uid('bob') as bob_id \gset
+select tests.authenticate_as('bob');
 select is(
   (
     select array_agg(name order by name) from storage.objects
     where bucket_id = 'chat-files'
   ),
-  array['5e000000-0000-4000-8000-0000000000a1/b0000000-0000-4000-8000-00000000000b/card.png'],
+  array['5e000000-0000-4000-8000-0000000000a1/' || :'bob_id' || '/card.png'],
   'A file waiting for removal is readable by nobody: the other participant sees only their own.'
 );
 reset role;
@@ -294,23 +295,24 @@ select chat_private.set_erasure_mode('retain');
 insert into public.chat_sessions (id, participants, type, created_by)
 values (
   '5e000000-0000-4000-8000-0000000000c1',
-  array['c0000000-0000-4000-8000-00000000000c', 'b0000000-0000-4000-8000-00000000000b']::uuid[],
-  'support', 'c0000000-0000-4000-8000-00000000000c'
+  array[tests.uid('cat'), tests.uid('bob')]::uuid[],
+  'support', tests.uid('cat')
 );
 insert into public.chat_messages (id, session_id, sender_id, content)
 values (
   '3e000000-0000-4000-8000-0000000000c1', '5e000000-0000-4000-8000-0000000000c1',
-  'c0000000-0000-4000-8000-00000000000c', 'Kept words'
+  tests.uid('cat'), 'Kept words'
 );
+select tests.uid('cat') as cat_id \gset
 select tests.authenticate_as_service_role();
 delete from auth.users
-where id = 'c0000000-0000-4000-8000-00000000000c';
+where id = :'cat_id';
 reset role;
 select set_config('request.jwt.claims', '', true);
 select ok(
   not exists (
     select 1 from auth.users
-    where id = 'c0000000-0000-4000-8000-00000000000c'
+    where id = tests.uid('cat')
   ),
   'The service role deletes a user (retain mode).'
 );
@@ -326,39 +328,39 @@ select chat_private.set_erasure_mode('delete');
 insert into public.chat_sessions (id, participants, type, created_by)
 values (
   '5e000000-0000-4000-8000-0000000000d1',
-  array['d0000000-0000-4000-8000-00000000000d', 'b0000000-0000-4000-8000-00000000000b']::uuid[],
-  'support', 'b0000000-0000-4000-8000-00000000000b'
+  array[tests.uid('dan'), tests.uid('bob')]::uuid[],
+  'support', tests.uid('bob')
 );
 insert into public.chat_messages (id, session_id, sender_id, content, created_at)
 values
 (
   '3e000000-0000-4000-8000-0000000000d1', '5e000000-0000-4000-8000-0000000000d1',
-  'b0000000-0000-4000-8000-00000000000b', 'Welcome', now() - interval '2 minutes'
+  tests.uid('bob'), 'Welcome', now() - interval '2 minutes'
 ),
 (
   '3e000000-0000-4000-8000-0000000000d2', '5e000000-0000-4000-8000-0000000000d1',
-  'd0000000-0000-4000-8000-00000000000d', 'Thanks', now() - interval '1 minute'
+  tests.uid('dan'), 'Thanks', now() - interval '1 minute'
 );
 insert into public.chat_messages (session_id, sender_id, content, reply_to_message_id)
 values (
-  '5e000000-0000-4000-8000-0000000000d1', 'b0000000-0000-4000-8000-00000000000b', 'You are welcome',
+  '5e000000-0000-4000-8000-0000000000d1', tests.uid('bob'), 'You are welcome',
   '3e000000-0000-4000-8000-0000000000d2'
 );
 insert into public.chat_read_state (session_id, user_id, last_read_message_id, last_read_at, last_read_seq)
 select
   m.session_id,
-  'b0000000-0000-4000-8000-00000000000b',
+  tests.uid('bob'),
   m.id,
   m.created_at,
   m.seq
 from public.chat_messages as m
 where m.id = '3e000000-0000-4000-8000-0000000000d2';
 delete from auth.users
-where id = 'd0000000-0000-4000-8000-00000000000d';
+where id = tests.uid('dan');
 select ok(
   not exists (
     select 1 from auth.users
-    where id = 'd0000000-0000-4000-8000-00000000000d'
+    where id = tests.uid('dan')
   ),
   'postgres (a dashboard admin) deletes a user (delete mode).'
 );
@@ -390,9 +392,9 @@ select is(
 );
 delete from chat_private.object_purges;
 update storage.objects set metadata = metadata
-where name like '%a0000000-0000-4000-8000-00000000000a%';
+where name like ('%' || tests.uid('ann') || '%');
 delete from storage.objects
-where name like '%a0000000-0000-4000-8000-00000000000a%';
+where name like ('%' || tests.uid('ann') || '%');
 select is(
   chat_private.finish_erasure((select min(erasure_id) from chat_private.pending_erasures())),
   true,
@@ -401,7 +403,7 @@ select is(
 select is(
   (
     select count(*)::integer from public.chat_audit_logs
-    where details::text like '%a0000000-0000-4000-8000-00000000000a%'
+    where details::text like ('%' || tests.uid('ann') || '%')
   ),
   0,
   '... the audit rows the file removals wrote are erased too...'
@@ -409,7 +411,7 @@ select is(
 select is(
   (
     select count(*)::integer from chat_private.erasures
-    where subject = 'a0000000-0000-4000-8000-00000000000a'
+    where subject = tests.uid('ann')
   ),
   0,
   '... and the user''s id is dropped.'
