@@ -12,6 +12,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from workers.app import create_app
+from workers.config import Bucket
 
 from .api_helpers import add_message, api_client, bearer, error_of, make_session
 from .conftest import Users, settings_for
@@ -287,7 +288,7 @@ async def test_rest_sends_share_the_relays_rate_limit(
         [client_id, reader_id],
         client_id,
     )
-    app = create_app(settings_for(database_url, message_rate=0.1, message_burst=2))
+    app = create_app(settings_for(database_url, message_bucket=Bucket(rate=0.1, burst=2)))
     headers = {"Authorization": f"Bearer {users.token(client_id)}"}
     async with TestClient(TestServer(app)) as http:
         statuses = []

@@ -16,6 +16,7 @@ from aiohttp.test_utils import TestServer
 from workers.api.models import DEMO_CLIENT
 from workers.api.registry import registry_of
 from workers.app import create_app
+from workers.config import NO_LIMIT
 
 from .conftest import ROOT, Users, settings_for
 
@@ -60,9 +61,9 @@ async def test_schemathesis_finds_no_server_error_and_no_drift_from_the_document
         settings_for(
             database_url,
             data_dir=tmp_path / "data",
-            message_rate=0,
-            session_create_rate=0,
-            api_rate=0,
+            message_bucket=NO_LIMIT,
+            session_create_bucket=NO_LIMIT,
+            api_bucket=NO_LIMIT,
         )
     )
     operations = len(registry_of(app).routes)

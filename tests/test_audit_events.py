@@ -13,6 +13,8 @@ import asyncpg
 import jwt
 import pytest
 
+from workers.config import Bucket
+
 from .api_helpers import api_client, bearer, make_session
 from .audit_helpers import FAST, audit_where, eventually, monitoring_where
 from .conftest import SECRET, Users
@@ -92,7 +94,7 @@ async def test_refused_joins_sends_and_rate_limits_are_audited(
     client, outsider = await users.create("client"), await users.create("client")
     session_id = await make_session(superuser, client)
     elsewhere = await make_session(superuser, outsider)
-    settings = {**FAST, "message_rate": 0.01, "message_burst": 1}
+    settings = {**FAST, "message_bucket": Bucket(rate=0.01, burst=1)}
     async with running_relay(database_url, **settings) as (url, _):
         socket = Recorder()
         await socket.connect(url, users.token(client))

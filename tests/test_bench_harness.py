@@ -32,9 +32,9 @@ def _summary(relay: list[dict[str, Any]], baseline: list[dict[str, Any]]) -> dic
 def test_relay_env_is_accepted_by_the_service_and_lifts_the_limits() -> None:
     env = read_env_file(BENCH / "relay.env") | {"JWT_SECRET": "s" * 40}
     settings = Settings.from_env(env)
-    assert settings.message_rate == 0
-    assert settings.event_rate == 0
-    assert settings.typing_rate == 0
+    assert settings.message_bucket.rate == 0
+    assert settings.event_bucket.rate == 0
+    assert settings.typing_bucket.rate == 0
 
 
 def test_p99_is_compared_at_1500_when_both_sustain_it() -> None:

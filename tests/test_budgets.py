@@ -13,6 +13,7 @@ from typing import Any
 import aiohttp
 import asyncpg
 
+from workers.config import Bucket
 from workers.relay.ratelimit import Budget
 from workers.relay.redis_link import RedisLink
 
@@ -24,7 +25,10 @@ from .relay_helpers import Recorder, make_session, running_relay
 Http = aiohttp.ClientSession
 REDIS_URL = os.environ.get("CHAT_TEST_REDIS_URL", "redis://127.0.0.1:6379/7")
 # A slow refill: what a test sees is the burst.
-TIGHT = {"user_event_rate": 0.01, "user_event_burst": 12, "event_rate": 1000, "event_burst": 1000}
+TIGHT = {
+    "user_event_bucket": Bucket(rate=0.01, burst=12),
+    "event_bucket": Bucket(rate=1000, burst=1000),
+}
 
 
 async def _outcomes(sockets: list[Recorder], session: uuid.UUID, rounds: int) -> list[str]:
@@ -91,7 +95,7 @@ async def test_rest_calls_are_budgeted_per_user(
     database_url: str, users: Users, superuser: asyncpg.Connection
 ) -> None:
     greedy, other = await users.create("client"), await users.create("client")
-    settings = {"api_rate": 0.01, "api_burst": 5, "redis_url": REDIS_URL}
+    settings = {"api_bucket": Bucket(rate=0.01, burst=5), "redis_url": REDIS_URL}
     async with (
         _http(database_url, **settings) as (one, http),
         _http(database_url, **settings) as (
@@ -116,7 +120,7 @@ async def test_rest_calls_are_budgeted_per_user(
 async def test_budget_falls_back_to_a_local_bucket_when_redis_is_down() -> None:
     link = RedisLink(f"redis://127.0.0.1:{free_port()}/0", timeout=0.5)
     try:
-        budget = Budget(name="t", rate=0.01, burst=3, redis=link)
+        budget = Budget(name="t", bucket=Bucket(rate=0.01, burst=3), redis=link)
         key = uuid.uuid4()
         assert [await budget.allow(key) for _ in range(5)] == [True] * 3 + [False] * 2
         assert not link.up and budget.local_checks == 5

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from workers.config import Settings, SettingsError
+from workers.config import Bucket, Settings, SettingsError
 
 GOOD = {"JWT_SECRET": "x" * 40}
 
@@ -41,12 +41,24 @@ def test_jwks_url_is_derived_from_supabase_url() -> None:
         ({"CORS_ORIGINS": "example.com"}, "CORS_ORIGINS"),
         ({"TYPING_TIMEOUT": "-1"}, "TYPING_TIMEOUT"),
         ({"LOG_LEVEL": "chatty"}, "LOG_LEVEL"),
+        ({"MESSAGE_RATE": "fast"}, "MESSAGE_RATE"),
+        ({"MESSAGE_RATE": "-1"}, "MESSAGE_RATE"),
+        ({"MESSAGE_BURST": "0"}, "MESSAGE_BURST"),
+        ({"CONNECT_BURST_PER_IP": "2.5"}, "CONNECT_BURST_PER_IP"),
     ],
 )
 def test_bad_value_names_the_variable(env: dict[str, str], variable: str) -> None:
     with pytest.raises(SettingsError) as info:
         Settings.from_env({**GOOD, **env})
     assert str(info.value).startswith(variable + ":")
+
+
+def test_a_bucket_is_read_from_its_rate_and_burst_variables() -> None:
+    """Each token bucket is one setting read from two variables; either may be left out."""
+    settings = Settings.from_env({**GOOD, "MESSAGE_RATE": "0.5", "API_BURST": "7"})
+    assert settings.message_bucket == Bucket(rate=0.5, burst=20)
+    assert settings.api_bucket == Bucket(rate=20.0, burst=7)
+    assert settings.connect_bucket_per_ip == Bucket(rate=5.0, burst=50)
 
 
 def test_missing_jwt_secret_and_supabase_url_is_refused() -> None:

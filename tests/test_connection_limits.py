@@ -16,6 +16,7 @@ import asyncpg
 import pytest
 import socketio
 
+from workers.config import Bucket
 from workers.relay.gate import Gate, Limits
 
 from .conftest import Users
@@ -113,7 +114,7 @@ async def test_connections_per_address_and_per_relay_are_capped(
 
 async def test_connection_rate_per_address_is_limited(database_url: str, users: Users) -> None:
     uid = await users.create("client")
-    settings = {"connect_rate_per_ip": 0.01, "connect_burst_per_ip": 3}
+    settings = {"connect_bucket_per_ip": Bucket(rate=0.01, burst=3)}
     async with running_relay(database_url, **settings) as (url, relay):
         for _ in range(3):
             await (await _connected(url, users.token(uid))).close()

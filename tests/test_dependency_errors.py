@@ -8,6 +8,7 @@ import asyncio
 import asyncpg
 import pytest
 
+from workers.config import Bucket
 from workers.errors import from_postgres
 from workers.relay.ratelimit import Budget
 from workers.relay.redis_link import RedisLink
@@ -43,7 +44,7 @@ async def test_a_redis_that_answers_errors_falls_back_to_local_buckets() -> None
     link = RedisLink(server.url, timeout=1.0)
     try:
         await link.client.execute_command("REPLICAOF", "127.0.0.1", "1")  # read-only now
-        budget = Budget(name="t", rate=0.01, burst=2, redis=link)
+        budget = Budget(name="t", bucket=Bucket(rate=0.01, burst=2), redis=link)
         assert [await budget.allow("k") for _ in range(3)] == [True, True, False]
         assert budget.local_checks == 3
     finally:

@@ -15,6 +15,8 @@ import aiohttp
 import asyncpg
 import pytest
 
+from workers.config import Bucket
+
 from .conftest import Users
 from .fault_helpers import RedisServer, RelayProcess, free_port, until
 from .relay_helpers import Recorder, make_session, running_relay
@@ -159,7 +161,7 @@ async def test_relay_starts_and_serves_with_redis_unreachable(
     session = await make_session(superuser, client, reader)
     nowhere = f"redis://127.0.0.1:{free_port()}/0"
     async with running_relay(
-        database_url, redis_url=nowhere, message_rate=0.01, message_burst=3
+        database_url, redis_url=nowhere, message_bucket=Bucket(rate=0.01, burst=3)
     ) as (url, relay):
         sender = await _socket(url, users.token(client), session, name="client")
         receiver = await _socket(url, users.token(reader, "reader"), session, name="reader")

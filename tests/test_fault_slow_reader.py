@@ -19,6 +19,8 @@ import time
 import asyncpg
 import pytest
 
+from workers.config import Bucket
+
 from .conftest import Users
 from .relay_helpers import Recorder, make_session, running_relay
 
@@ -105,12 +107,9 @@ async def test_a_client_that_stops_reading_is_cut_off_and_others_are_unaffected(
     session = await make_session(superuser, talker, stalled, listener)
     settings = {
         "max_queued_packets": QUEUE_LIMIT,
-        "message_rate": 10_000,
-        "message_burst": 10_000,
-        "user_event_rate": 10_000,
-        "user_event_burst": 10_000,
-        "event_rate": 10_000,
-        "event_burst": 10_000,
+        "message_bucket": Bucket(rate=10_000, burst=10_000),
+        "user_event_bucket": Bucket(rate=10_000, burst=10_000),
+        "event_bucket": Bucket(rate=10_000, burst=10_000),
     }
     slow = RawSocketIO()
     async with running_relay(database_url, **settings) as (url, relay):

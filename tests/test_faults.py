@@ -16,6 +16,7 @@ import asyncpg
 import pytest
 
 from workers.auth import make_dev_token
+from workers.config import NO_LIMIT
 
 from .conftest import SECRET
 from .pg_cluster import ThrowawayCluster
@@ -64,7 +65,9 @@ async def test_postgres_restarted_under_traffic_loses_and_duplicates_nothing(
     cluster: ThrowawayCluster,
 ) -> None:
     session, tokens = await _pair(cluster.url)
-    async with running_relay(cluster.url, message_rate=0, event_rate=0, user_event_rate=0) as (
+    async with running_relay(
+        cluster.url, message_bucket=NO_LIMIT, event_bucket=NO_LIMIT, user_event_bucket=NO_LIMIT
+    ) as (
         url,
         _relay,
     ):

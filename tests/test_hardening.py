@@ -18,7 +18,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from workers.auth import TokenVerifier
-from workers.config import Settings
+from workers.config import Bucket, Settings
 from workers.errors import AuthError, from_postgres
 
 from .api_helpers import api_client, bearer, error_of
@@ -262,7 +262,7 @@ async def test_session_list_pages_and_says_when_more_follow(
 
 async def test_session_creation_is_limited_per_user(database_url: str, users: Users) -> None:
     uid, other = await users.create("client"), await users.create("reader")
-    async with api_client(database_url, session_create_rate=0.001, session_create_burst=3) as api:
+    async with api_client(database_url, session_create_bucket=Bucket(rate=0.001, burst=3)) as api:
         statuses = []
         for _ in range(5):
             resp = await api.post(

@@ -12,13 +12,14 @@ import asyncpg
 import pytest
 
 from workers.audit_linker import AuditLinker
+from workers.config import NO_LIMIT
 
 from .audit_helpers import eventually
 from .conftest import Users
 from .relay_helpers import Recorder, make_session, people, running_relay
 from .test_relay_cluster import RelayProcess
 
-UNLIMITED = {"message_rate": 0, "event_rate": 0, "user_event_rate": 0}
+UNLIMITED = {"message_bucket": NO_LIMIT, "event_bucket": NO_LIMIT, "user_event_bucket": NO_LIMIT}
 
 
 async def test_a_bad_message_in_a_group_fails_alone(

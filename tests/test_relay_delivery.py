@@ -13,6 +13,8 @@ from typing import Any
 import asyncpg
 import pytest
 
+from workers.config import Bucket
+
 from .conftest import Users
 from .relay_helpers import Recorder, make_session, people, running_relay
 
@@ -239,7 +241,7 @@ async def test_expired_token_disconnects_unless_refreshed(
 async def test_send_rate_limit(
     database_url: str, world: dict[str, Any], clients: list[Recorder]
 ) -> None:
-    async with running_relay(database_url, message_rate=0.1, message_burst=3) as (url, _):
+    async with running_relay(database_url, message_bucket=Bucket(rate=0.1, burst=3)) as (url, _):
         client = await join(clients, url, world["tokens"]["client"], world["session"])
         session = str(world["session"])
         acks = [
@@ -255,7 +257,7 @@ async def test_send_rate_limit(
 async def test_typing_rate_limit(
     database_url: str, world: dict[str, Any], clients: list[Recorder]
 ) -> None:
-    async with running_relay(database_url, typing_rate=0.1, typing_burst=2) as (url, _):
+    async with running_relay(database_url, typing_bucket=Bucket(rate=0.1, burst=2)) as (url, _):
         client = await join(clients, url, world["tokens"]["client"], world["session"])
         session = {"session_id": str(world["session"])}
         acks = [await client.call("typing_start", session) for _ in range(3)]
@@ -283,7 +285,7 @@ async def test_closed_session_refuses_messages(
 async def test_any_event_flood_is_limited_per_socket_and_audited_once(
     database_url: str, world: dict[str, Any], clients: list[Recorder], superuser: asyncpg.Connection
 ) -> None:
-    async with running_relay(database_url, event_rate=0.1, event_burst=5) as (url, _):
+    async with running_relay(database_url, event_bucket=Bucket(rate=0.1, burst=5)) as (url, _):
         client = await join(clients, url, world["tokens"]["client"], world["session"])  # 1 event
         session = {"session_id": str(world["session"])}
         acks = [await client.call("get_online_users", session) for _ in range(8)]

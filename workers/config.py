@@ -46,6 +46,18 @@ class SettingsError(ValueError):
 
 
 @dataclass(frozen=True, slots=True)
+class Bucket:
+    """A token bucket's setting: ``rate`` tokens a second refill it, at most ``burst`` are
+    saved (the most taken at once after a pause). A rate of 0 turns the limit off."""
+
+    rate: float
+    burst: int
+
+
+NO_LIMIT = Bucket(rate=0.0, burst=1)
+
+
+@dataclass(frozen=True, slots=True)
 class Var:
     """How one setting is read from the environment and documented: its variable, how it
     is parsed (``kind``: a method of the reader), its bounds or choices, and what it means.
@@ -59,6 +71,8 @@ class Var:
     choices: tuple[str, ...] = ()
     upper: bool = False
     row: str | None = None  # documented in the same table row as this variable
+    burst: str | None = None  # a bucket's second variable, its burst (integer, 1..burst_high)
+    burst_high: int = 0
     shown: str | None = None  # the default as the docs show it, when not the value itself
     doc: str = ""
 
@@ -261,81 +275,48 @@ class Settings:
             doc="seconds before the relay emits `user_stopped_typing` itself",
         ),
     ] = 5.0
-    message_rate: Annotated[
-        float,
+    message_bucket: Annotated[
+        Bucket,
         Var(
             "MESSAGE_RATE",
-            "number",
+            "bucket",
             low=0,
             high=10_000,
+            burst="MESSAGE_BURST",
+            burst_high=100_000,
             doc=(
                 "per-user token bucket for `send_message` (tokens per second, bucket size);"
                 " shared through Redis"
             ),
         ),
-    ] = 5.0
-    message_burst: Annotated[
-        int,
-        Var(
-            "MESSAGE_BURST",
-            "integer",
-            low=1,
-            high=100_000,
-            row="MESSAGE_RATE",
-            doc=(
-                "per-user token bucket for `send_message` (tokens per second, bucket size);"
-                " shared through Redis"
-            ),
-        ),
-    ] = 20
-    typing_rate: Annotated[
-        float,
+    ] = Bucket(rate=5.0, burst=20)
+    typing_bucket: Annotated[
+        Bucket,
         Var(
             "TYPING_RATE",
-            "number",
+            "bucket",
             low=0,
             high=10_000,
+            burst="TYPING_BURST",
+            burst_high=100_000,
             doc="the same for `typing_start`",
         ),
-    ] = 5.0
-    typing_burst: Annotated[
-        int,
-        Var(
-            "TYPING_BURST",
-            "integer",
-            low=1,
-            high=100_000,
-            row="TYPING_RATE",
-            doc="the same for `typing_start`",
-        ),
-    ] = 10
-    event_rate: Annotated[
-        float,
+    ] = Bucket(rate=5.0, burst=10)
+    event_bucket: Annotated[
+        Bucket,
         Var(
             "EVENT_RATE",
-            "number",
+            "bucket",
             low=0,
             high=100_000,
+            burst="EVENT_BURST",
+            burst_high=1_000_000,
             doc=(
                 "per-socket bucket for every client event (a floor under each handler's "
                 "cost); a flood's refusals are audited once per 10 s per socket"
             ),
         ),
-    ] = 20.0
-    event_burst: Annotated[
-        int,
-        Var(
-            "EVENT_BURST",
-            "integer",
-            low=1,
-            high=1_000_000,
-            row="EVENT_RATE",
-            doc=(
-                "per-socket bucket for every client event (a floor under each handler's "
-                "cost); a flood's refusals are audited once per 10 s per socket"
-            ),
-        ),
-    ] = 60
+    ] = Bucket(rate=20.0, burst=60)
     max_content_length: Annotated[
         int,
         Var(
@@ -549,35 +530,22 @@ class Settings:
             ),
         ),
     ] = None
-    session_create_rate: Annotated[
-        float,
+    session_create_bucket: Annotated[
+        Bucket,
         Var(
             "SESSION_CREATE_RATE",
-            "number",
+            "bucket",
             low=0,
             high=10_000,
+            burst="SESSION_CREATE_BURST",
+            burst_high=100_000,
             doc=(
                 "per-user token bucket for `POST /api/chat/sessions` (429 `rate_limited`); "
                 "shared through Redis. The database adds an hourly cap on every path, see "
                 "[Limits](../SECURITY.md#limits)"
             ),
         ),
-    ] = 0.1
-    session_create_burst: Annotated[
-        int,
-        Var(
-            "SESSION_CREATE_BURST",
-            "integer",
-            low=1,
-            high=100_000,
-            row="SESSION_CREATE_RATE",
-            doc=(
-                "per-user token bucket for `POST /api/chat/sessions` (429 `rate_limited`); "
-                "shared through Redis. The database adds an hourly cap on every path, see "
-                "[Limits](../SECURITY.md#limits)"
-            ),
-        ),
-    ] = 20
+    ] = Bucket(rate=0.1, burst=20)
     upload_quota_bytes: Annotated[
         int,
         Var(
@@ -630,60 +598,36 @@ class Settings:
             ),
         ),
     ] = 900.0
-    user_event_rate: Annotated[
-        float,
+    user_event_bucket: Annotated[
+        Bucket,
         Var(
             "USER_EVENT_RATE",
-            "number",
+            "bucket",
             low=0,
             high=100_000,
+            burst="USER_EVENT_BURST",
+            burst_high=1_000_000,
             doc=(
                 "per-user bucket for every Socket.IO event, across the user's sockets and "
                 "(through Redis) relays; `0` rate disables"
             ),
         ),
-    ] = 30.0
-    user_event_burst: Annotated[
-        int,
-        Var(
-            "USER_EVENT_BURST",
-            "integer",
-            low=1,
-            high=1_000_000,
-            row="USER_EVENT_RATE",
-            doc=(
-                "per-user bucket for every Socket.IO event, across the user's sockets and "
-                "(through Redis) relays; `0` rate disables"
-            ),
-        ),
-    ] = 100
-    api_rate: Annotated[
-        float,
+    ] = Bucket(rate=30.0, burst=100)
+    api_bucket: Annotated[
+        Bucket,
         Var(
             "API_RATE",
-            "number",
+            "bucket",
             low=0,
             high=100_000,
+            burst="API_BURST",
+            burst_high=1_000_000,
             doc=(
                 "per-user bucket for every authenticated REST call (`/api/chat/*`), shared "
                 "through Redis; over it, 429 `rate_limited`; `0` rate disables"
             ),
         ),
-    ] = 20.0
-    api_burst: Annotated[
-        int,
-        Var(
-            "API_BURST",
-            "integer",
-            low=1,
-            high=1_000_000,
-            row="API_RATE",
-            doc=(
-                "per-user bucket for every authenticated REST call (`/api/chat/*`), shared "
-                "through Redis; over it, 429 `rate_limited`; `0` rate disables"
-            ),
-        ),
-    ] = 60
+    ] = Bucket(rate=20.0, burst=60)
     max_connections: Annotated[
         int,
         Var(
@@ -727,33 +671,21 @@ class Settings:
             ),
         ),
     ] = 5.0
-    connect_rate_per_ip: Annotated[
-        float,
+    connect_bucket_per_ip: Annotated[
+        Bucket,
         Var(
             "CONNECT_RATE_PER_IP",
-            "number",
+            "bucket",
             low=0,
             high=100_000,
+            burst="CONNECT_BURST_PER_IP",
+            burst_high=1_000_000,
             doc=(
                 "new connections per client address (per second, bucket size) per relay; "
                 "beyond, `connect_rate_limited`; `0` rate disables"
             ),
         ),
-    ] = 5.0
-    connect_burst_per_ip: Annotated[
-        int,
-        Var(
-            "CONNECT_BURST_PER_IP",
-            "integer",
-            low=1,
-            high=1_000_000,
-            row="CONNECT_RATE_PER_IP",
-            doc=(
-                "new connections per client address (per second, bucket size) per relay; "
-                "beyond, `connect_rate_limited`; `0` rate disables"
-            ),
-        ),
-    ] = 50
+    ] = Bucket(rate=5.0, burst=50)
     max_queued_packets: Annotated[
         int,
         Var(
@@ -1011,6 +943,12 @@ class _Reader:
             return self.integer(name, default, low=int(var.low or 0), high=int(var.high or 0))
         if kind == "number":
             return self.number(name, default, low=var.low or 0.0, high=var.high or 0.0)
+        if kind == "bucket":
+            assert var.burst is not None
+            return Bucket(
+                rate=self.number(name, default.rate, low=var.low or 0.0, high=var.high or 0.0),
+                burst=self.integer(var.burst, default.burst, low=1, high=var.burst_high),
+            )
         if kind == "choice":
             return self.choice(name, default, var.choices, upper=var.upper)
         if kind == "text":
@@ -1211,7 +1149,11 @@ def env_example() -> str:
             lines += [
                 "# " + line for line in textwrap.wrap(_plain(var.doc), 88, break_on_hyphens=False)
             ]
-        lines.append(f"{var.env}={_env_value(f.default)}")
+        if var.burst is not None:
+            lines.append(f"{var.env}={_env_value(f.default.rate)}")
+            lines.append(f"{var.burst}={_env_value(f.default.burst)}")
+        else:
+            lines.append(f"{var.env}={_env_value(f.default)}")
     return "\n".join(lines).replace("\n\n\n", "\n\n") + "\n"
 
 
@@ -1227,6 +1169,12 @@ def settings_table() -> str:
             row[1].append(shown)
             continue
         row = [[f"`{var.env}`"], [shown], var.doc]
+        if var.burst is not None:  # a bucket: rate and burst, one row
+            row = [
+                [f"`{var.env}`", f"`{var.burst}`"],
+                [shown_default(f.default.rate), shown_default(f.default.burst)],
+                var.doc,
+            ]
         by_env[var.env] = row
         rows.append(row)
     out = ["| variable | default | meaning |", "|---|---|---|"]

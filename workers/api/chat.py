@@ -8,7 +8,7 @@ from aiohttp import web
 from .. import message_store, sessions
 from ..errors import ApiError
 from ..keys import DATABASE, RELAY, SETTINGS
-from ..relay.ratelimit import RateLimiter
+from ..relay.ratelimit import Budget
 from . import cors, openapi
 from .http import authenticate, json_body, path_params, query_params, reply
 from .models import (
@@ -29,7 +29,7 @@ from .search_models import SessionsFilterQuery
 
 # Sessions each user may create: a token bucket per user (SESSION_CREATE_RATE per second,
 # SESSION_CREATE_BURST), shared through Redis like the send limit.
-SESSION_LIMIT = web.AppKey("session_limit", RateLimiter)
+SESSION_LIMIT = web.AppKey("session_limit", Budget)
 
 
 # ---------------------------------------------------------------- sessions
@@ -214,11 +214,8 @@ ROUTES = (
 
 def setup(app: web.Application) -> None:
     settings = app[SETTINGS]
-    app[SESSION_LIMIT] = RateLimiter(
-        name="sessions",
-        rate=settings.session_create_rate,
-        burst=settings.session_create_burst,
-        redis=app[RELAY].redis,
+    app[SESSION_LIMIT] = Budget(
+        name="sessions", bucket=settings.session_create_bucket, redis=app[RELAY].redis
     )
     cors.setup(app, app[SETTINGS].cors_origins)
     register(app, ROUTES)

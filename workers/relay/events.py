@@ -26,7 +26,7 @@ from ..messages import MESSAGE_COLUMNS, NameCache, iso, message_payloads, now_is
 from .hooks import RelayHooks
 from .models import JoinSession, MarkRead, SendMessage, SessionRef
 from .presence import Presence
-from .ratelimit import RateLimiter
+from .ratelimit import Budget
 from .rooms import SocketState, room
 from .suspensions import Suspensions
 from .topics import RealtimeTopics
@@ -44,8 +44,8 @@ class RelayEvents:
     sio: socketio.AsyncServer
     presence: Presence
     typing: TypingTracker
-    send_limit: RateLimiter
-    typing_limit: RateLimiter
+    send_limit: Budget
+    typing_limit: Budget
     hooks: RelayHooks
     changefeed: Changefeed
     writer: MessageWriter

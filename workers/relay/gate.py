@@ -31,7 +31,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..config import Network
+from ..config import Bucket, Network
 from ..errors import ApiError
 from .ratelimit import Budget
 
@@ -41,6 +41,8 @@ NAMESPACE = "/"
 EIO_SID_KEY = "chat.eio_sid"  # where the relay finds the Engine.IO sid in the environ
 REFUSED_GRACE = 1.0  # seconds a refused socket keeps to read its connect_error
 
+_CONNECT_PER_IP = Bucket(rate=5.0, burst=50)
+
 
 @dataclass(frozen=True, slots=True)
 class Limits:
@@ -48,8 +50,7 @@ class Limits:
     max_per_ip: int = 200
     max_per_user: int = 20
     connect_timeout: float = 5.0
-    connect_rate_per_ip: float = 5.0
-    connect_burst_per_ip: int = 50
+    connect_per_ip: Bucket = _CONNECT_PER_IP
     max_queued_packets: int = 1_000
     trusted_proxies: tuple[Network, ...] = ()
 
@@ -76,11 +77,7 @@ class Gate:
     _rate: Budget = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        self._rate = Budget(
-            name="connect",
-            rate=self.limits.connect_rate_per_ip,
-            burst=self.limits.connect_burst_per_ip,
-        )
+        self._rate = Budget(name="connect", bucket=self.limits.connect_per_ip)
 
     def client_ip(self, environ: dict[str, Any]) -> str:
         """The address limits count by: the peer, or behind a trusted proxy the nearest

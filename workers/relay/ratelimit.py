@@ -5,7 +5,7 @@ it, or while Redis is unreachable, each relay keeps a local bucket (the limit th
 relay). A Redis outage never turns into an error: the check falls back to the local bucket
 at once (:class:`~workers.relay.redis_link.RedisLink` short-circuits while it is down).
 
-Reuse: ``Budget(name="uploads", rate=..., burst=..., redis=relay.redis_link)`` and
+Reuse: ``Budget(name="uploads", bucket=Bucket(rate=..., burst=...), redis=relay.redis_link)`` and
 ``await budget.allow(user_id)`` (or ``allow(key, cost=n)`` for weighted costs).
 """
 
@@ -18,6 +18,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
+from ..config import Bucket
 from .redis_link import UNREACHABLE, RedisDown, RedisLink
 
 log = logging.getLogger(__name__)
@@ -46,20 +47,19 @@ _LOCAL_KEYS = 100_000  # beyond, full (idle) local buckets are forgotten
 
 
 class Budget:
-    """A token bucket per key: ``rate`` tokens per second, at most ``burst`` saved.
-    ``rate`` 0 disables the budget (everything allowed)."""
+    """A token bucket per key: ``bucket.rate`` tokens per second, at most ``bucket.burst``
+    saved. A rate of 0 disables the budget (everything allowed)."""
 
     def __init__(
         self,
         *,
         name: str,
-        rate: float,
-        burst: int,
+        bucket: Bucket,
         redis: RedisLink | aioredis.Redis | None = None,
     ) -> None:
         self._name = name
-        self._rate = rate
-        self._burst = burst
+        self._rate = bucket.rate
+        self._burst = bucket.burst
         self._link = redis if isinstance(redis, RedisLink) else None
         client = redis.client if isinstance(redis, RedisLink) else redis
         self._script: Any = client.register_script(_LUA) if client is not None else None
@@ -106,4 +106,3 @@ class Budget:
 
 
 # The name the relay has always used.
-RateLimiter = Budget

@@ -38,7 +38,7 @@ from .gate import EIO_SID_KEY, Gate, Limits
 from .hooks import RelayHooks
 from .models import JoinSession, MarkRead, RefreshToken, SendMessage, SessionRef, describe
 from .presence import Presence
-from .ratelimit import Budget, RateLimiter
+from .ratelimit import Budget
 from .redis_link import RedisLink
 from .rooms import SocketState, room
 from .suspensions import Suspensions
@@ -94,33 +94,18 @@ class Relay(RelayEvents):
         self.typing = TypingTracker(
             on_timeout=self._typing_timed_out, timeout=settings.typing_timeout
         )
-        self.send_limit = RateLimiter(
-            name="send",
-            rate=settings.message_rate,
-            burst=settings.message_burst,
-            redis=self.redis_link,
-        )
+        self.send_limit = Budget(name="send", bucket=settings.message_bucket, redis=self.redis_link)
         # Any event, per socket, in this process: a floor under every handler's cost.
-        self.event_limit = RateLimiter(
-            name="events", rate=settings.event_rate, burst=settings.event_burst, redis=None
-        )
-        self.typing_limit = RateLimiter(
-            name="typing",
-            rate=settings.typing_rate,
-            burst=settings.typing_burst,
-            redis=self.redis_link,
+        self.event_limit = Budget(name="events", bucket=settings.event_bucket, redis=None)
+        self.typing_limit = Budget(
+            name="typing", bucket=settings.typing_bucket, redis=self.redis_link
         )
         # Every event, per user, across the user's sockets and relays (Redis when up).
         self.user_event_budget = Budget(
-            name="user-events",
-            rate=settings.user_event_rate,
-            burst=settings.user_event_burst,
-            redis=self.redis_link,
+            name="user-events", bucket=settings.user_event_bucket, redis=self.redis_link
         )
         # Every REST call, per user (shared with the relays through Redis).
-        self.api_budget = Budget(
-            name="api", rate=settings.api_rate, burst=settings.api_burst, redis=self.redis_link
-        )
+        self.api_budget = Budget(name="api", bucket=settings.api_bucket, redis=self.redis_link)
         self.names = NameCache(db)
         self.topics = RealtimeTopics(db)
         self.suspensions = Suspensions(db)
@@ -478,8 +463,7 @@ def _limits(settings: Settings) -> Limits:
         max_per_ip=settings.max_connections_per_ip,
         max_per_user=settings.max_connections_per_user,
         connect_timeout=settings.connect_timeout,
-        connect_rate_per_ip=settings.connect_rate_per_ip,
-        connect_burst_per_ip=settings.connect_burst_per_ip,
+        connect_per_ip=settings.connect_bucket_per_ip,
         max_queued_packets=settings.max_queued_packets,
         trusted_proxies=settings.trusted_proxies,
     )
