@@ -8,9 +8,7 @@ import asyncio
 import contextlib
 import json
 import os
-import socket
 import subprocess
-import sys
 import time
 import urllib.request
 from collections.abc import AsyncIterator, Mapping
@@ -18,16 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
+from .relay_process import ROOT, RelayProcess, base_env, free_port
+
 BENCH = ROOT / "bench"
 NODE = os.environ.get("NODE", "node")
 _TICK = os.sysconf("SC_CLK_TCK")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 # ---------------------------------------------------------------------------- /proc
@@ -141,35 +134,18 @@ class Server:
                 self.proc.wait()
 
 
-def _base_env() -> dict[str, str]:
-    keep = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "NODE_PATH")
-    return {k: os.environ[k] for k in keep if k in os.environ}
-
-
 @contextlib.contextmanager
 def relay(*, database_url: str, secret: str, data_dir: Path, log: Path) -> Any:
     """The service exactly as deployed: ``python -m workers relay``, configured only by
     environment variables; bench/relay.env holds every override of this run."""
-    port = free_port()
-    env = _base_env() | read_env_file(BENCH / "relay.env")
-    env |= {
-        "PORT": str(port),
-        "HOST": "127.0.0.1",
-        "DATABASE_URL": database_url,
-        "JWT_SECRET": secret,
-        "DATA_DIR": str(data_dir),
-        "REDIS_URL": "",
-    }
-    with log.open("ab") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "workers", "relay"], cwd=ROOT, env=env, stdout=out, stderr=out
-        )
-    server = Server("relay", proc, f"http://127.0.0.1:{port}")
+    env = read_env_file(BENCH / "relay.env") | {"DATA_DIR": str(data_dir), "REDIS_URL": ""}
+    process = RelayProcess(database_url, secret=secret, log=log, **env)
+    server = Server("relay", process.proc, process.url)
     try:
-        _wait_http(f"{server.url}/health", proc, 60)
+        process.wait_ready(60)
         yield server
     finally:
-        server.stop()
+        process.stop()
 
 
 @contextlib.contextmanager
@@ -179,7 +155,7 @@ def node_server(
     """bench/baseline/server.mjs: MODE=original (the original Node stack: Socket.IO + pg) or
     echo."""
     port = free_port()
-    env = _base_env() | {
+    env = base_env() | {
         "PORT": str(port),
         "MODE": mode,
         "JWT_SECRET": secret,

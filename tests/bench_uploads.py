@@ -12,10 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import shutil
-import socket
-import sys
 import tempfile
 import time
 import wave
@@ -25,6 +22,8 @@ import aiohttp
 
 from workers.auth import make_dev_token
 from workers.config import DEV_JWT_SECRET
+
+from .relay_process import RelayProcess
 
 DEMO_SESSION = "aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa"
 DEMO_CLIENT = "11111111-1111-4111-8111-111111111111"
@@ -56,27 +55,6 @@ def _wav_of_exactly(path: Path, size: int) -> None:
     assert path.stat().st_size == size
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-async def _wait_healthy(url: str, proc: asyncio.subprocess.Process) -> None:
-    async with aiohttp.ClientSession() as http:
-        for _ in range(200):
-            if proc.returncode is not None:
-                raise SystemExit("the server exited during start-up")
-            try:
-                async with http.get(url + "/health") as resp:
-                    if resp.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.05)
-    raise SystemExit("the server did not become healthy")
-
-
 async def _upload(http: aiohttp.ClientSession, url: str, token: str, source: Path) -> int:
     with source.open("rb") as f:
         data = aiohttp.FormData()
@@ -93,22 +71,16 @@ async def run(database_url: str, concurrency: int) -> int:
     work = Path(tempfile.mkdtemp(prefix="chat-bench-"))
     source = work / "voice.wav"
     _wav_of_exactly(source, LIMIT)
-    port = _free_port()
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url,
-        "JWT_SECRET": DEV_JWT_SECRET,
-        "PORT": str(port),
-        "HOST": "127.0.0.1",
-        "DATA_DIR": str(work / "data"),
-        "STORAGE_BACKEND": "local",
-        "LOG_LEVEL": "WARNING",
-    }
-    env.pop("REDIS_URL", None)
-    proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "workers", "relay", env=env)
-    url = f"http://127.0.0.1:{port}"
+    relay = RelayProcess(
+        database_url,
+        secret=DEV_JWT_SECRET,
+        DATA_DIR=work / "data",
+        STORAGE_BACKEND="local",
+        REDIS_URL="",
+    )
+    proc, url = relay.proc, relay.url
     try:
-        await _wait_healthy(url, proc)
+        await relay.ready(30)
         token = make_dev_token(secret=DEV_JWT_SECRET, user_id=DEMO_CLIENT, role="client")
         # Warm-up with small files: the pool's connections and lazy imports are not uploads.
         small = work / "small.wav"
@@ -138,8 +110,7 @@ async def run(database_url: str, concurrency: int) -> int:
         await sampler
         after = _status(proc.pid)
     finally:
-        proc.terminate()
-        await proc.wait()
+        relay.stop()
         shutil.rmtree(work, ignore_errors=True)
     peak = max(after["VmHWM"], sampled)
     ok = statuses.count(201)

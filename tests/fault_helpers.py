@@ -5,22 +5,29 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-import signal
-import socket
 import subprocess
-import sys
 import tempfile
 from typing import Any
 
-import aiohttp
+import redis.asyncio as aioredis
 
+from . import relay_process
 from .conftest import ROOT, SECRET
+from .relay_process import free_port
+
+# The machine's Redis, for tests that share one (a database number of their own).
+REDIS_URL = os.environ.get("CHAT_TEST_REDIS_URL", "redis://127.0.0.1:6379/7")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+async def redis_available() -> bool:
+    client = aioredis.Redis.from_url(REDIS_URL)
+    try:
+        await asyncio.wait_for(client.ping(), timeout=2)
+        return True
+    except Exception:
+        return False
+    finally:
+        await client.aclose()
 
 
 class RedisServer:
@@ -84,67 +91,11 @@ class RedisServer:
         self.dir.cleanup()
 
 
-class RelayProcess:
-    """``python -m workers relay`` on a free port, its stderr kept for failures."""
+class RelayProcess(relay_process.RelayProcess):
+    """``python -m workers relay`` on a free port, signed with the tests' JWT secret."""
 
     def __init__(self, database_url: str, **env: Any) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        values = {
-            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-            "DATABASE_URL": database_url,
-            "JWT_SECRET": SECRET,
-            "PORT": str(self.port),
-            "HOST": "127.0.0.1",
-            "LOG_LEVEL": "WARNING",
-            **{k: str(v) for k, v in env.items()},
-        }
-        self.log = tempfile.TemporaryFile()
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "workers", "relay"],
-            cwd=ROOT,
-            env=values,
-            stdout=subprocess.DEVNULL,
-            stderr=self.log,
-        )
-
-    def output(self) -> str:
-        self.log.seek(0)
-        return self.log.read().decode(errors="replace")[-4000:]
-
-    async def ready(self) -> None:
-        async with aiohttp.ClientSession() as http:
-            for _ in range(150):
-                if self.proc.poll() is not None:
-                    raise RuntimeError(self.output())
-                try:
-                    async with http.get(self.url + "/health") as resp:
-                        body = await resp.json()
-                        if resp.status == 200 and body["changefeed"]["status"] == "listening":
-                            return
-                except aiohttp.ClientError:
-                    pass
-                await asyncio.sleep(0.1)
-        raise TimeoutError(f"relay on {self.port} did not become ready: {self.output()}")
-
-    async def health(self) -> tuple[int, dict[str, Any]]:
-        async with aiohttp.ClientSession() as http, http.get(self.url + "/health") as resp:
-            return resp.status, await resp.json()
-
-    def kill(self) -> None:
-        """SIGKILL: the relay dies without a word (its leases and locks go with it)."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait(timeout=10)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.kill()
-        self.log.close()
+        super().__init__(database_url, secret=SECRET, **env)
 
 
 async def until(check: Any, *, within: float, every: float = 0.1) -> float:
@@ -159,4 +110,12 @@ async def until(check: Any, *, within: float, every: float = 0.1) -> float:
         await asyncio.sleep(every)
 
 
-__all__ = ["ROOT", "RedisServer", "RelayProcess", "free_port", "until"]
+__all__ = [
+    "REDIS_URL",
+    "ROOT",
+    "RedisServer",
+    "RelayProcess",
+    "free_port",
+    "redis_available",
+    "until",
+]

@@ -4,7 +4,6 @@ account's many sockets cannot spend what others need."""
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -19,11 +18,10 @@ from workers.relay.redis_link import RedisLink
 
 from .api_helpers import bearer
 from .conftest import Users
-from .fault_helpers import free_port
+from .fault_helpers import REDIS_URL, free_port
 from .relay_helpers import Recorder, make_session, running_relay
 
 Http = aiohttp.ClientSession
-REDIS_URL = os.environ.get("CHAT_TEST_REDIS_URL", "redis://127.0.0.1:6379/7")
 # A slow refill: what a test sees is the burst.
 TIGHT = {
     "user_event_bucket": Bucket(rate=0.01, burst=12),

@@ -5,33 +5,19 @@ online_users within the presence TTL."""
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 import pytest
-import redis.asyncio as aioredis
 
 from . import fault_helpers
 from .conftest import Users
 from .relay_helpers import Recorder, people
 
 ROOT = Path(__file__).resolve().parent.parent
-REDIS_URL = os.environ.get("CHAT_TEST_REDIS_URL", "redis://127.0.0.1:6379/7")
 PRESENCE_TTL = 3
-
-
-async def _redis_available() -> bool:
-    client = aioredis.Redis.from_url(REDIS_URL)
-    try:
-        await asyncio.wait_for(client.ping(), timeout=2)
-        return True
-    except Exception:
-        return False
-    finally:
-        await client.aclose()
 
 
 class RelayProcess(fault_helpers.RelayProcess):
@@ -39,14 +25,17 @@ class RelayProcess(fault_helpers.RelayProcess):
 
     def __init__(self, database_url: str, **extra_env: str) -> None:
         super().__init__(
-            database_url, REDIS_URL=REDIS_URL, PRESENCE_TTL=str(PRESENCE_TTL), **extra_env
+            database_url,
+            REDIS_URL=fault_helpers.REDIS_URL,
+            PRESENCE_TTL=str(PRESENCE_TTL),
+            **extra_env,
         )
 
 
 @pytest.fixture
 async def relays(database_url: str) -> AsyncIterator[list[RelayProcess]]:
-    if not await _redis_available():
-        pytest.fail(f"Redis is needed at {REDIS_URL} (scripts/test starts it)")
+    if not await fault_helpers.redis_available():
+        pytest.fail(f"Redis is needed at {fault_helpers.REDIS_URL} (scripts/test starts it)")
     started = [RelayProcess(database_url), RelayProcess(database_url)]
     try:
         await asyncio.gather(*(r.ready() for r in started))

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import os
-import socket
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -16,33 +15,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
-import redis.asyncio as aioredis
 from aiohttp import web
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from workers.db import Database
 
 from .conftest import Users, database_from_template
-
-REDIS_URL = os.environ.get("CHAT_TEST_REDIS_URL", "redis://127.0.0.1:6379/7")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-async def redis_available() -> bool:
-    client = aioredis.Redis.from_url(REDIS_URL)
-    try:
-        await asyncio.wait_for(client.ping(), timeout=2)
-        return True
-    except Exception:
-        return False
-    finally:
-        await client.aclose()
 
 
 def new_secret() -> str:
