@@ -14,17 +14,10 @@ import pytest
 
 from . import fault_helpers
 from .conftest import Users
+from .fault_helpers import REDIS_URL, redis_available
 from .relay_helpers import Recorder
 from .test_webhooks import CREATED, WAITING, pair, send, session
-from .webhook_helpers import (
-    REDIS_URL,
-    Env,
-    Receiver,
-    open_env,
-    receiver,
-    redis_available,
-    wait_until,
-)
+from .webhook_helpers import Env, Receiver, open_env, receiver, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 
