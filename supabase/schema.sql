@@ -3528,51 +3528,6 @@ $$;
 COMMENT ON FUNCTION chat_private.send_chat_messages(claims text[], session_ids uuid[], contents text[], types text[], reply_to_ids uuid[], metadatas jsonb[], client_message_ids text[], isolate boolean) IS 'Group commit for the service: each message sent as its own sender under RLS; see the migration header.';
 
 --
--- Name: session_activity(uuid); Type: FUNCTION; Schema: chat_private; Owner: -
---
-
-CREATE FUNCTION chat_private.session_activity(target_session_id uuid) RETURNS TABLE(unread_count bigint, last_message jsonb)
-    LANGUAGE sql STABLE SECURITY DEFINER
-    SET search_path TO ''
-    AS $$
-  with me as (
-    select
-      (select auth.uid()) as uid,
-      exists (
-        select 1 from public.chat_sessions as s
-        where s.id = target_session_id and s.participants @> array[(select auth.uid())]
-      ) as participates
-  )
-
-  select
-    (
-      select count(*)
-      from public.chat_messages as m
-      left join public.chat_read_state as r
-        on r.session_id = m.session_id and r.user_id = me.uid
-      where me.participates
-        and m.session_id = target_session_id
-        and (m.created_at, m.seq)
-        > (coalesce(r.last_read_at, '-infinity'::timestamptz), coalesce(r.last_read_seq, 0))
-        and m.sender_id is distinct from me.uid
-    ) as unread_count,
-    (
-      select jsonb_build_object(
-        'id', m.id,
-        'sender_id', m.sender_id,
-        'type', m.type,
-        'content', left(m.content, 200),
-        'created_at', m.created_at
-      )
-      from public.chat_messages as m
-      where me.participates and m.session_id = target_session_id
-      order by m.created_at desc, m.seq desc
-      limit 1
-    ) as last_message
-  from me
-$$;
-
---
 -- Name: session_monitoring(uuid); Type: FUNCTION; Schema: chat_private; Owner: -
 --
 
@@ -3695,9 +3650,18 @@ $$;
 --
 
 CREATE FUNCTION chat_private.session_summary(target public.chat_sessions) RETURNS public.chat_session_summary
-    LANGUAGE sql STABLE
+    LANGUAGE sql STABLE SECURITY DEFINER
     SET search_path TO ''
     AS $$
+  with me as (
+    select
+      (select auth.uid()) as uid,
+      exists (
+        select 1 from public.chat_sessions as s
+        where s.id = target.id and s.participants @> array[(select auth.uid())]
+      ) as participates
+  )
+
   select row(
     target.id,
     target.participants,
@@ -3710,10 +3674,32 @@ CREATE FUNCTION chat_private.session_summary(target public.chat_sessions) RETURN
     target.updated_at,
     target.last_message_at,
     target.closed_at,
-    a.unread_count,
-    a.last_message
+    (
+      select count(*)
+      from public.chat_messages as m
+      left join public.chat_read_state as r
+        on r.session_id = m.session_id and r.user_id = me.uid
+      where me.participates
+        and m.session_id = target.id
+        and (m.created_at, m.seq)
+        > (coalesce(r.last_read_at, '-infinity'::timestamptz), coalesce(r.last_read_seq, 0))
+        and m.sender_id is distinct from me.uid
+    ),
+    (
+      select jsonb_build_object(
+        'id', m.id,
+        'sender_id', m.sender_id,
+        'type', m.type,
+        'content', left(m.content, 200),
+        'created_at', m.created_at
+      )
+      from public.chat_messages as m
+      where me.participates and m.session_id = target.id
+      order by m.created_at desc, m.seq desc
+      limit 1
+    )
   )::public.chat_session_summary
-  from chat_private.session_activity(target.id) as a
+  from me
 $$;
 
 --

@@ -12,6 +12,9 @@
 -- column, so find_my_chat_sessions' RETURNS clause names the columns once more; a pgTAP
 -- test fails when it no longer matches the type.
 --
+-- chat_private.session_activity, which computed the unread count and the last message for
+-- a session id, is folded into session_summary and dropped.
+--
 -- Changing a function's result type needs drop and create, so grants and comments are
 -- given again, as they were.
 
@@ -34,14 +37,29 @@ create type public.chat_session_summary as (
 comment on type public.chat_session_summary is
 'A chat session as the session functions return it: the row, the caller''s unread_count and the last message (first 200 characters).';
 
--- The summary of one session row for the caller: the row's columns and its activity
--- (session_activity checks that the caller takes part; an outsider gets 0 and null).
+-- The summary of one session row for the caller: the row's columns, the messages from
+-- others past the caller's read cursor, and the newest message. It replaces
+-- session_activity (the same queries) so that each session costs one function call.
+-- Security definer, as session_activity was: under the caller's RLS every call
+-- re-evaluated the messages policy. So it checks participation itself, against the
+-- stored row (never the row it was given, which a caller could forge): an outsider gets
+-- 0 and null.
 create function chat_private.session_summary(target public.chat_sessions)
 returns public.chat_session_summary
 language sql
 stable
+security definer
 set search_path = ''
 as $$
+  with me as (
+    select
+      (select auth.uid()) as uid,
+      exists (
+        select 1 from public.chat_sessions as s
+        where s.id = target.id and s.participants @> array[(select auth.uid())]
+      ) as participates
+  )
+
   select row(
     target.id,
     target.participants,
@@ -54,10 +72,32 @@ as $$
     target.updated_at,
     target.last_message_at,
     target.closed_at,
-    a.unread_count,
-    a.last_message
+    (
+      select count(*)
+      from public.chat_messages as m
+      left join public.chat_read_state as r
+        on r.session_id = m.session_id and r.user_id = me.uid
+      where me.participates
+        and m.session_id = target.id
+        and (m.created_at, m.seq)
+        > (coalesce(r.last_read_at, '-infinity'::timestamptz), coalesce(r.last_read_seq, 0))
+        and m.sender_id is distinct from me.uid
+    ),
+    (
+      select jsonb_build_object(
+        'id', m.id,
+        'sender_id', m.sender_id,
+        'type', m.type,
+        'content', left(m.content, 200),
+        'created_at', m.created_at
+      )
+      from public.chat_messages as m
+      where me.participates and m.session_id = target.id
+      order by m.created_at desc, m.seq desc
+      limit 1
+    )
   )::public.chat_session_summary
-  from chat_private.session_activity(target.id) as a
+  from me
 $$;
 
 revoke all on function chat_private.session_summary(public.chat_sessions) from public;
@@ -176,3 +216,6 @@ revoke all on function public.find_my_chat_sessions(text, text, text, integer, i
 from public, anon;
 grant execute on function public.find_my_chat_sessions(text, text, text, integer, integer)
 to authenticated, service_role;
+
+-- Nothing calls it any more: session_summary holds its queries.
+drop function chat_private.session_activity(uuid);
