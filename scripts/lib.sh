@@ -151,8 +151,42 @@ ensure_redis() {
   die "no Redis reachable at $url"
 }
 
+# The typed client's packages (clients/js/package-lock.json, npm ci), reinstalled when the
+# lock changes, and the client built into clients/js/dist (tsc) when its sources changed:
+# the console depends on it as an installed package (file:../clients/js) and reads dist/.
+ensure_client() {
+  local dir="$ROOT/clients/js" stamp want
+  stamp="$dir/node_modules/.lock.sha"
+  want="$(sha256sum "$dir/package-lock.json" | cut -d' ' -f1)"
+  if ! [ -d "$dir/node_modules" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+    have npm || apt_install nodejs npm
+    log "client packages (clients/js/, npm ci)"
+    (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error >/dev/null) ||
+      die "npm ci in clients/js/ failed"
+    echo "$want" > "$stamp"
+  fi
+  build_client || die "the typed client did not build (cd clients/js && npm run build)"
+}
+
+# clients/js/dist from clients/js/src; skipped when nothing changed.
+client_sources_sha() {
+  (cd "$ROOT/clients/js" && cat package.json package-lock.json tsconfig.json \
+    $(find src -type f | sort) | sha256sum | cut -d' ' -f1)
+}
+# (The stamp is kept out of dist/, which is what the package ships.)
+build_client() {
+  local stamp="$ROOT/clients/js/node_modules/.dist.sha" want
+  want="$(client_sources_sha)"
+  if [ -f "$ROOT/clients/js/dist/index.js" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then return; fi
+  log "building the typed client (clients/js/dist)"
+  (cd "$ROOT/clients/js" && npm run --silent build) || return 1
+  echo "$want" > "$stamp"
+}
+
 # The console's packages (web/package-lock.json, npm ci); reinstalled when the lock changes.
+# The typed client first: web/ installs it from clients/js.
 ensure_web() {
+  ensure_client
   local stamp="$ROOT/web/node_modules/.lock.sha" want
   want="$(sha256sum "$ROOT/web/package-lock.json" | cut -d' ' -f1)"
   if [ -d "$ROOT/web/node_modules" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then return; fi
@@ -163,11 +197,13 @@ ensure_web() {
   echo "$want" > "$stamp"
 }
 
-# The console built into web/dist (type-checked first); skipped when nothing changed.
+# The console built into web/dist (type-checked first), after the typed client it
+# imports; skipped when neither changed.
 build_web() {
+  build_client || return 1
   local stamp="$ROOT/web/dist/.sources.sha" want
-  want="$(cd "$ROOT/web" && cat package-lock.json index.html vite.config.ts tsconfig.json \
-    $(find src -type f | sort) | sha256sum | cut -d' ' -f1)"
+  want="$( { (cd "$ROOT/web" && cat package-lock.json index.html vite.config.ts tsconfig.json \
+    $(find src -type f | sort)); client_sources_sha; } | sha256sum | cut -d' ' -f1)"
   if [ -f "$ROOT/web/dist/index.html" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then return; fi
   log "building the console (web/dist)"
   (cd "$ROOT/web" && npm run --silent build >/dev/null) || return 1

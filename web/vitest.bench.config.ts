@@ -7,6 +7,6 @@ export default defineConfig({
     environment: 'node',
     testTimeout: 600_000,
     hookTimeout: 120_000,
-    globalSetup: ['tests/client/global-setup.ts'],
+    globalSetup: ['tests/global-setup.ts'],
   },
 });

@@ -9,6 +9,6 @@ export default defineConfig({
     hookTimeout: 120_000,
     fileParallelism: false,
     sequence: { concurrent: false },
-    globalSetup: ['tests/client/global-setup.ts'],
+    globalSetup: ['tests/global-setup.ts'],
   },
 });

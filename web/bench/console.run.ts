@@ -7,7 +7,7 @@ import { gzipSync } from 'node:zlib';
 import { chromium } from 'playwright-core';
 import { expect, inject, it } from 'vitest';
 import { launchChromium } from '../tests/browser/chromium';
-import { DEMO, Service, WEB } from '../tests/service';
+import { DEMO, Service, WEB } from '../../clients/js/tests/service';
 
 const MESSAGES = Number(process.env.BENCH_MESSAGES ?? 5000);
 const RUNS = Number(process.env.BENCH_RUNS ?? 5);

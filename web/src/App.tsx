@@ -1,5 +1,5 @@
 import { useEffect, useMemo, useState } from 'react';
-import { ChatClient, decodeToken } from './client';
+import { ChatClient, decodeToken } from '@consult-chat/client';
 import { Dashboard } from './components/Dashboard';
 import { SignIn } from './components/SignIn';
 

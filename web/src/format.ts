@@ -1,4 +1,4 @@
-import type { ErrorInfo } from './client';
+import type { ErrorInfo } from '@consult-chat/client';
 
 /** The time, with the date when it is not today. */
 export function time(iso: string): string {

@@ -2,7 +2,7 @@
 // the monitoring figures) and the audit log with its filters. Admins only: the server
 // refuses everyone else (403), this view is merely not offered to them.
 import { useCallback, useEffect, useState, type FormEvent } from 'react';
-import { toInfo, type ChatClient, type Report } from '../client';
+import { toInfo, type ChatClient, type Report } from '@consult-chat/client';
 import { dateTime, explain } from '../format';
 
 type Json = Record<string, unknown>;

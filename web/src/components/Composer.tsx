@@ -2,7 +2,7 @@
 // (with progress), and a voice note recorded in the browser (MediaRecorder) sent as audio.
 import { useRef, useState, type FormEvent, type KeyboardEvent } from 'react';
 import { bytes, explain } from '../format';
-import type { UnifiedChat } from '../hooks/useUnifiedChat';
+import type { UnifiedChat } from '@consult-chat/client/react';
 
 export function Composer({
   chat,

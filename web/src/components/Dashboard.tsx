@@ -1,9 +1,9 @@
 // UnifiedChatDashboard: the list beside the open thread, the connection state, and the
 // admin view for admins.
 import { useState } from 'react';
-import type { ChatClient } from '../client';
+import type { ChatClient } from '@consult-chat/client';
 import { explain } from '../format';
-import { useUnifiedChat } from '../hooks/useUnifiedChat';
+import { useUnifiedChat } from '@consult-chat/client/react';
 import { AdminView } from './AdminView';
 import { Composer } from './Composer';
 import { SessionList } from './SessionList';

@@ -1,5 +1,5 @@
 import { memo, useState } from 'react';
-import type { ChatMessage, DeliveryStatus, ReportCategory, ThreadMessage } from '../client';
+import type { ChatMessage, DeliveryStatus, ReportCategory, ThreadMessage } from '@consult-chat/client';
 import { bytes, colorFor, duration, explain, time } from '../format';
 
 const STATUS_LABEL: Record<DeliveryStatus, string> = {

@@ -1,9 +1,9 @@
 // UnifiedChatList: sessions with unread counts, last message, type, status and an online
 // dot per participant; search by text (sessions and messages) and filters.
 import { useEffect, useState } from 'react';
-import type { SearchHit, SessionStatus, SessionType } from '../client';
+import type { SearchHit, SessionStatus, SessionType } from '@consult-chat/client';
 import { colorFor, time } from '../format';
-import type { UnifiedChat } from '../hooks/useUnifiedChat';
+import type { UnifiedChat } from '@consult-chat/client/react';
 
 export function SessionList({ chat }: { chat: UnifiedChat }) {
   const [text, setText] = useState('');

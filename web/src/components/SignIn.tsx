@@ -1,5 +1,5 @@
 import { useState, type FormEvent } from 'react';
-import { decodeToken } from '../client';
+import { decodeToken } from '@consult-chat/client';
 
 export function SignIn({ onSignIn }: { onSignIn: (token: string, remember: boolean) => void }) {
   const [value, setValue] = useState('');

@@ -4,9 +4,9 @@
 // typing and presence. Files dropped on it are uploaded.
 import { useVirtualizer } from '@tanstack/react-virtual';
 import { useCallback, useEffect, useLayoutEffect, useMemo, useRef, useState, type DragEvent } from 'react';
-import { toInfo, type ThreadMessage } from '../client';
+import { toInfo, type ThreadMessage } from '@consult-chat/client';
 import { explain } from '../format';
-import type { UnifiedChat } from '../hooks/useUnifiedChat';
+import type { UnifiedChat } from '@consult-chat/client/react';
 import { MessageItem } from './MessageItem';
 
 export function Thread({ chat, onReply }: { chat: UnifiedChat; onReply: (id: string) => void }) {

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { deflateSync } from 'node:zlib';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { DEMO, Service, WEB } from '../service';
+import { DEMO, Service, WEB } from '../../../clients/js/tests/service';
 import { CHROMIUM, CHROMIUM_ARGS, launchChromium } from './chromium';
 
 const SHOTS = join(WEB, 'test-results');

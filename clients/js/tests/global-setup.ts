@@ -1,5 +1,5 @@
 import type { TestProject } from 'vitest/node';
-import { ensureTemplate } from '../service';
+import { ensureTemplate } from './service.js';
 
 export default function setup(project: TestProject): void {
   project.provide('template', ensureTemplate());

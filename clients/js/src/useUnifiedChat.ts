@@ -12,7 +12,7 @@ import {
   type SessionFilters,
   type ThreadMessage,
   type Uuid,
-} from '../client';
+} from './index.js';
 
 export interface Upload {
   id: string;

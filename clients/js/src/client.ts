@@ -1,11 +1,11 @@
 // The typed chat client: owns the connection, the state of open sessions and the protocol
 // (token refresh, rejoin with catch-up on every connect, dedupe by id, an outbox retried
 // until acked, typing throttled to the server's coalescing, delivery receipts). It knows
-// nothing of React; the console's hooks subscribe to `change`.
+// nothing of React; the hook (react.ts) subscribes to `change`.
 import { io, type Socket } from 'socket.io-client';
-import { ApiError, ChatApi } from './api';
-import { compare, later, positionOf, type Position } from './positions';
-import { decodeToken, nameOf, roleOf, type TokenClaims } from './tokens';
+import { ApiError, ChatApi } from './api.js';
+import { compare, later, positionOf, type Position } from './positions.js';
+import { decodeToken, nameOf, roleOf, type TokenClaims } from './tokens.js';
 import type {
   Ack,
   ChatMessage,
@@ -17,7 +17,7 @@ import type {
   ServerToClientEvents,
   UserErasedEvent,
   Uuid,
-} from './types';
+} from './types.js';
 
 export type DeliveryStatus = 'sending' | 'sent' | 'delivered' | 'read' | 'failed';
 

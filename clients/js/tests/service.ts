@@ -1,7 +1,7 @@
-// The real chat service for the web tests: a fresh database (a copy of the migrated
-// template, seeded with supabase/seed.sql), the Python service as a child process on a
-// free port, and HS256 tokens shaped like Supabase Auth's. Stop and start it again to
-// test a relay restart.
+// The real chat service for the JavaScript tests (this package's, and the console's in
+// web/tests): a fresh database (a copy of the migrated template, seeded with
+// supabase/seed.sql), the Python service as a child process on a free port, and HS256
+// tokens shaped like Supabase Auth's. Stop and start it again to test a relay restart.
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { createHmac, randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -10,8 +10,9 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-export const WEB = resolve(dirname(fileURLToPath(import.meta.url)), '..');
-export const ROOT = resolve(WEB, '..');
+/** The repository (this file is clients/js/tests/service.ts) and the console in it. */
+export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
+export const WEB = join(ROOT, 'web');
 export const SECRET = 'web-tests-secret-0123456789abcdef-0123456789';
 export const DEMO = {
   session: 'aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa',

@@ -10,7 +10,7 @@ import type {
   SessionStatus,
   SessionType,
   Uuid,
-} from './types';
+} from './types.js';
 
 export class ApiError extends Error {
   readonly status: number;

@@ -1,8 +1,8 @@
 // The typed client against the real service (started here): catch-up, dedupe, the
 // outbox across a dropped connection and a relay restart, token refresh, receipts, typing.
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
-import { ChatClient, type ChatMessage } from '../../src/client';
-import { DEMO, Service } from '../service';
+import { ChatClient, type ChatMessage } from '../src/index.js';
+import { DEMO, Service } from './service.js';
 
 let svc: Service;
 const clients: ChatClient[] = [];

@@ -1,6 +1,6 @@
 // The total order of messages: (created_at, seq). created_at keeps microseconds, which a
 // JavaScript Date cannot hold, so positions are compared as [microseconds, seq].
-import type { ChatMessage, Cursor } from './types';
+import type { ChatMessage, Cursor } from './types.js';
 
 export type Position = readonly [number, number];
 
