@@ -56,7 +56,8 @@ async def index(request: web.Request) -> web.StreamResponse:
         raise ApiError(
             404,
             "console_not_built",
-            "the console is not built: run `npm ci && npm run build` in web/ (scripts/dev does)",
+            "the console is not built: run `npm ci && npm run build` in clients/js/, then in web/"
+            " (scripts/dev does)",
         )
     return web.FileResponse(page, headers={**_COMMON_HEADERS, "Cache-Control": "no-cache"})
 
