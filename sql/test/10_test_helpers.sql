@@ -214,6 +214,76 @@ begin
 end
 $$;
 
+-- The chat fixture most policy and function tests start from (as the runner's role):
+-- named users client and reader, who share an active session S1
+-- (5e000000-0000-4000-8000-000000000001, a booking) and a closed one S2 (...0002, support);
+-- outsider and other_reader in a session of their own S3 (...0003, a booking); admin
+-- (app_metadata role admin), in neither; forger, whose user_metadata (which a user may
+-- edit) claims admin. Four messages (3e000000-...-000000000001 to ...0004): client and
+-- reader in S1, client in S2 before it closed, outsider in S3.
+create or replace function tests.create_chat_fixture() returns void
+language plpgsql
+set search_path = ''
+as $fixture$
+begin
+  perform tests.create_supabase_user('client', 'client@chat.test', '{"role": "client"}');
+  perform tests.create_supabase_user('reader', 'reader@chat.test', '{"role": "reader"}');
+  perform tests.create_supabase_user('outsider', 'outsider@chat.test', '{"role": "client"}');
+  perform tests.create_supabase_user('admin', 'admin@chat.test', '{"role": "admin"}');
+  perform tests.create_supabase_user('forger', 'forger@chat.test', '{"role": "client"}', '{"role": "admin"}');
+  perform tests.create_supabase_user('other_reader', 'other-reader@chat.test', '{"role": "reader"}');
+
+  insert into public.chat_sessions (id, participants, type, booking_id, title, created_by, status, closed_at)
+  values
+  ('5e000000-0000-4000-8000-000000000001',
+   array[tests.uid('client'), tests.uid('reader')]::uuid [],
+   'booking', 'b0000000-0000-4000-8000-000000000001', 'Active consultation',
+   tests.uid('client'), 'active', null),
+  ('5e000000-0000-4000-8000-000000000002',
+   array[tests.uid('client'), tests.uid('reader')]::uuid [],
+   'support', null, 'Closed support chat',
+   tests.uid('client'), 'closed', now() - interval '1 hour'),
+  ('5e000000-0000-4000-8000-000000000003',
+   array[tests.uid('outsider'), tests.uid('other_reader')]::uuid [],
+   'booking', 'b0000000-0000-4000-8000-000000000003', 'Outsider consultation',
+   tests.uid('outsider'), 'active', null);
+
+  insert into public.chat_messages (id, session_id, sender_id, content, created_at)
+  values
+  ('3e000000-0000-4000-8000-000000000001', '5e000000-0000-4000-8000-000000000001',
+   tests.uid('client'), 'Hello from the client', now() - interval '3 minutes'),
+  ('3e000000-0000-4000-8000-000000000002', '5e000000-0000-4000-8000-000000000001',
+   tests.uid('reader'), 'Hello from the reader', now() - interval '2 minutes'),
+  ('3e000000-0000-4000-8000-000000000003', '5e000000-0000-4000-8000-000000000002',
+   tests.uid('client'), 'Said before closing', now() - interval '2 hours'),
+  ('3e000000-0000-4000-8000-000000000004', '5e000000-0000-4000-8000-000000000003',
+   tests.uid('outsider'), 'Hello from the outsider', now() - interval '1 minute');
+end
+$fixture$;
+
+-- pg_temp.affected_rows(query): the rows a statement affected as the current role (RLS
+-- filters silently). In pg_temp, which every role can call, unlike schema tests.
+create or replace function tests.create_affected_rows() returns void
+language plpgsql
+set search_path = ''
+as $helper$
+begin
+  execute $body$
+create function pg_temp.affected_rows(query text) returns integer
+language plpgsql
+as $$
+declare
+  _n integer;
+begin
+  execute query;
+  get diagnostics _n = row_count;
+  return _n;
+end
+$$;
+  $body$;
+end
+$helper$;
+
 revoke all on all functions in schema tests from public, anon, authenticated, service_role;
 revoke all on all tables in schema tests from public, anon, authenticated, service_role;
 revoke all on all sequences in schema tests from public, anon, authenticated, service_role;

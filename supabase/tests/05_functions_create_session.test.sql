@@ -3,45 +3,8 @@ begin;
 set local search_path = extensions, public;
 select plan(23);
 
--- Fixtures (as postgres): a client and a reader who share an active session (S1) and a
--- closed one (S2); an outsider in a session of their own (S3); an admin (app_metadata) who
--- takes part in neither; a user whose user_metadata (editable by the user) claims admin.
-do $$
-begin
-  perform tests.create_supabase_user('client', 'client@chat.test', '{"role": "client"}');
-  perform tests.create_supabase_user('reader', 'reader@chat.test', '{"role": "reader"}');
-  perform tests.create_supabase_user('outsider', 'outsider@chat.test', '{"role": "client"}');
-  perform tests.create_supabase_user('admin', 'admin@chat.test', '{"role": "admin"}');
-  perform tests.create_supabase_user('forger', 'forger@chat.test', '{"role": "client"}', '{"role": "admin"}');
-  perform tests.create_supabase_user('other_reader', 'other-reader@chat.test', '{"role": "reader"}');
-
-  insert into public.chat_sessions (id, participants, type, booking_id, title, created_by, status, closed_at)
-  values
-  ('5e000000-0000-4000-8000-000000000001',
-   array[tests.uid('client'), tests.uid('reader')]::uuid [],
-   'booking', 'b0000000-0000-4000-8000-000000000001', 'Active consultation',
-   tests.uid('client'), 'active', null),
-  ('5e000000-0000-4000-8000-000000000002',
-   array[tests.uid('client'), tests.uid('reader')]::uuid [],
-   'support', null, 'Closed support chat',
-   tests.uid('client'), 'closed', now() - interval '1 hour'),
-  ('5e000000-0000-4000-8000-000000000003',
-   array[tests.uid('outsider'), tests.uid('other_reader')]::uuid [],
-   'booking', 'b0000000-0000-4000-8000-000000000003', 'Outsider consultation',
-   tests.uid('outsider'), 'active', null);
-
-  insert into public.chat_messages (id, session_id, sender_id, content, created_at)
-  values
-  ('3e000000-0000-4000-8000-000000000001', '5e000000-0000-4000-8000-000000000001',
-   tests.uid('client'), 'Hello from the client', now() - interval '3 minutes'),
-  ('3e000000-0000-4000-8000-000000000002', '5e000000-0000-4000-8000-000000000001',
-   tests.uid('reader'), 'Hello from the reader', now() - interval '2 minutes'),
-  ('3e000000-0000-4000-8000-000000000003', '5e000000-0000-4000-8000-000000000002',
-   tests.uid('client'), 'Said before closing', now() - interval '2 hours'),
-  ('3e000000-0000-4000-8000-000000000004', '5e000000-0000-4000-8000-000000000003',
-   tests.uid('outsider'), 'Hello from the outsider', now() - interval '1 minute');
-end
-$$;
+-- Fixtures: the chat fixture of the test helpers (tests.create_chat_fixture).
+select tests.create_chat_fixture();
 
 -- Their ids as psql variables (:'client'), for statements run under another role.
 select

@@ -32,18 +32,7 @@ select
   tests.uid('outsider') as outsider
 \gset
 
--- Rows affected by a statement run as the current role (RLS filters silently).
-create function pg_temp.affected_rows(query text) returns integer
-language plpgsql
-as $$
-declare
-  _n integer;
-begin
-  execute query;
-  get diagnostics _n = row_count;
-  return _n;
-end
-$$;
+select tests.create_affected_rows();
 
 -- ---------------------------------------------------------------- the client uploads, as Storage does
 reset role;
