@@ -269,7 +269,7 @@ set search_path = ''
 as $helper$
 begin
   execute $body$
-create function pg_temp.affected_rows(query text) returns integer
+create or replace function pg_temp.affected_rows(query text) returns integer
 language plpgsql
 as $$
 declare

@@ -1,7 +1,7 @@
 -- list_my_chat_sessions and get_chat_messages: the caller's sessions and message pages.
 begin;
 set local search_path = extensions, public;
-select plan(37);
+select plan(38);
 
 -- Fixtures: the chat fixture of the test helpers (tests.create_chat_fixture).
 select tests.create_chat_fixture();
@@ -284,6 +284,33 @@ select is(
   ),
   'find_my_chat_sessions returns the chat_session_summary columns, then total_count.'
 );
+
+-- The summary checks participation against the stored session, never the row it is
+-- given: an outsider who passes S1's row, even one that names them a participant, learns
+-- nothing of its messages.
+select
+  (
+    select s::text from public.chat_sessions as s
+    where s.id = '5e000000-0000-4000-8000-000000000001')
+    as s1_row,
+  (
+    select jsonb_populate_record(s, jsonb_build_object('participants', array[tests.uid('outsider')]))::text
+    from public.chat_sessions as s
+    where s.id = '5e000000-0000-4000-8000-000000000001'
+  ) as forged_s1
+\gset
+select tests.authenticate_as('outsider');
+select results_eq(
+  format(
+    $$ select unread_count, last_message from chat_private.session_summary(%L::public.chat_sessions)
+       union all
+       select unread_count, last_message from chat_private.session_summary(%L::public.chat_sessions) $$,
+    :'s1_row', :'forged_s1'
+  ),
+  $$ values (0::bigint, null::jsonb), (0::bigint, null::jsonb) $$,
+  'session_summary tells an outsider nothing about a session, even from a forged row that lists them.'
+);
+reset role;
 
 select * from finish();
 rollback;
