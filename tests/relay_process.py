@@ -20,6 +20,7 @@ from typing import IO, Any
 ROOT = Path(__file__).resolve().parent.parent
 # What a child keeps from this process's environment; everything else is set explicitly.
 _INHERITED = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "NODE_PATH")
+_DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
 def free_port() -> int:
@@ -49,14 +50,16 @@ class RelayProcess:
     ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        values = base_env() | {
-            "LOG_LEVEL": "WARNING",
+        fixed = {
             "DATABASE_URL": database_url,
             "JWT_SECRET": secret,
             "PORT": str(self.port),
             "HOST": "127.0.0.1",
-            **{k: str(v) for k, v in env.items()},
         }
+        if clash := sorted(fixed.keys() & env.keys()):
+            raise ValueError(f"{', '.join(clash)}: set by RelayProcess itself")
+        values = base_env() | {"LOG_LEVEL": "WARNING"} | {k: str(v) for k, v in env.items()}
+        values |= fixed
         self._log_path = log
         self.log: IO[bytes] = log.open("ab") if log else tempfile.TemporaryFile()
         self.proc = subprocess.Popen(
@@ -80,8 +83,9 @@ class RelayProcess:
         return self.log.read().decode(errors="replace")[-4000:]
 
     def _health(self) -> tuple[int, dict[str, Any]] | None:
+        # /health may take a database ping and a Redis ping of 2 s each; never a proxy.
         try:
-            with urllib.request.urlopen(self.url + "/health", timeout=2) as resp:
+            with _DIRECT.open(self.url + "/health", timeout=6) as resp:
                 return resp.status, json.loads(resp.read())
         except OSError as exc:
             code = getattr(exc, "code", None)  # HTTPError: 503 while a dependency is down

@@ -3,7 +3,6 @@ errors shaped."""
 
 from __future__ import annotations
 
-import socket
 from collections.abc import AsyncIterator
 
 import pytest
@@ -12,6 +11,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from workers.app import create_app
 
 from .conftest import settings_for
+from .relay_process import free_port
 
 
 @pytest.fixture
@@ -35,14 +35,8 @@ async def test_health_has_the_seed_shape(client: TestClient) -> None:
     assert (await client.get("/api/health")).status == 200
 
 
-def _closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 async def test_health_is_503_when_database_is_unreachable() -> None:
-    url = f"postgresql://postgres@127.0.0.1:{_closed_port()}/nowhere"
+    url = f"postgresql://postgres@127.0.0.1:{free_port()}/nowhere"
     async with TestClient(TestServer(create_app(settings_for(url)))) as c:
         resp = await c.get("/health")
         assert resp.status == 503

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import uuid
 
 import asyncpg
@@ -15,6 +14,7 @@ from workers.db import Database
 from workers.monitoring import MonitoringWriter
 
 from .audit_helpers import eventually, link_audit_chain
+from .relay_process import free_port
 
 
 async def _count(superuser: asyncpg.Connection, marker: str) -> int:
@@ -93,14 +93,8 @@ async def test_audit_rows_keep_their_order_and_join_the_chain(
     assert await superuser.fetchval("select chat_private.verify_audit_chain()") is None
 
 
-def _closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 async def test_while_the_database_is_away_the_oldest_rows_are_dropped_and_counted() -> None:
-    away = Database(f"postgresql://postgres@127.0.0.1:{_closed_port()}/nowhere", max_size=1)
+    away = Database(f"postgresql://postgres@127.0.0.1:{free_port()}/nowhere", max_size=1)
     await away.open()
     dropped: list[int] = []
     writer = MonitoringWriter(
