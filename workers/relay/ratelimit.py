@@ -103,6 +103,3 @@ class Budget:
         if len(self._buckets) > _LOCAL_KEYS:  # bound memory: forget full buckets
             self._buckets = {k: v for k, v in self._buckets.items() if v[0] < self._burst}
         return allowed
-
-
-# The name the relay has always used.
