@@ -106,22 +106,35 @@ $$;
 --
 
 CREATE FUNCTION chat_private.audit_actor(OUT actor_id uuid, OUT actor_role text) RETURNS record
-    LANGUAGE plpgsql STABLE
+    LANGUAGE sql STABLE
+    SET search_path TO ''
+    AS $$
+  select a.actor_id, a.actor_role
+  from chat_private.audit_actor_of(
+    auth.jwt(), coalesce(nullif(current_setting('role', true), 'none'), session_user::text)
+  ) as a
+$$;
+
+--
+-- Name: audit_actor_of(jsonb, text); Type: FUNCTION; Schema: chat_private; Owner: -
+--
+
+CREATE FUNCTION chat_private.audit_actor_of(claims jsonb, fallback_role text, OUT actor_id uuid, OUT actor_role text) RETURNS record
+    LANGUAGE plpgsql IMMUTABLE
     SET search_path TO ''
     AS $_$
 declare
-  _claims jsonb := auth.jwt();
-  _sub text := _claims ->> 'sub';
+  _sub text := claims ->> 'sub';
 begin
-  if _claims ->> 'role' = 'service_role' then
+  if claims ->> 'role' = 'service_role' then
     actor_role := 'service_role';
   elsif _sub ~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$' then
     actor_id := _sub::uuid;
-    actor_role := chat_private.app_role();
-  elsif nullif(_claims ->> 'role', '') is not null then
-    actor_role := _claims ->> 'role';
+    actor_role := coalesce(nullif(claims -> 'app_metadata' ->> 'role', ''), 'client');
+  elsif nullif(claims ->> 'role', '') is not null then
+    actor_role := claims ->> 'role';
   else
-    actor_role := coalesce(nullif(current_setting('role', true), 'none'), session_user::text);
+    actor_role := fallback_role;
   end if;
 end
 $_$;
@@ -397,15 +410,7 @@ CREATE FUNCTION chat_private.audit_message_change() RETURNS trigger
 begin
   if tg_op = 'INSERT' then
     perform chat_private.append_audit(
-      'message.created', new.session_id, new.id,
-      jsonb_strip_nulls(jsonb_build_object(
-        'type', new.type, 'sender_id', new.sender_id, 'seq', new.seq,
-        'content_length', char_length(new.content),
-        'reply_to_message_id', new.reply_to_message_id,
-        'client_message_id', new.client_message_id,
-        'storage_path', new.metadata ->> 'storage_path',
-        'size_bytes', new.metadata -> 'size_bytes'
-      ))
+      'message.created', new.session_id, new.id, chat_private.message_created_details(new)
     );
   elsif tg_op = 'UPDATE' then
     perform chat_private.append_audit(
@@ -798,37 +803,13 @@ begin
     return null;
   end if;
   if new.sender_id is not null then
-    select left(coalesce(
-      nullif(btrim(u.raw_user_meta_data ->> 'full_name'), ''),
-      nullif(btrim(u.raw_user_meta_data ->> 'name'), ''),
-      nullif(split_part(u.email, '@', 1), ''),
-      'user'), 100) into _name
+    select chat_private.display_name(u.email, u.raw_user_meta_data) into _name
     from auth.users as u where u.id = new.sender_id;
   end if;
   insert into realtime.messages (payload, event, topic, private, extension)
   values (
-    jsonb_build_object(
-      'id', new.id,
-      'session_id', new.session_id,
-      'sender_id', new.sender_id,
-      'sender_name', case
-        when new.type = 'system' then coalesce(_name, 'System')
-        when new.sender_id is null then 'Deleted user'
-        else coalesce(_name, 'user')
-      end,
-      'type', new.type,
-      'content', new.content,
-      'reply_to_message_id', new.reply_to_message_id,
-      'metadata', new.metadata - 'url',
-      'client_message_id', new.client_message_id,
-      'created_at', to_char(new.created_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
-      'seq', new.seq,
-      'deleted', new.deleted_at is not null,
-      'deleted_reason', new.deleted_reason,
-      'edited_at', null
-    ),
-    'new_message',
-    'chat:' || new.session_id, true, 'broadcast'
+    chat_private.realtime_message_payload(new, _name),
+    'new_message', 'chat:' || new.session_id, true, 'broadcast'
   );
   return null;
 end
@@ -2183,6 +2164,11 @@ declare
   _xmin xid8;
   _own xid8;
   _now timestamptz := clock_timestamp();
+  _ids bigint[] := '{}';
+  _seqs bigint[] := '{}';
+  _prevs text[] := '{}';
+  _hashes text[] := '{}';
+  _digests text[] := '{}';
 begin
   linked := 0;
   max_delay_ms := 0;
@@ -2204,10 +2190,11 @@ begin
     _entry.prev_hash := _head.last_hash;
     _entry.content_digest := chat_private.audit_digest(_entry);
     _entry.hash := chat_private.audit_hash(_entry);
-    update public.chat_audit_logs as a
-    set chain_seq = _entry.chain_seq, prev_hash = _entry.prev_hash, hash = _entry.hash,
-      content_digest = _entry.content_digest, linked_at = _now
-    where a.id = _entry.id;
+    _ids := _ids || _entry.id;
+    _seqs := _seqs || _entry.chain_seq;
+    _prevs := _prevs || _entry.prev_hash;
+    _hashes := _hashes || _entry.hash;
+    _digests := _digests || _entry.content_digest;
     _head.last_seq := _entry.chain_seq;
     _head.last_hash := _entry.hash;
     _head.last_id := _entry.id;
@@ -2215,6 +2202,11 @@ begin
     max_delay_ms := greatest(max_delay_ms, extract(epoch from _now - _entry.created_at) * 1000);
   end loop;
   if linked > 0 then
+    update public.chat_audit_logs as a
+    set chain_seq = l.seq, prev_hash = l.prev, hash = l.hash, content_digest = l.digest,
+      linked_at = _now
+    from unnest(_ids, _seqs, _prevs, _hashes, _digests) as l (id, seq, prev, hash, digest)
+    where a.id = l.id;
     update chat_private.audit_chain_head as h
     set last_seq = _head.last_seq, last_hash = _head.last_hash, last_id = _head.last_id,
       updated_at = _now
@@ -2294,6 +2286,24 @@ begin
   end loop;
   return _result;
 end
+$$;
+
+--
+-- Name: message_created_details(public.chat_messages); Type: FUNCTION; Schema: chat_private; Owner: -
+--
+
+CREATE FUNCTION chat_private.message_created_details(m public.chat_messages) RETURNS jsonb
+    LANGUAGE sql IMMUTABLE
+    SET search_path TO ''
+    AS $$
+  select jsonb_strip_nulls(jsonb_build_object(
+    'type', m.type, 'sender_id', m.sender_id, 'seq', m.seq,
+    'content_length', char_length(m.content),
+    'reply_to_message_id', m.reply_to_message_id,
+    'client_message_id', m.client_message_id,
+    'storage_path', m.metadata ->> 'storage_path',
+    'size_bytes', m.metadata -> 'size_bytes'
+  ))
 $$;
 
 --
@@ -2948,6 +2958,36 @@ end
 $$;
 
 --
+-- Name: realtime_message_payload(public.chat_messages, text); Type: FUNCTION; Schema: chat_private; Owner: -
+--
+
+CREATE FUNCTION chat_private.realtime_message_payload(m public.chat_messages, sender_name text) RETURNS jsonb
+    LANGUAGE sql IMMUTABLE
+    SET search_path TO ''
+    AS $$
+  select jsonb_build_object(
+    'id', m.id,
+    'session_id', m.session_id,
+    'sender_id', m.sender_id,
+    'sender_name', case
+      when m.type = 'system' then coalesce(sender_name, 'System')
+      when m.sender_id is null then 'Deleted user'
+      else coalesce(sender_name, 'user')
+    end,
+    'type', m.type,
+    'content', m.content,
+    'reply_to_message_id', m.reply_to_message_id,
+    'metadata', m.metadata - 'url',
+    'client_message_id', m.client_message_id,
+    'created_at', to_char(m.created_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
+    'seq', m.seq,
+    'deleted', m.deleted_at is not null,
+    'deleted_reason', m.deleted_reason,
+    'edited_at', null
+  )
+$$;
+
+--
 -- Name: realtime_time(timestamp with time zone); Type: FUNCTION; Schema: chat_private; Owner: -
 --
 
@@ -2956,6 +2996,63 @@ CREATE FUNCTION chat_private.realtime_time(at_time timestamp with time zone) RET
     SET search_path TO ''
     AS $$
   select to_char(at_time at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')
+$$;
+
+--
+-- Name: record_group_messages(public.chat_messages[], text[]); Type: FUNCTION; Schema: chat_private; Owner: -
+--
+
+CREATE FUNCTION chat_private.record_group_messages(messages public.chat_messages[], claims text[]) RETURNS void
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+declare
+  _via jsonb := jsonb_build_object(
+    'via', coalesce(nullif(current_setting('application_name', true), ''), 'unknown')
+  );
+begin
+  if coalesce(cardinality(messages), 0) = 0 then
+    return;
+  end if;
+  -- As append_audit: nothing is recorded for the rows of an erasure in progress.
+  if not (
+    coalesce(current_setting('chat.erasure', true), '') <> ''
+    and chat_private.erasure_in_progress()
+  ) then
+    insert into public.chat_audit_logs (actor_id, actor_role, action, session_id, message_id, details)
+    select
+      a.actor_id,
+      a.actor_role,
+      'message.created',
+      (messages[i]).session_id,
+      (messages[i]).id,
+      chat_private.message_created_details(messages[i]) || _via
+    from generate_subscripts(messages, 1) as i
+    cross join lateral chat_private.audit_actor_of(
+      coalesce(nullif(claims[i], '')::jsonb, '{}'::jsonb), 'authenticated'
+    ) as a
+    order by i;
+  end if;
+  if to_regclass('realtime.messages') is not null
+    and coalesce((select r.broadcast from chat_private.realtime_settings as r where r.id), false) then
+    insert into realtime.messages (payload, event, topic, private, extension)
+    select
+      chat_private.realtime_message_payload(
+        messages[i],
+        (
+          select chat_private.display_name(u.email, u.raw_user_meta_data)
+          from auth.users as u
+          where u.id = (messages[i]).sender_id
+        )
+      ),
+      'new_message',
+      'chat:' || (messages[i]).session_id,
+      true,
+      'broadcast'
+    from generate_subscripts(messages, 1) as i
+    order by i;
+  end if;
+end
 $$;
 
 --
@@ -3462,6 +3559,8 @@ declare
   _xid xid8;
   _sessions uuid [] := '{}'::uuid [];
   _times timestamptz [] := '{}'::timestamptz [];
+  _stored public.chat_messages [] := '{}'::public.chat_messages [];
+  _stored_claims text [] := '{}'::text [];
   _touch record;
 begin
   perform set_config('chat.relay_write', 'on', true);
@@ -3500,10 +3599,14 @@ begin
     if inserted then
       _sessions := _sessions || _row.session_id;
       _times := _times || _row.created_at;
+      _stored := _stored || _row;
+      _stored_claims := _stored_claims || claims[_i];
     end if;
     return next;
   end loop;
   perform set_config('request.jwt.claims', '', true);
+  -- The audit and Realtime rows the row triggers leave to the group.
+  perform chat_private.record_group_messages(_stored, _stored_claims);
   -- Each session once, in id order (no lock-order deadlock between two relays' groups).
   perform set_config('chat.session_touch', 'on', true);
   for _touch in
@@ -6240,7 +6343,13 @@ CREATE TRIGGER chat_delivery_state_notify AFTER INSERT OR UPDATE ON public.chat_
 -- Name: chat_messages chat_messages_audit; Type: TRIGGER; Schema: public; Owner: -
 --
 
-CREATE TRIGGER chat_messages_audit AFTER INSERT OR DELETE ON public.chat_messages FOR EACH ROW EXECUTE FUNCTION chat_private.audit_message_change();
+CREATE TRIGGER chat_messages_audit AFTER INSERT ON public.chat_messages FOR EACH ROW WHEN ((current_setting('chat.relay_write'::text, true) IS DISTINCT FROM 'on'::text)) EXECUTE FUNCTION chat_private.audit_message_change();
+
+--
+-- Name: chat_messages chat_messages_audit_delete; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER chat_messages_audit_delete AFTER DELETE ON public.chat_messages FOR EACH ROW EXECUTE FUNCTION chat_private.audit_message_change();
 
 --
 -- Name: chat_messages chat_messages_audit_update; Type: TRIGGER; Schema: public; Owner: -
@@ -6258,7 +6367,7 @@ CREATE TRIGGER chat_messages_before_insert BEFORE INSERT ON public.chat_messages
 -- Name: chat_messages chat_messages_broadcast; Type: TRIGGER; Schema: public; Owner: -
 --
 
-CREATE TRIGGER chat_messages_broadcast AFTER INSERT ON public.chat_messages FOR EACH ROW EXECUTE FUNCTION chat_private.broadcast_message();
+CREATE TRIGGER chat_messages_broadcast AFTER INSERT ON public.chat_messages FOR EACH ROW WHEN ((current_setting('chat.relay_write'::text, true) IS DISTINCT FROM 'on'::text)) EXECUTE FUNCTION chat_private.broadcast_message();
 
 --
 -- Name: chat_messages chat_messages_filter_contacts; Type: TRIGGER; Schema: public; Owner: -

@@ -3,7 +3,7 @@
 -- relay-written rows neither notify nor touch their session one by one.
 begin;
 set local search_path = extensions, public;
-select plan(17);
+select plan(23);
 
 do $$
 begin
@@ -186,6 +186,77 @@ select is(
   ),
   true,
   'The NOTIFY trigger skips rows marked as written by a relay.'
+);
+
+-- A group's messages get the audit and Realtime rows a message sent on its own gets (the
+-- group writes them in one statement each; the row triggers write a lone message's).
+select tests.authenticate_as('client');
+select id from public.send_chat_message(
+    '5e000000-0000-4000-8000-000000000001', 'solo-ab', 'text', null, '{}', 'alone-1'
+  );
+reset role;
+select set_config('request.jwt.claims', '', true);
+create temp table grouped as
+select * from chat_private.send_chat_messages(
+    array[pg_temp.claims(:'client'), pg_temp.claims(:'reader')],
+    array['5e000000-0000-4000-8000-000000000001', '5e000000-0000-4000-8000-000000000001']::uuid[],
+    array['grouped', 'grouped'],
+    array['text', 'text'],
+    array[null, null]::uuid[],
+    array['{}', '{}']::jsonb[],
+    array['grouped-1', 'grouped-2']
+  );
+
+select results_eq(
+  $$ select count(*)::int from public.chat_audit_logs as a
+     inner join public.chat_messages as m on a.message_id = m.id
+     where m.client_message_id in ('grouped-1', 'grouped-2') and a.action = 'message.created'
+     group by m.id order by 1 $$,
+  $$ values (1), (1) $$,
+  'Each message of a group has one message.created audit row.'
+);
+select results_eq(
+  $$ select a.actor_id, a.actor_role, a.action, a.session_id, a.details - 'seq' - 'client_message_id'
+     from public.chat_audit_logs as a inner join public.chat_messages as m on a.message_id = m.id
+     where m.client_message_id = 'alone-1' $$,
+  $$ select a.actor_id, a.actor_role, a.action, a.session_id, a.details - 'seq' - 'client_message_id'
+     from public.chat_audit_logs as a inner join public.chat_messages as m on a.message_id = m.id
+     where m.client_message_id = 'grouped-1' $$,
+  'A message of a group is audited as one sent on its own: same actor, action and details.'
+);
+select results_eq(
+  $$ select count(*)::int from realtime.messages as r
+     where r.payload ->> 'client_message_id' in ('grouped-1', 'grouped-2')
+     group by r.payload ->> 'client_message_id' order by 1 $$,
+  $$ values (1), (1) $$,
+  'Each message of a group has one new_message row on its session''s Realtime topic.'
+);
+select results_eq(
+  $$ select r.topic, r.event, r.private, r.extension,
+       r.payload - 'id' - 'seq' - 'created_at' - 'content' - 'client_message_id'
+     from realtime.messages as r where r.payload ->> 'client_message_id' = 'alone-1' $$,
+  $$ select r.topic, r.event, r.private, r.extension,
+       r.payload - 'id' - 'seq' - 'created_at' - 'content' - 'client_message_id'
+     from realtime.messages as r where r.payload ->> 'client_message_id' = 'grouped-1' $$,
+  'A message of a group is broadcast as one sent on its own: same topic, event and payload.'
+);
+select is(
+  (
+    select pg_get_triggerdef(t.oid) ~ 'chat.relay_write'
+    from pg_trigger as t
+    where t.tgname = 'chat_messages_audit'
+  ),
+  true,
+  'The row audit trigger leaves a group''s inserts to the group...'
+);
+select is(
+  (
+    select pg_get_triggerdef(t.oid) ~ 'chat.relay_write'
+    from pg_trigger as t
+    where t.tgname = 'chat_messages_audit_delete'
+  ),
+  false,
+  '... and audits every delete.'
 );
 
 select * from finish();
