@@ -2164,11 +2164,11 @@ declare
   _xmin xid8;
   _own xid8;
   _now timestamptz := clock_timestamp();
-  _ids bigint[] := '{}';
-  _seqs bigint[] := '{}';
-  _prevs text[] := '{}';
-  _hashes text[] := '{}';
-  _digests text[] := '{}';
+  _ids bigint [] := '{}'::bigint [];
+  _seqs bigint [] := '{}'::bigint [];
+  _prevs text [] := '{}'::text [];
+  _hashes text [] := '{}'::text [];
+  _digests text [] := '{}'::text [];
 begin
   linked := 0;
   max_delay_ms := 0;
@@ -4406,7 +4406,7 @@ $$;
 -- Name: FUNCTION admin_chat_monitoring(); Type: COMMENT; Schema: public; Owner: -
 --
 
-COMMENT ON FUNCTION public.admin_chat_monitoring() IS 'Admins only: throughput, session durations, uploads, error rate and the seed''s monitoring queries; audited.';
+COMMENT ON FUNCTION public.admin_chat_monitoring() IS 'Admins only: message throughput, session durations, uploads, error rate, user activity by event type in the last hour and sessions created per day and type over seven days; audited.';
 
 --
 -- Name: admin_chat_reports(text, integer, integer); Type: FUNCTION; Schema: public; Owner: -

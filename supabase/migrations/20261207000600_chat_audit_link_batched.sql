@@ -23,11 +23,11 @@ declare
   _xmin xid8;
   _own xid8;
   _now timestamptz := clock_timestamp();
-  _ids bigint[] := '{}';
-  _seqs bigint[] := '{}';
-  _prevs text[] := '{}';
-  _hashes text[] := '{}';
-  _digests text[] := '{}';
+  _ids bigint [] := '{}'::bigint [];
+  _seqs bigint [] := '{}'::bigint [];
+  _prevs text [] := '{}'::text [];
+  _hashes text [] := '{}'::text [];
+  _digests text [] := '{}'::text [];
 begin
   linked := 0;
   max_delay_ms := 0;
