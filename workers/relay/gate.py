@@ -28,10 +28,10 @@ import ipaddress
 import logging
 import uuid
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
-from ..config import Bucket, Network
+from ..config import Bucket, Network, Settings
 from ..errors import ApiError
 from .ratelimit import Budget
 
@@ -41,18 +41,19 @@ NAMESPACE = "/"
 EIO_SID_KEY = "chat.eio_sid"  # where the relay finds the Engine.IO sid in the environ
 REFUSED_GRACE = 1.0  # seconds a refused socket keeps to read its connect_error
 
-_CONNECT_PER_IP = Bucket(rate=5.0, burst=50)
+# The limits default to what the settings default to (workers/config.py, their one home).
+_DEFAULT: dict[str, Any] = {f.name: f.default for f in fields(Settings)}
 
 
 @dataclass(frozen=True, slots=True)
 class Limits:
-    max_connections: int = 10_000
-    max_per_ip: int = 200
-    max_per_user: int = 20
-    connect_timeout: float = 5.0
-    connect_per_ip: Bucket = _CONNECT_PER_IP
-    max_queued_packets: int = 1_000
-    trusted_proxies: tuple[Network, ...] = ()
+    max_connections: int = _DEFAULT["max_connections"]
+    max_per_ip: int = _DEFAULT["max_connections_per_ip"]
+    max_per_user: int = _DEFAULT["max_connections_per_user"]
+    connect_timeout: float = _DEFAULT["connect_timeout"]
+    connect_per_ip: Bucket = _DEFAULT["connect_bucket_per_ip"]
+    max_queued_packets: int = _DEFAULT["max_queued_packets"]
+    trusted_proxies: tuple[Network, ...] = _DEFAULT["trusted_proxies"]
 
 
 @dataclass(slots=True)
