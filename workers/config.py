@@ -262,7 +262,11 @@ class Settings:
             "integer",
             low=1,
             high=64,
-            doc="group commits in the database at once (each on its own connection)",
+            doc=(
+                "group commits in the database at once (each on its own connection); 1 "
+                "makes groups larger and saves about a fifth of the database's CPU per "
+                "message, at some latency"
+            ),
         ),
     ] = 2
     typing_timeout: Annotated[
