@@ -65,6 +65,7 @@ new PerformanceObserver((list) => {
 // Per-step state.
 let pending = new Map(); // client_message_id -> send time (ms)
 let latencies = [];
+let writes = []; // SQL writer: send to commit acknowledged (ms)
 let lastDelivery = 0;
 let counts = {};
 let closing = false;
@@ -152,10 +153,14 @@ function sqlSend(c, cmid) {
     `begin; select set_config('role', 'authenticated', true), set_config('request.jwt.claims', '${claims}', true); ` +
     `insert into public.chat_messages (session_id, sender_id, type, content, client_message_id) ` +
     `values ('${c.session}', '${c.user}', 'text', '${CONTENT}', '${cmid}'); commit;`;
+  const started = performance.now();
   sqlPool.connect().then(
     (conn) =>
       conn.query(text).then(
-        () => conn.release(),
+        () => {
+          writes.push(performance.now() - started);
+          conn.release();
+        },
         () => {
           counts.ack_errors++;
           conn.query('rollback').finally(() => conn.release());
@@ -184,6 +189,7 @@ async function step({ rate, seconds, drain = 5, writer = 'socket', tag = 's' }) 
   resetCounts();
   pending = new Map();
   latencies = [];
+  writes = [];
   const senders = clients.filter((c) => c.joined);
   if (!senders.length) return out({ event: 'step', rate, error: 'no joined clients' });
   const send = writer === 'sql' ? sqlSend : socketSend;
@@ -212,6 +218,7 @@ async function step({ rate, seconds, drain = 5, writer = 'socket', tag = 's' }) 
   const deadline = performance.now() + drain * 1000;
   while (pending.size > 0 && performance.now() < deadline) await sleep(10);
   latencies.sort((x, y) => x - y);
+  writes.sort((x, y) => x - y);
   const delivered = latencies.length;
   const window = Math.max(seconds, (lastDelivery - t0) / 1000);
   out({
@@ -227,6 +234,8 @@ async function step({ rate, seconds, drain = 5, writer = 'socket', tag = 's' }) 
     p50_ms: pct(latencies, 0.5),
     p99_ms: pct(latencies, 0.99),
     max_ms: latencies.length ? latencies[latencies.length - 1] : null,
+    write_p50_ms: pct(writes, 0.5),
+    write_p99_ms: pct(writes, 0.99),
     clients: senders.length,
     loadgen_stall_ms: loopDelay.max / 1e6,
     loadgen_gc_max_ms: gcMaxMs,

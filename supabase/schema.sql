@@ -1011,6 +1011,58 @@ end
 $$;
 
 --
+-- Name: changefeed_poll(text, boolean, interval); Type: FUNCTION; Schema: chat_private; Owner: -
+--
+
+CREATE FUNCTION chat_private.changefeed_poll(since text, extend boolean, hold interval DEFAULT '00:00:01'::interval) RETURNS TABLE(snapshot text, ids uuid[], polling boolean)
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+declare
+  _until timestamptz;
+  _now timestamptz := clock_timestamp();
+  _snap pg_snapshot;
+  _since pg_snapshot := since::pg_snapshot;
+begin
+  if hold < interval '0' or hold > interval '1 minute' then
+    raise exception 'hold must be between 0 and 1 minute' using errcode = '22023';
+  end if;
+  if extend then
+    insert into chat_private.changefeed_state as s (id, polling_until)
+    values (true, _now + hold)
+    on conflict (id) do update
+      set polling_until = excluded.polling_until
+      where s.polling_until < _now + hold / 2;
+    -- Rows every relay has polled long since (a lagging relay's replay covers the rest).
+    delete from chat_private.changefeed_messages as m
+    where m.written_at < _now - interval '1 minute';
+  end if;
+  select s.polling_until into _until from chat_private.changefeed_state as s;
+  _snap := pg_current_snapshot();
+  snapshot := _snap::text;
+  if _since is null then
+    ids := '{}'::uuid [];
+  else
+    select coalesce(array_agg(m.id order by m.xact_id, m.written_at), '{}'::uuid [])
+    into ids
+    from chat_private.changefeed_messages as m
+    where m.xact_id >= pg_snapshot_xmin(_since)
+      and m.xact_id < pg_snapshot_xmax(_snap)
+      and not pg_visible_in_snapshot(m.xact_id, _since)
+      and pg_visible_in_snapshot(m.xact_id, _snap);
+  end if;
+  polling := coalesce(_until, '-infinity'::timestamptz) > _now - interval '250 milliseconds';
+  return next;
+end
+$$;
+
+--
+-- Name: FUNCTION changefeed_poll(since text, extend boolean, hold interval); Type: COMMENT; Schema: chat_private; Owner: -
+--
+
+COMMENT ON FUNCTION chat_private.changefeed_poll(since text, extend boolean, hold interval) IS 'The relay''s poll while messages written outside it keep coming: its snapshot, the ids committed since the previous one, and whether to go on.';
+
+--
 -- Name: check_participants_exist(); Type: FUNCTION; Schema: chat_private; Owner: -
 --
 
@@ -2594,18 +2646,31 @@ CREATE FUNCTION chat_private.notify_message() RETURNS trigger
     SET search_path TO ''
     AS $$
 begin
-  perform pg_notify(
-    'chat_events',
-    json_build_object(
-      'kind', 'message',
-      'id', new.id,
-      'session_id', new.session_id,
-      'seq', new.seq
-    )::text
-  );
+  if exists (
+    select 1 from chat_private.changefeed_state as s
+    where s.polling_until > clock_timestamp()
+  ) then
+    insert into chat_private.changefeed_messages (id) values (new.id);
+  else
+    perform pg_notify(
+      'chat_events',
+      json_build_object(
+        'kind', 'message',
+        'id', new.id,
+        'session_id', new.session_id,
+        'seq', new.seq
+      )::text
+    );
+  end if;
   return null;
 end
 $$;
+
+--
+-- Name: FUNCTION notify_message(); Type: COMMENT; Schema: chat_private; Owner: -
+--
+
+COMMENT ON FUNCTION chat_private.notify_message() IS 'A message written outside the relay: its id to chat_private.changefeed_messages while relays poll, else a NOTIFY on chat_events.';
 
 --
 -- Name: notify_message_state(); Type: FUNCTION; Schema: chat_private; Owner: -
@@ -5511,6 +5576,38 @@ CREATE TABLE chat_private.audit_chain_head (
 COMMENT ON TABLE chat_private.audit_chain_head IS 'The end of the audit hash chain: one row, locked FOR UPDATE by the linker while it links.';
 
 --
+-- Name: changefeed_messages; Type: TABLE; Schema: chat_private; Owner: -
+--
+
+CREATE UNLOGGED TABLE chat_private.changefeed_messages (
+    xact_id xid8 DEFAULT pg_current_xact_id() NOT NULL,
+    id uuid NOT NULL,
+    written_at timestamp with time zone DEFAULT clock_timestamp() NOT NULL
+);
+
+--
+-- Name: TABLE changefeed_messages; Type: COMMENT; Schema: chat_private; Owner: -
+--
+
+COMMENT ON TABLE chat_private.changefeed_messages IS 'Ids of messages written outside the relay while relays poll (instead of a NOTIFY each); kept a minute.';
+
+--
+-- Name: changefeed_state; Type: TABLE; Schema: chat_private; Owner: -
+--
+
+CREATE UNLOGGED TABLE chat_private.changefeed_state (
+    id boolean DEFAULT true NOT NULL,
+    polling_until timestamp with time zone DEFAULT '-infinity'::timestamp with time zone NOT NULL,
+    CONSTRAINT changefeed_state_single_row CHECK (id)
+);
+
+--
+-- Name: TABLE changefeed_state; Type: COMMENT; Schema: chat_private; Owner: -
+--
+
+COMMENT ON TABLE chat_private.changefeed_state IS 'One row: until when relays poll chat_private.changefeed_messages, so that message inserts outside the relay skip NOTIFY (unlogged: after a crash it is empty, which means not polling).';
+
+--
 -- Name: erasures_id_seq; Type: SEQUENCE; Schema: chat_private; Owner: -
 --
 
@@ -5876,6 +5973,13 @@ ALTER TABLE ONLY chat_private.audit_chain_head
     ADD CONSTRAINT audit_chain_head_pkey PRIMARY KEY (id);
 
 --
+-- Name: changefeed_state changefeed_state_pkey; Type: CONSTRAINT; Schema: chat_private; Owner: -
+--
+
+ALTER TABLE ONLY chat_private.changefeed_state
+    ADD CONSTRAINT changefeed_state_pkey PRIMARY KEY (id);
+
+--
 -- Name: erasures erasures_pkey; Type: CONSTRAINT; Schema: chat_private; Owner: -
 --
 
@@ -6056,6 +6160,18 @@ ALTER TABLE ONLY public.chat_read_state
 
 ALTER TABLE ONLY public.chat_sessions
     ADD CONSTRAINT chat_sessions_pkey PRIMARY KEY (id);
+
+--
+-- Name: changefeed_messages_written_at; Type: INDEX; Schema: chat_private; Owner: -
+--
+
+CREATE INDEX changefeed_messages_written_at ON chat_private.changefeed_messages USING btree (written_at);
+
+--
+-- Name: changefeed_messages_xact_id; Type: INDEX; Schema: chat_private; Owner: -
+--
+
+CREATE INDEX changefeed_messages_xact_id ON chat_private.changefeed_messages USING btree (xact_id);
 
 --
 -- Name: erasures_pending; Type: INDEX; Schema: chat_private; Owner: -
@@ -6659,6 +6775,18 @@ ALTER TABLE ONLY public.chat_sessions
 --
 
 ALTER TABLE chat_private.audit_chain_head ENABLE ROW LEVEL SECURITY;
+
+--
+-- Name: changefeed_messages; Type: ROW SECURITY; Schema: chat_private; Owner: -
+--
+
+ALTER TABLE chat_private.changefeed_messages ENABLE ROW LEVEL SECURITY;
+
+--
+-- Name: changefeed_state; Type: ROW SECURITY; Schema: chat_private; Owner: -
+--
+
+ALTER TABLE chat_private.changefeed_state ENABLE ROW LEVEL SECURITY;
 
 --
 -- Name: erasures; Type: ROW SECURITY; Schema: chat_private; Owner: -

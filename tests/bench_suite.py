@@ -295,6 +295,8 @@ STEP_COLUMNS = (
     ("p50 ms", lambda s: s["p50_ms"]),
     ("p99 ms", lambda s: s["p99_ms"]),
     ("max ms", lambda s: s["max_ms"]),
+    # SQL writers: the insert's round trip (pool wait, transaction, commit) alone.
+    ("write p99 ms", lambda s: s.get("write_p99_ms")),
     ("errors", _errors),
     ("server CPU ms/msg", lambda s: s["server_cpu_ms"]),
     ("PG CPU ms/msg", lambda s: s["pg_cpu_ms"]),

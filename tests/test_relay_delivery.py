@@ -16,7 +16,7 @@ import pytest
 from workers.config import Bucket
 
 from .conftest import Users
-from .relay_helpers import Recorder, make_session, people, running_relay
+from .relay_helpers import Recorder, eventually, make_session, people, running_relay
 
 
 @pytest.fixture
@@ -212,6 +212,112 @@ async def test_failed_fetches_are_replayed_while_listening(
         assert sorted(m["content"] for m in messages) == sorted(f"n{i}" for i in range(60))
         assert len({m["id"] for m in messages}) == 60
         assert relay.changefeed.reconnects == 0  # recovered without losing LISTEN
+
+
+async def _insert_as(
+    conn: asyncpg.Connection, claims: str, session_id: uuid.UUID, text: str
+) -> None:
+    """One message inserted the way supabase-js does it: its own transaction, as the user."""
+    async with conn.transaction():
+        await conn.execute(
+            "select set_config('role', 'authenticated', true), "
+            "set_config('request.jwt.claims', $1, true)",
+            claims,
+        )
+        await conn.execute(
+            "insert into public.chat_messages (session_id, sender_id, content) "
+            "values ($1, ($2::jsonb ->> 'sub')::uuid, $3)",
+            session_id,
+            claims,
+            text,
+        )
+
+
+async def test_busy_writers_outside_the_relay_are_polled_not_notified(
+    database_url: str,
+    world: dict[str, Any],
+    clients: list[Recorder],
+    users: Users,
+    superuser: asyncpg.Connection,
+) -> None:
+    """The first message written outside the relay notifies; the relay starts polling, and
+    while it polls the next ones go through the poll table without a NOTIFY each (those
+    transactions would otherwise commit one at a time). Every message arrives once, in
+    order; once the writers stop, polling ends and a message notifies again."""
+    notified: list[str] = []
+    listener = await asyncpg.connect(database_url)
+    await listener.add_listener(
+        "chat_events",
+        lambda _c, _p, _ch, payload: notified.append(json.loads(payload).get("kind")),
+    )
+    claims = users.principal(world["reader"], "reader").claims_json()
+    writers = [await asyncpg.connect(database_url) for _ in range(4)]
+
+    async def idle() -> bool:  # no relay polls (an earlier test's spell has run out)
+        return bool(
+            await superuser.fetchval(
+                "select polling_until < clock_timestamp() from chat_private.changefeed_state"
+            )
+        )
+
+    async def notifications(count: int) -> bool:
+        return notified.count("message") == count
+
+    try:
+        async with running_relay(database_url) as (url, relay):
+            client = await join(clients, url, world["tokens"]["client"], world["session"])
+            await eventually(idle, within=5)
+            await _insert_as(writers[0], claims, world["session"], "wake up")
+            await client.wait_for("new_message")
+            await eventually(lambda: notifications(1), within=2)
+
+            async def write(conn: asyncpg.Connection, start: int) -> None:
+                for i in range(start, 80, len(writers)):
+                    await _insert_as(conn, claims, world["session"], f"busy {i:02d}")
+
+            await asyncio.gather(*(write(conn, n) for n, conn in enumerate(writers)))
+            messages = await client.wait_for("new_message", 81, within=15)
+            await asyncio.sleep(0.3)
+            assert len(client.of("new_message")) == 81  # nothing twice
+            assert sorted(m["content"] for m in messages[1:]) == [
+                f"busy {i:02d}" for i in range(80)
+            ]
+            # Each writer's messages arrive in the order it committed them (concurrent
+            # transactions commit in any order, here as with NOTIFY).
+            for n in range(len(writers)):
+                mine = [
+                    int(m["content"][5:])
+                    for m in messages[1:]
+                    if int(m["content"][5:]) % len(writers) == n
+                ]
+                assert mine == sorted(mine)
+            assert relay.changefeed.polled >= 70, relay.changefeed.polled
+            assert "poll" in notified  # the bare wake-ups of one transaction at a time
+            assert notified.count("message") <= 1 + 80 - relay.changefeed.polled
+            assert (
+                await superuser.fetchval(
+                    "select count(*) from chat_private.changefeed_messages "
+                    "where id = any($1::uuid[])",
+                    [uuid.UUID(m["id"]) for m in messages],
+                )
+                == relay.changefeed.polled
+            )
+
+            # The writers stop: within about a second the relay stops polling, and the
+            # next message notifies again.
+            await eventually(idle, within=5)
+            await asyncio.sleep(0.4)  # past the quarter second polls go on for
+            settled = relay.changefeed.polls
+            await asyncio.sleep(0.3)
+            assert relay.changefeed.polls == settled  # idle: no polling
+            before = notified.count("message")
+            await _insert_as(writers[0], claims, world["session"], "after the burst")
+            await client.wait_for("new_message", 82)
+            await eventually(lambda: notifications(before + 1), within=2)
+    finally:
+        for conn in writers:
+            await conn.close()
+        await listener.close()
 
 
 async def test_expired_token_disconnects_unless_refreshed(

@@ -17,6 +17,16 @@ writing relay's own emit to arrive, so a dead relay's messages arrive within abo
 intervals. After a lost connection (or a failed replay) the window simply stays open from
 the last snapshot whose messages were all handled. An LRU of ids keeps each message to
 one delivery.
+
+Messages written outside the relay notify only while they are rare. PostgreSQL commits the
+transactions that called NOTIFY one at a time, WAL flush included, so a few hundred such
+inserts a second would queue behind each other. When a message notification arrives, the
+feed starts polling (``chat_private.changefeed_poll``, every ``POLL_INTERVAL``): while it
+polls, the message trigger writes ids to an unlogged table instead of notifying, and each
+poll returns the ids committed since the previous one. One of those transactions at a time
+also sends a bare wake-up (kind ``poll``), on which the feed polls at once. Polls that
+find messages keep the spell going; a second without any ends it, and the next message
+notifies again.
 """
 
 from __future__ import annotations
@@ -29,7 +39,7 @@ import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -47,6 +57,11 @@ _CATCH_UP_PAGE = 1000
 SEEN_SECONDS = 120.0
 _SEEN_LIMIT = 100_000
 REPLAY_INTERVAL = 0.5  # seconds between snapshots: the grace, and half the worst delay
+# Seconds between polls while messages written outside the relay keep coming: at most this
+# much is added to their delivery, and an idle relay never polls.
+POLL_INTERVAL = 0.01
+POLL_HOLD = timedelta(seconds=1)  # how long one find keeps every relay polling
+_POLL = "select snapshot, ids, polling from chat_private.changefeed_poll($1, $2, $3)"
 _MAX_BACKOFF = 30.0
 
 MessageHandler = Callable[[dict[str, Any]], Awaitable[None]]
@@ -63,6 +78,7 @@ class Changefeed:
         on_read: EventHandler,
         on_session: EventHandler,
         replay_interval: float = REPLAY_INTERVAL,
+        poll_interval: float = POLL_INTERVAL,
         on_delivered: EventHandler | None = None,
         names: NameCache | None = None,
         on_erased: EventHandler | None = None,
@@ -76,6 +92,9 @@ class Changefeed:
         self._on_read = on_read
         self._on_session = on_session
         self._replay_interval = replay_interval
+        self._poll_interval = poll_interval
+        self._poll_wanted = asyncio.Event()  # a message notification arrived: start polling
+        self._poll_now = asyncio.Event()  # a commit while polling: do not wait for the tick
         self._on_delivered = on_delivered
         self._on_erased = on_erased
         self._on_connected = on_connected
@@ -95,11 +114,14 @@ class Changefeed:
         self.connected = asyncio.Event()
         self.reconnects = 0
         self.replayed = 0  # messages delivered by a replay (a lost notification or emit)
+        self.polls = 0  # polls made (each a round trip), and messages they found
+        self.polled = 0
 
     async def start(self) -> None:
         self._tasks = [
             asyncio.create_task(self._listen_forever(), name="changefeed-listen"),
             asyncio.create_task(self._work_forever(), name="changefeed-work"),
+            asyncio.create_task(self._poll_forever(), name="changefeed-poll"),
         ]
 
     async def stop(self) -> None:
@@ -159,7 +181,55 @@ class Changefeed:
         except ValueError:
             log.warning("ignoring malformed notification %r", payload[:200])
             return
+        kind = event.get("kind") if isinstance(event, dict) else None
+        if kind == "poll":  # a commit while relays poll: poll now, not at the next tick
+            self._poll_now.set()
+            self._poll_wanted.set()
+            return
         self._queue.put_nowait(event)
+        if kind == "message":
+            self._poll_wanted.set()
+
+    # ------------------------------------------------------------------ polling
+    async def _poll_forever(self) -> None:
+        while True:
+            await self._poll_wanted.wait()
+            self._poll_wanted.clear()
+            try:
+                await self._poll_spell()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the replay delivers what a failed poll would have
+                log.warning("changefeed poll failed (%s); the replay covers its messages", exc)
+                await asyncio.sleep(self._replay_interval)
+
+    async def _poll_spell(self) -> None:
+        """Poll until no relay has found a message written outside the relay for a
+        while. The first poll looks back to the last snapshot the replay handled, so a
+        message that went to the table before this relay started polling is found too."""
+        since = self._snapshot
+        extend = True
+        while True:
+            # A message notified before this poll is covered by it: only one notified
+            # after the spell's last poll starts another spell.
+            self._poll_wanted.clear()
+            self._poll_now.clear()
+            async with self._db.pool.acquire(timeout=5) as conn:
+                row = await conn.fetchrow(_POLL, since, extend, POLL_HOLD, timeout=5)
+            self.polls += 1
+            assert row is not None
+            ids = row["ids"]
+            if ids:
+                self.polled += len(ids)
+                for message_id in ids:
+                    if message_id not in self._seen:
+                        self._queue.put_nowait({"kind": "message", "id": str(message_id)})
+            since = row["snapshot"]
+            extend = bool(ids)
+            if not row["polling"]:
+                return
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._poll_now.wait(), timeout=self._poll_interval)
 
     async def _advance(self, conn: asyncpg.Connection, *, catch_up: bool) -> None:
         """Take a new snapshot; replay what committed between the last handled snapshot
