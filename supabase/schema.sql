@@ -1027,17 +1027,18 @@ begin
   if hold < interval '0' or hold > interval '1 minute' then
     raise exception 'hold must be between 0 and 1 minute' using errcode = '22023';
   end if;
-  if extend then
+  select s.polling_until into _until from chat_private.changefeed_state as s;
+  -- The shared row is rewritten at most every half hold, whatever the number of relays.
+  if extend and coalesce(_until < _now + hold / 2, true) then
     insert into chat_private.changefeed_state as s (id, polling_until)
     values (true, _now + hold)
     on conflict (id) do update
-      set polling_until = excluded.polling_until
-      where s.polling_until < _now + hold / 2;
+      set polling_until = greatest(s.polling_until, excluded.polling_until)
+    returning s.polling_until into _until;
     -- Rows every relay has polled long since (a lagging relay's replay covers the rest).
     delete from chat_private.changefeed_messages as m
     where m.written_at < _now - interval '1 minute';
   end if;
-  select s.polling_until into _until from chat_private.changefeed_state as s;
   _snap := pg_current_snapshot();
   snapshot := _snap::text;
   if _since is null then
@@ -2651,6 +2652,11 @@ begin
     where s.polling_until > clock_timestamp()
   ) then
     insert into chat_private.changefeed_messages (id) values (new.id);
+    -- One transaction at a time also wakes the relays (a poll now rather than at the next
+    -- tick): the one holding this lock until its end. The others do not wait for it.
+    if pg_try_advisory_xact_lock(hashtext('chat_private.changefeed_wake')) then
+      perform pg_notify('chat_events', '{"kind":"poll"}');
+    end if;
   else
     perform pg_notify(
       'chat_events',
