@@ -106,13 +106,15 @@ $$;
 --
 
 CREATE FUNCTION chat_private.audit_actor(OUT actor_id uuid, OUT actor_role text) RETURNS record
-    LANGUAGE sql STABLE
+    LANGUAGE plpgsql STABLE
     SET search_path TO ''
     AS $$
-  select a.actor_id, a.actor_role
+begin
+  select a.actor_id, a.actor_role into actor_id, actor_role
   from chat_private.audit_actor_of(
     auth.jwt(), coalesce(nullif(current_setting('role', true), 'none'), session_user::text)
-  ) as a
+  ) as a;
+end
 $$;
 
 --
@@ -1400,15 +1402,17 @@ $$;
 --
 
 CREATE FUNCTION chat_private.display_name(email text, user_metadata jsonb) RETURNS text
-    LANGUAGE sql IMMUTABLE
+    LANGUAGE plpgsql IMMUTABLE
     SET search_path TO ''
     AS $$
-  select left(coalesce(
+begin
+  return left(coalesce(
     nullif(btrim(user_metadata ->> 'full_name'), ''),
     nullif(btrim(user_metadata ->> 'name'), ''),
     nullif(split_part(email, '@', 1), ''),
     'user'
-  ), 100)
+  ), 100);
+end
 $$;
 
 --
@@ -2352,17 +2356,19 @@ $$;
 --
 
 CREATE FUNCTION chat_private.message_created_details(m public.chat_messages) RETURNS jsonb
-    LANGUAGE sql IMMUTABLE
+    LANGUAGE plpgsql IMMUTABLE
     SET search_path TO ''
     AS $$
-  select jsonb_strip_nulls(jsonb_build_object(
+begin
+  return jsonb_strip_nulls(jsonb_build_object(
     'type', m.type, 'sender_id', m.sender_id, 'seq', m.seq,
     'content_length', char_length(m.content),
     'reply_to_message_id', m.reply_to_message_id,
     'client_message_id', m.client_message_id,
     'storage_path', m.metadata ->> 'storage_path',
     'size_bytes', m.metadata -> 'size_bytes'
-  ))
+  ));
+end
 $$;
 
 --
@@ -3039,10 +3045,11 @@ $$;
 --
 
 CREATE FUNCTION chat_private.realtime_message_payload(m public.chat_messages, sender_name text) RETURNS jsonb
-    LANGUAGE sql IMMUTABLE
+    LANGUAGE plpgsql IMMUTABLE
     SET search_path TO ''
     AS $$
-  select jsonb_build_object(
+begin
+  return jsonb_build_object(
     'id', m.id,
     'session_id', m.session_id,
     'sender_id', m.sender_id,
@@ -3061,7 +3068,8 @@ CREATE FUNCTION chat_private.realtime_message_payload(m public.chat_messages, se
     'deleted', m.deleted_at is not null,
     'deleted_reason', m.deleted_reason,
     'edited_at', null
-  )
+  );
+end
 $$;
 
 --
