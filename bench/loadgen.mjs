@@ -141,18 +141,35 @@ async function connect({ from = 0, to = clients.length }) {
 }
 
 let sqlPool = null;
-function sqlSend(c, cmid) {
-  if (!sqlPool) {
-    sqlPool = new pg.Pool({ connectionString: cfg.pg_url, max: cfg.pg_pool || 16 });
-    sqlPool.on('error', () => counts.send_errors++);
-  }
-  // One round trip, as PostgREST sends it: claims and role set transaction-locally, then
-  // the insert under RLS. Every value is a uuid or generated ASCII, safe to inline.
+// One round trip, as PostgREST sends it: claims and role set transaction-locally, then
+// the insert under RLS. Every value is a uuid or generated ASCII, safe to inline.
+function insertText(c, cmid) {
   const claims = JSON.stringify({ sub: c.user, role: 'authenticated', aud: 'authenticated', app_metadata: { role: 'client' } });
-  const text =
+  return (
     `begin; select set_config('role', 'authenticated', true), set_config('request.jwt.claims', '${claims}', true); ` +
     `insert into public.chat_messages (session_id, sender_id, type, content, client_message_id) ` +
-    `values ('${c.session}', '${c.user}', 'text', '${CONTENT}', '${cmid}'); commit;`;
+    `values ('${c.session}', '${c.user}', 'text', '${CONTENT}', '${cmid}'); commit;`
+  );
+}
+
+// The writers' pool, opened whole and warmed before the first step, and never closed while
+// idle: PostgREST keeps its connections, so a new backend's first statements (catalog
+// caches, PL/pgSQL compiled, plans made) are not what its users wait for. pg.Pool would
+// otherwise open connections as the rate first needs them, in the middle of a step, and
+// close them after 10 s idle between steps.
+async function openSqlPool(senders) {
+  const size = cfg.pg_pool || 16;
+  sqlPool = new pg.Pool({ connectionString: cfg.pg_url, max: size, idleTimeoutMillis: 0 });
+  sqlPool.on('error', () => counts.send_errors++);
+  const conns = await Promise.all(Array.from({ length: size }, () => sqlPool.connect()));
+  await Promise.all(
+    conns.map((conn, i) => conn.query(insertText(senders[i % senders.length], `warm-${i}-${Date.now()}`))),
+  );
+  for (const conn of conns) conn.release();
+}
+
+function sqlSend(c, cmid) {
+  const text = insertText(c, cmid);
   const started = performance.now();
   sqlPool.connect().then(
     (conn) =>
@@ -192,6 +209,7 @@ async function step({ rate, seconds, drain = 5, writer = 'socket', tag = 's' }) 
   writes = [];
   const senders = clients.filter((c) => c.joined);
   if (!senders.length) return out({ event: 'step', rate, error: 'no joined clients' });
+  if (writer === 'sql' && !sqlPool) await openSqlPool(senders);
   const send = writer === 'sql' ? sqlSend : socketSend;
   const total = Math.round(rate * seconds);
   loopDelay.reset();
