@@ -3,7 +3,12 @@ a steady send rate for ten minutes (the official socket.io-client, bench/loadgen
 Checks, and prints: every message delivered, no error, and the relay's resident memory at
 the end within 10 % of what it was after the warm-up minute.
 
-    scripts/soak [--minutes 10] [--rate 200] [--pairs 500]
+    scripts/soak [--minutes 10] [--rate 200] [--pairs 500] [--writer socket|sql]
+
+``--writer sql`` sends every message the way supabase-js does (an insert as the user, in
+its own transaction) and the relay delivers them through its changefeed; the summary then
+also gives the rows left in the changefeed's poll table, which must stay bounded (its
+rows are kept a minute).
 """
 
 from __future__ import annotations
@@ -16,6 +21,8 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+import asyncpg
 
 from .bench_procs import loadgen, relay, rss_bytes
 from .bench_suite import arrange_pairs
@@ -30,6 +37,12 @@ async def main() -> int:
     parser.add_argument("--minutes", type=float, default=10.0)
     parser.add_argument("--rate", type=int, default=200, help="messages per second")
     parser.add_argument("--pairs", type=int, default=500, help="sessions (two clients each)")
+    parser.add_argument(
+        "--writer",
+        choices=("socket", "sql"),
+        default="socket",
+        help="send_message on the sockets, or inserts as the users (supabase-js's path)",
+    )
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="chat-soak-"))
@@ -43,7 +56,12 @@ async def main() -> int:
         log=work / "relay.log",
     ) as server:
         async with loadgen(
-            url=server.url, secret=SECRET, pairs=pairs, workdir=work, log=work / "loadgen.log"
+            url=server.url,
+            secret=SECRET,
+            pairs=pairs,
+            workdir=work,
+            log=work / "loadgen.log",
+            pg_url=args.database_url,
         ) as gen:
             joined = await gen.call(600, cmd="connect", **{"from": 0, "to": 2 * args.pairs})
             print(f"connected and joined: {joined}", flush=True)
@@ -55,7 +73,7 @@ async def main() -> int:
                     rate=args.rate,
                     seconds=WINDOW,
                     drain=5,
-                    writer="socket",
+                    writer=args.writer,
                     tag=f"soak{i}",
                 )
                 step["rss_mb"] = rss_bytes(server.pid) / 2**20
@@ -81,10 +99,16 @@ async def main() -> int:
         r["ack_errors"] + r["error_events"] + r["disconnects"] + r["send_errors"] for r in rows
     )
     growth = (end - warm) / warm
+    conn = await asyncpg.connect(args.database_url)
+    try:
+        poll_rows = await conn.fetchval("select count(*) from chat_private.changefeed_messages")
+    finally:
+        await conn.close()
     summary = {
         "clients": 2 * args.pairs,
         "minutes": round(rows[-1]["minute"], 1),
         "rate": args.rate,
+        "writer": args.writer,
         "sent": sent,
         "delivered": delivered,
         "errors": errors,
@@ -92,7 +116,11 @@ async def main() -> int:
         "rss_end_mb": round(end, 1),
         "rss_growth": round(growth, 4),
         "p99_ms_worst_window": max(r["p99_ms"] or 0 for r in rows),
-        "ok": delivered == sent and errors == 0 and abs(growth) <= 0.10,
+        "changefeed_poll_rows": poll_rows,
+        "ok": delivered == sent
+        and errors == 0
+        and abs(growth) <= 0.10
+        and poll_rows <= args.rate * 90,
     }
     print(json.dumps(summary))
     return 0 if summary["ok"] else 1
