@@ -1025,6 +1025,7 @@ declare
   _now timestamptz := clock_timestamp();
   _snap pg_snapshot;
   _since pg_snapshot := since::pg_snapshot;
+  _open xid8 [];
 begin
   if hold < interval '0' or hold > interval '1 minute' then
     raise exception 'hold must be between 0 and 1 minute' using errcode = '22023';
@@ -1046,12 +1047,12 @@ begin
   if _since is null then
     ids := '{}'::uuid [];
   else
+    _open := array(select pg_snapshot_xip(_since));
     select coalesce(array_agg(m.id order by m.xact_id, m.written_at), '{}'::uuid [])
     into ids
     from chat_private.changefeed_messages as m
-    where m.xact_id >= pg_snapshot_xmin(_since)
+    where (m.xact_id >= pg_snapshot_xmax(_since) or m.xact_id = any(_open))
       and m.xact_id < pg_snapshot_xmax(_snap)
-      and not pg_visible_in_snapshot(m.xact_id, _since)
       and pg_visible_in_snapshot(m.xact_id, _snap);
   end if;
   polling := coalesce(_until, '-infinity'::timestamptz) > _now - interval '250 milliseconds';
@@ -1064,6 +1065,25 @@ $$;
 --
 
 COMMENT ON FUNCTION chat_private.changefeed_poll(since text, extend boolean, hold interval) IS 'The relay''s poll while messages written outside it keep coming: its snapshot, the ids committed since the previous one, and whether to go on.';
+
+--
+-- Name: changefeed_polling(); Type: FUNCTION; Schema: chat_private; Owner: -
+--
+
+CREATE FUNCTION chat_private.changefeed_polling() RETURNS boolean
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+  select coalesce(
+    (select s.polling_until > clock_timestamp() from chat_private.changefeed_state as s), false
+  )
+$$;
+
+--
+-- Name: FUNCTION changefeed_polling(); Type: COMMENT; Schema: chat_private; Owner: -
+--
+
+COMMENT ON FUNCTION chat_private.changefeed_polling() IS 'Whether relays poll chat_private.changefeed_messages now (messages written outside the relay do not notify meanwhile).';
 
 --
 -- Name: check_participants_exist(); Type: FUNCTION; Schema: chat_private; Owner: -

@@ -889,7 +889,12 @@ async def main() -> None:
     line = json.dumps(result, separators=(",", ":"))
     if args.record:
         day = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d")
-        path = BENCH / "results" / f"{day}{'-quick' if args.quick else ''}.md"
+        stem = f"{day}{'-quick' if args.quick else ''}"
+        path = BENCH / "results" / f"{stem}.md"
+        n = 1
+        while path.exists():  # one file per run: a later run of the day gets -2, -3, ...
+            n += 1
+            path = BENCH / "results" / f"{stem}-{n}.md"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text("\n".join(report.lines) + f"\n\n```json\n{line}\n```\n")
         progress(f"recorded in {path.relative_to(BENCH.parent)}")

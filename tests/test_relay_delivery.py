@@ -320,6 +320,40 @@ async def test_busy_writers_outside_the_relay_are_polled_not_notified(
         await listener.close()
 
 
+async def test_relay_joins_polling_started_by_another_relay(
+    database_url: str,
+    world: dict[str, Any],
+    clients: list[Recorder],
+    users: Users,
+    superuser: asyncpg.Connection,
+) -> None:
+    """While other relays poll, messages written outside the relay do not notify: a relay
+    that is not polling (it has just started, or its poll failed) sees polling_until in the
+    future at its next snapshot tick and polls too, instead of waiting for its replay."""
+    claims = users.principal(world["reader"], "reader").claims_json()
+    writer = await asyncpg.connect(database_url)
+    try:
+        async with running_relay(database_url) as (url, relay):
+            client = await join(clients, url, world["tokens"]["client"], world["session"])
+            # Another relay's spell, as its polls leave it.
+            await superuser.execute(
+                "update chat_private.changefeed_state "
+                "set polling_until = clock_timestamp() + interval '5 seconds'"
+            )
+            for i in range(3):
+                await _insert_as(writer, claims, world["session"], f"while others poll {i}")
+            messages = await client.wait_for("new_message", 3, within=5)
+            assert [m["content"] for m in messages] == [f"while others poll {i}" for i in range(3)]
+            assert relay.changefeed.polled >= 3  # found by its polls, not its replay
+            await asyncio.sleep(0.3)
+            assert len(client.of("new_message")) == 3
+    finally:
+        await writer.close()
+        await superuser.execute(
+            "update chat_private.changefeed_state set polling_until = '-infinity'"
+        )
+
+
 async def test_expired_token_disconnects_unless_refreshed(
     database_url: str, world: dict[str, Any], clients: list[Recorder], users: Users
 ) -> None:

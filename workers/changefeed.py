@@ -95,6 +95,7 @@ class Changefeed:
         self._poll_interval = poll_interval
         self._poll_wanted = asyncio.Event()  # a message notification arrived: start polling
         self._poll_now = asyncio.Event()  # a commit while polling: do not wait for the tick
+        self._in_spell = False
         self._on_delivered = on_delivered
         self._on_erased = on_erased
         self._on_connected = on_connected
@@ -195,6 +196,7 @@ class Changefeed:
         while True:
             await self._poll_wanted.wait()
             self._poll_wanted.clear()
+            self._in_spell = True
             try:
                 await self._poll_spell()
             except asyncio.CancelledError:
@@ -202,6 +204,8 @@ class Changefeed:
             except Exception as exc:  # the replay delivers what a failed poll would have
                 log.warning("changefeed poll failed (%s); the replay covers its messages", exc)
                 await asyncio.sleep(self._replay_interval)
+            finally:
+                self._in_spell = False
 
     async def _poll_spell(self) -> None:
         """Poll until no relay has found a message written outside the relay for a
@@ -211,7 +215,10 @@ class Changefeed:
         extend = True
         while True:
             # A message notified before this poll is covered by it: only one notified
-            # after the spell's last poll starts another spell.
+            # after the spell's last poll starts another spell. One notified during the
+            # spell means the hold ran out while messages keep coming: hold again.
+            if self._poll_wanted.is_set():
+                extend = True
             self._poll_wanted.clear()
             self._poll_now.clear()
             async with self._db.pool.acquire(timeout=5) as conn:
@@ -235,9 +242,17 @@ class Changefeed:
         """Take a new snapshot; replay what committed between the last handled snapshot
         and the previous one (one interval of grace), or, to catch up after a (re)connect,
         everything up to the new one."""
-        fresh = await conn.fetchval(
-            "select pg_current_snapshot()::text", timeout=max(5.0, self._replay_interval)
+        row = await conn.fetchrow(
+            "select pg_current_snapshot()::text as snapshot, "
+            "chat_private.changefeed_polling() as polling",
+            timeout=max(5.0, self._replay_interval),
         )
+        assert row is not None
+        fresh = row["snapshot"]
+        if row["polling"] and not self._in_spell:
+            # The other relays poll, so messages written outside the relay do not notify:
+            # this one (just started, or its poll failed) joins them.
+            self._poll_wanted.set()
         if self._snapshot is None:
             self._snapshot = fresh  # start: what is already there is not news
             return
@@ -262,11 +277,14 @@ class Changefeed:
         replayed = 0
         async with self._db.as_service() as conn:
             while True:
+                # Not visible in ``since``: at or past its xmax, or in progress in it
+                # (the xmin form would read every row written since the oldest open
+                # transaction began, for as long as it stays open).
                 rows = await conn.fetch(
                     "select id, created_at, seq from public.chat_messages "
-                    "where xact_id >= pg_snapshot_xmin($1::text::pg_snapshot) "
+                    "where (xact_id >= pg_snapshot_xmax($1::text::pg_snapshot) "
+                    "or xact_id = any(array(select pg_snapshot_xip($1::text::pg_snapshot)))) "
                     "and xact_id < pg_snapshot_xmax($2::text::pg_snapshot) "
-                    "and not pg_visible_in_snapshot(xact_id, $1::text::pg_snapshot) "
                     "and pg_visible_in_snapshot(xact_id, $2::text::pg_snapshot) "
                     "and (created_at, seq) > ($3, $4) "
                     "order by created_at, seq limit $5",

@@ -4,7 +4,7 @@
 -- read either table.
 begin;
 set local search_path = extensions, public;
-select plan(22);
+select plan(26);
 
 select tests.create_chat_fixture();
 
@@ -40,6 +40,15 @@ select function_privs_are(
   'chat_private', 'changefeed_poll', array['text', 'boolean', 'interval'], 'service_role', '{}'::text[],
   'Nor can the service role through the API.'
 );
+select function_privs_are(
+  'chat_private', 'changefeed_poll', array['text', 'boolean', 'interval'], 'anon', '{}'::text[],
+  'Nor can anon.'
+);
+select table_privs_are('chat_private', 'changefeed_state', 'anon', '{}'::text[], 'Anon cannot read or set the polling state.');
+select function_privs_are(
+  'chat_private', 'changefeed_polling', '{}'::name[], 'authenticated', '{}'::text[],
+  'Users cannot ask whether relays poll.'
+);
 
 -- ---------------------------------------------------------------- not polling: NOTIFY
 update chat_private.changefeed_state set polling_until = '-infinity';
@@ -64,7 +73,7 @@ select is((select polling from first_poll), true, 'The first poll of a spell sta
 select is((select ids from first_poll), '{}'::uuid[], 'With no earlier snapshot it returns no ids.');
 select ok(
   (select polling_until from chat_private.changefeed_state)
-  between clock_timestamp() + interval '800 milliseconds' and clock_timestamp() + interval '1 second',
+  between clock_timestamp() + interval '500 milliseconds' and clock_timestamp() + interval '1 second',
   'It holds polling for a second (the default hold).'
 );
 
@@ -113,7 +122,7 @@ select ok(
 select chat_private.changefeed_poll(null, true, interval '1 second');
 select ok(
   (select polling_until from chat_private.changefeed_state) > clock_timestamp() + interval '9 seconds',
-  'A shorter hold never pulls polling_until back (the row is rewritten at most every half hold).'
+  'A poll does not rewrite the row while it still holds for more than half the hold.'
 );
 select throws_ok(
   $$ select chat_private.changefeed_poll(null, true, interval '2 minutes') $$,
@@ -155,6 +164,17 @@ select is(
   array['0a000000-0000-4000-8000-000000000001', '0a000000-0000-4000-8000-000000000002']::uuid[],
   'Looking back further returns both, oldest transaction first.'
 );
+select is(
+  (
+    select p.ids from xids as x,
+      chat_private.changefeed_poll(
+        x.old::text || ':' || (x.new::text::bigint + 1)::text || ':' || x.old::text, false
+      ) as p
+  ),
+  array['0a000000-0000-4000-8000-000000000001']::uuid[],
+  'A transaction in progress at the previous snapshot is returned once it has committed; one that had committed then is not.'
+);
+
 -- ---------------------------------------------------------------- trimming and the end
 insert into chat_private.changefeed_messages (id, written_at)
 values ('0a000000-0000-4000-8000-000000000003', clock_timestamp() - interval '2 minutes');
