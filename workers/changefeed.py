@@ -64,6 +64,25 @@ POLL_HOLD = timedelta(seconds=1)  # how long one find keeps every relay polling
 _POLL = "select snapshot, ids, polling from chat_private.changefeed_poll($1, $2, $3)"
 _MAX_BACKOFF = 30.0
 
+# One page of the replay: messages whose transaction is visible in $2 and not in $1, that
+# is at or past $1's xmax or in progress in $1. Two index scans on xact_id: "at or past
+# $1's xmin and not visible in $1" means the same, but reads every row written since the
+# oldest transaction still open began, for as long as it stays open; and an OR of the two
+# lets the generic plan of this prepared statement scan the whole table in created_at order.
+_REPLAY_PAGE = """
+select m.id, m.created_at, m.seq from (
+  select c.id, c.created_at, c.seq, c.xact_id from public.chat_messages as c
+  where c.xact_id >= pg_snapshot_xmax($1::text::pg_snapshot)
+    and c.xact_id < pg_snapshot_xmax($2::text::pg_snapshot)
+  union all
+  select c.id, c.created_at, c.seq, c.xact_id from public.chat_messages as c
+  where c.xact_id = any(array(select pg_snapshot_xip($1::text::pg_snapshot)))
+) as m
+where pg_visible_in_snapshot(m.xact_id, $2::text::pg_snapshot) and (m.created_at, m.seq) > ($3, $4)
+order by m.created_at, m.seq
+limit $5
+"""
+
 MessageHandler = Callable[[dict[str, Any]], Awaitable[None]]
 EventHandler = Callable[[dict[str, Any]], Awaitable[None]]
 
@@ -277,17 +296,8 @@ class Changefeed:
         replayed = 0
         async with self._db.as_service() as conn:
             while True:
-                # Not visible in ``since``: at or past its xmax, or in progress in it
-                # (the xmin form would read every row written since the oldest open
-                # transaction began, for as long as it stays open).
                 rows = await conn.fetch(
-                    "select id, created_at, seq from public.chat_messages "
-                    "where (xact_id >= pg_snapshot_xmax($1::text::pg_snapshot) "
-                    "or xact_id = any(array(select pg_snapshot_xip($1::text::pg_snapshot)))) "
-                    "and xact_id < pg_snapshot_xmax($2::text::pg_snapshot) "
-                    "and pg_visible_in_snapshot(xact_id, $2::text::pg_snapshot) "
-                    "and (created_at, seq) > ($3, $4) "
-                    "order by created_at, seq limit $5",
+                    _REPLAY_PAGE,
                     since,
                     upto,
                     after[0],
