@@ -120,6 +120,7 @@ async def main() -> int:
         "ok": delivered == sent
         and errors == 0
         and abs(growth) <= 0.10
+        # The poll table keeps a minute of rows; 90 s of them leaves room for the trim's pace.
         and poll_rows <= args.rate * 90,
     }
     print(json.dumps(summary))
