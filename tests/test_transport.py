@@ -1,5 +1,7 @@
-"""The relay's lean Engine.IO sockets (transport.py, packets.py): the outgoing queue the
-writer waits on, pings on a timer, reads under a timeout in the handler's own task."""
+"""The relay's lean Engine.IO sockets (transport.py, packets.py): a websocket's packets
+written as they are sent (no writer task), its ping and liveness deadlines on the relay's
+one timer, room emits without a task per recipient, and the queue a polling request waits
+on."""
 
 from __future__ import annotations
 
@@ -214,3 +216,75 @@ def test_outgoing_packets_are_never_scanned_for_binary_data() -> None:
     # A client's binary event still decodes (its attachment count read from the header).
     incoming = _CheckedPacket(encoded_packet='51-["upload",{"_placeholder":true,"num":0}]')
     assert (incoming.packet_type, incoming.attachment_count) == (packet.BINARY_EVENT, 1)
+
+
+def _server_tasks() -> list[str]:
+    """The running tasks of the relay's HTTP server, Engine.IO sockets and relay code (not
+    the test's clients'), by coroutine."""
+    server = ("/aiohttp/web_", "/engineio/async_socket.py", "/engineio/async_server.py")
+    found = []
+    for task in asyncio.all_tasks():
+        code = getattr(task.get_coro(), "cr_code", None)
+        path = code.co_filename.replace("\\", "/") if code is not None else ""
+        if any(part in path for part in server) or "/workers/relay/" in path:
+            found.append(f"{path.rsplit('/', 1)[-1]}:{task.get_coro().__qualname__}")  # type: ignore[union-attr]
+    return found
+
+
+@pytest.mark.timeout(60)
+async def test_an_idle_websocket_holds_no_task_or_loop_timer_of_its_own(
+    database_url: str, users: Users
+) -> None:
+    # aiohttp's two tasks per connection (its request handler and the request) are all an
+    # idle websocket costs in tasks: no writer task, no ping task, no task per read. Its
+    # ping, liveness and token expiry are deadlines of the relay's one timer.
+    async with running_relay(database_url) as (url, relay):
+        first = Recorder()  # the first connection starts Engine.IO's service task
+        await first.connect(url, users.token(await users.create("client")))
+        await asyncio.sleep(0.2)
+        before = len(_server_tasks())
+        clients = []
+        for _ in range(4):
+            user = await users.create("client")
+            client = Recorder()
+            await client.connect(url, users.token(user))
+            clients.append(client)
+        await asyncio.sleep(0.5)
+        per_socket = (len(_server_tasks()) - before) / len(clients)
+        assert per_socket <= 2, sorted(_server_tasks())
+        # Each socket: its token expiry, its liveness and (between pings) its next ping.
+        assert 2 * 5 <= len(relay.sio.deadlines) <= 3 * 5
+        for client in [first, *clients]:
+            await client.client.disconnect()
+        await _no_sockets_left(relay)
+        assert len(relay.sio.deadlines) == 0  # each socket's deadlines went with it
+
+
+@pytest.mark.timeout(60)
+async def test_an_emit_to_a_room_writes_to_each_socket_without_a_task_per_recipient(
+    database_url: str, users: Users
+) -> None:
+    async with running_relay(database_url) as (url, relay):
+        clients = []
+        for _ in range(3):
+            user = await users.create("client")
+            client = Recorder()
+            await client.connect(url, users.token(user))
+            clients.append(client)
+        for sid in list(relay.sio.manager.get_participants("/", None)):
+            await relay.sio.enter_room(sid[0], "everyone")
+        loop = asyncio.get_running_loop()
+        created: list[object] = []
+
+        def counting(loop: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any) -> Any:
+            created.append(coro)
+            return asyncio.Task(coro, loop=loop, **kwargs)
+
+        loop.set_task_factory(counting)
+        try:
+            await relay.sio.emit("hello", {"n": 1}, room="everyone")
+        finally:
+            loop.set_task_factory(None)
+        assert created == []
+        for client in clients:
+            assert await client.wait_for("hello") == [{"n": 1}]

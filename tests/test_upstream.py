@@ -74,6 +74,7 @@ def test_every_upstream_method_the_relay_replaces_is_listed() -> None:
         server.GuardedServer,
         transport.PlainWebSocket,
         redis_queue.ResilientRedisManager,
+        manager.DirectEmitManager,
         manager.ChatRedisManager,
     ]
     unlisted = []

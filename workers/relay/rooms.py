@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from dataclasses import dataclass, field
 
 from ..auth import Principal
+from .deadlines import Deadline
 
 
 def room(session_id: uuid.UUID | str) -> str:
@@ -20,5 +20,5 @@ class SocketState:
 
     principal: Principal
     sessions: set[uuid.UUID] = field(default_factory=set)
-    expiry: asyncio.TimerHandle | None = None
+    expiry: Deadline | None = None  # the token's expiry
     quiet_until: float = 0.0  # rate-limit refusals before this are not audited again

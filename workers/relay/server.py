@@ -11,7 +11,6 @@ message queue (Redis) so every relay sees them.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import functools
 import logging
@@ -44,9 +43,9 @@ from .rooms import SocketState, room
 from .suspensions import Suspensions
 from .topics import RealtimeTopics
 from .typing import TypingTracker
-from .upstream.manager import ChatRedisManager
+from .upstream.manager import ChatRedisManager, DirectEmitManager
 from .upstream.server import GuardedServer
-from .upstream.transport import FastJson, tune_transport
+from .upstream.transport import FastJson
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +77,7 @@ class Relay(RelayEvents):
             gate=self.gate,
             on_refused=self._transport_refused,
             async_mode="aiohttp",
-            client_manager=manager,
+            client_manager=manager or DirectEmitManager(),
             cors_allowed_origins="*" if "*" in origins else list(origins),
             max_http_buffer_size=settings.max_packet_bytes,
             # Handle one socket's events in order (join before send, start before stop).
@@ -87,7 +86,6 @@ class Relay(RelayEvents):
             engineio_logger=False,
             json=FastJson,
         )
-        tune_transport(self.sio.eio)
         self.presence = Presence(
             redis=self.redis_link, relay_id=relay_id, ttl=settings.presence_ttl
         )
@@ -161,9 +159,7 @@ class Relay(RelayEvents):
             await self.manager.close_publisher()
         await self.changefeed.stop()
         self.typing.close()
-        for state in self._sockets.values():
-            if state.expiry is not None:
-                state.expiry.cancel()
+        self.sio.deadlines.close()  # every socket's expiry, ping and liveness deadline
         await self.presence.stop()
         if self.redis_link is not None:
             await self.redis_link.stop()
@@ -314,8 +310,7 @@ class Relay(RelayEvents):
         if state.expiry is not None:
             state.expiry.cancel()
         delay = max(0.0, state.principal.expires_at - time.time())
-        loop = asyncio.get_running_loop()
-        state.expiry = loop.call_later(delay, self._expiry_due, sid, state)
+        state.expiry = self.sio.deadlines.after(delay, self._expiry_due, sid, state)
 
     def _expiry_due(self, sid: str, state: SocketState) -> None:
         spawn(self._expire(sid, state), name="token-expiry")

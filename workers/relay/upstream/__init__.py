@@ -9,22 +9,24 @@ and python-engineio 4.15.1:
 * ``packets.py``: ``PacketGuardServer`` and ``_GuardedSocket``. An undecodable packet (at
   either protocol level) closes its connection with one log line instead of a traceback
   per packet; outgoing packets are not walked for binary data (the relay sends JSON only:
-  ``Packet.uses_binary_events``); each Engine.IO socket's next ping waits on a timer, its
-  websocket reads under ``asyncio.timeout`` in the handler's own task and its writer waits
-  without a timer (memory per idle socket); its queue is a ``LeanQueue``
-  (``AsyncServer.create_queue``).
-* ``transport.py``: websockets without permessage-deflate (Engine.IO's aiohttp
-  ``WebSocket``), a smaller environ with the peer's real address (its aiohttp
-  ``translate_request``), both swapped into the Engine.IO server's ``_async`` table; the
-  lean queue; orjson as the JSON module.
+  ``Packet.uses_binary_events``). An Engine.IO socket on a websocket holds no task or
+  loop timer of its own: packets are written as they are sent (``send``, no writer
+  task), and its next ping and the moment its client counts as gone are deadlines of the
+  relay's ``..deadlines.Deadlines`` (``schedule_ping``, ``_websocket_handler``); a
+  polling socket's queue is a ``LeanQueue`` (``AsyncServer.create_queue``, ``poll``).
+* ``transport.py``: websockets without permessage-deflate, whose frames can be written
+  without awaiting (Engine.IO's aiohttp ``WebSocket``), a smaller environ with the peer's
+  real address (its aiohttp ``translate_request``), both swapped into the Engine.IO
+  server's ``_async`` table; the lean queue; orjson as the JSON module.
 * ``server.py``: ``GuardedServer``. The connection limits of ``..gate`` applied before a
   socket exists (``_handle_eio_connect``) and released with it (``_handle_eio_disconnect``);
   a socket whose client stopped reading closed at ``MAX_QUEUED_PACKETS`` (``_send_packet``,
   ``_send_eio_packet``).
-* ``redis_queue.py`` and ``manager.py``: the Redis manager publishes through the
-  fail-fast Redis link (nothing, at no cost, while Redis is down), its listener's
-  reconnect sleep is capped at one second, and a batch of another relay's committed
-  messages becomes ``new_message`` to each room once.
+* ``redis_queue.py`` and ``manager.py``: an emit without a callback writes to each
+  recipient in turn, without a task per recipient (``AsyncManager.emit``); the Redis
+  manager publishes through the fail-fast Redis link (nothing, at no cost, while Redis is
+  down), its listener's reconnect sleep is capped at one second, and a batch of another
+  relay's committed messages becomes ``new_message`` to each room once.
 
 ``OVERRIDDEN`` names each upstream function or method the relay replaces or depends on the
 inner workings of; ``tests/upstream/<name>.py.txt`` holds its source as read, and
@@ -72,22 +74,30 @@ OVERRIDDEN = {
     "socketio.async_redis_manager.AsyncRedisManager._redis_listen_with_retries": (
         "redis_queue.py: the listener's reconnect sleep capped at one second"
     ),
+    "socketio.async_manager.AsyncManager.emit": (
+        "manager.py: an emit without a callback writes to each recipient in turn, no task "
+        "per recipient"
+    ),
     "socketio.async_pubsub_manager.AsyncPubSubManager._handle_emit": (
         "manager.py: a batch of another relay's committed messages becomes new_message to "
         "each room, once (the changefeed is told)"
     ),
     "engineio.async_socket.AsyncSocket._websocket_handler": (
-        "packets.py: reads wait under asyncio.timeout, the writer without a timer (memory per "
-        "idle socket)"
+        "packets.py: no writer task (packets are written as they are sent), no task and "
+        "wait_for per read (a deadline notices a silent client)"
+    ),
+    "engineio.async_socket.AsyncSocket.send": (
+        "packets.py: written to the websocket at once (queued only for a poll), no await"
     ),
     "engineio.async_socket.AsyncSocket.schedule_ping": (
-        "packets.py: the next ping on a timer, not a sleeping task per socket"
+        "packets.py: the next ping a deadline of the relay's Deadlines, not a sleeping task "
+        "per socket"
     ),
     "engineio.async_socket.AsyncSocket.poll": (
         "packets.py: waits on the lean queue's future, without wait_for's task and timer"
     ),
     "engineio.async_socket.AsyncSocket.close": (
-        "packets.py: a closed websocket's writer is woken so the connection ends at once"
+        "packets.py: a closed websocket is closed at once, its deadlines cancelled"
     ),
     "engineio.async_socket.AsyncSocket.receive": (
         "packets.py: an unknown Engine.IO packet type closes the connection"

@@ -20,6 +20,10 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+import socketio
+from engineio import packet as eio_packet
+from socketio import packet
+
 from ..rooms import room
 from .redis_queue import ResilientRedisManager
 
@@ -29,7 +33,58 @@ _BATCH_EVENT = "chat:new_messages"  # never sent to clients: unpacked by the rec
 _QUEUE_LIMIT = 1000  # groups waiting to be published; beyond, the changefeed covers them
 
 
-class ChatRedisManager(ResilientRedisManager):
+class DirectEmitManager(socketio.AsyncManager):  # type: ignore[misc]
+    """python-socketio's manager, whose emits without a callback write to each recipient
+    in turn instead of starting a task per recipient and waiting for them all
+    (``AsyncManager.emit``: two tasks and an ``asyncio.wait`` for every message to a
+    two-person room). Sending never waits (``GuardedServer.send_eio_packet_now``), so the
+    tasks bought nothing; the packet is still encoded once for the whole room."""
+
+    async def emit(
+        self,
+        event: str,
+        data: Any,
+        namespace: str,
+        room: str | None = None,
+        skip_sid: Any = None,
+        callback: Any = None,
+        to: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        if callback:  # a packet per recipient, each with its own ack id
+            await super().emit(
+                event, data, namespace, room=room, skip_sid=skip_sid, callback=callback, to=to
+            )
+            return
+        room = to or room
+        if namespace not in self.rooms:
+            return
+        if isinstance(data, tuple):  # expanded to several arguments, as upstream
+            data = list(data)
+        elif data is not None:
+            data = [data]
+        else:
+            data = []
+        skip = skip_sid if isinstance(skip_sid, list) else [skip_sid]
+        encoded = self.server.packet_class(
+            packet.EVENT, namespace=namespace, data=[event, *data]
+        ).encode()
+        eio_pkts = [
+            eio_packet.Packet(eio_packet.MESSAGE, part)
+            for part in (encoded if isinstance(encoded, list) else (encoded,))
+        ]
+        send = self.server.send_eio_packet_now
+        # The participants are listed first: a write never changes a room, but a socket
+        # closed for a full buffer leaves its rooms once its task runs.
+        for sid, eio_sid in list(self.get_participants(namespace, room)):
+            if sid not in skip:
+                for pkt in eio_pkts:
+                    send(eio_sid, pkt)
+
+
+# After AsyncPubSubManager in the method order, before AsyncManager: the pub/sub manager's
+# local deliveries (``super().emit``) come to DirectEmitManager.emit.
+class ChatRedisManager(ResilientRedisManager, DirectEmitManager):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.relayed: Callable[[dict[str, Any]], bool] | None = None

@@ -21,7 +21,9 @@ from engineio import exceptions as eio_exceptions
 from engineio import packet as eio_packet
 from socketio import packet
 
-from .transport import LeanQueue
+from ...tasks import spawn
+from ..deadlines import Deadlines
+from .transport import LeanQueue, tune_transport
 
 log = logging.getLogger(__name__)
 
@@ -73,40 +75,86 @@ class _CheckedPacket(packet.Packet):
 
 class _GuardedSocket(engineio.async_socket.AsyncSocket):
     """An Engine.IO socket that hangs up on a packet type Engine.IO does not know (it
-    would log a traceback for each and carry on), and whose next ping waits on a timer
-    rather than in a task of its own (a sleeping task per idle socket: about 0.7 KB)."""
+    would log a traceback for each and carry on), and that holds no task or loop timer
+    of its own while idle:
+
+    * on a websocket, ``send`` writes the frame at once (``PlainWebSocket.write_now``)
+      instead of queueing it for a writer task (Engine.IO's: a task per socket, and a
+      task step per packet);
+    * its next ping, the moment its client counts as gone (nothing read for the ping
+      interval plus the ping timeout) and nothing else wait in the relay's
+      ``Deadlines`` (``server.deadlines``), not in a sleeping task, a loop timer or a
+      ``wait_for`` around every read.
+
+    A long-polling socket (and one in the middle of its upgrade) still queues for its
+    poll request, as Engine.IO does."""
 
     # Engine.IO's own attributes (it has no annotations).
     last_ping: float | None
     connected: bool
     upgrading: bool
     upgraded: bool
+    closing: bool
+    closed: bool
+    # The relay's (class defaults: sockets become guarded after Engine.IO created them).
+    _direct: Any = None  # the PlainWebSocket written to directly, once upgraded
+    _last_read = 0.0  # loop time of the last frame read from the websocket
+    _alive: Any = None  # the Deadline checking that the client is still there
+    _pinging: Any = None  # the Deadline of the next ping
+    _timing_out = False  # a close for a missed ping has been started
+
+    def pending(self) -> int:
+        """Packets waiting for this client: queued for a poll, or written to a
+        websocket while earlier frames still waited in the relay's buffer."""
+        direct = self._direct
+        return direct.backlog if direct is not None else self.queue.qsize()
 
     def schedule_ping(self) -> None:
         # Engine.IO's own: a task sleeping ping_interval, then send(PING).
         if self.last_ping:
             self.last_ping = None
-            asyncio.get_running_loop().call_later(self.server.ping_interval, self._ping_due)
+            self._pinging = self.server.deadlines.after(self.server.ping_interval, self._ping_due)
 
     def _ping_due(self) -> None:
+        self._pinging = None
         if not self.closing and not self.closed:
             self.last_ping = time.time()
-            # What send() does once the ping timeout check has passed (it just has: the
-            # clock starts now).
-            self.queue.put_nowait(eio_packet.Packet(eio_packet.PING))
+            self.send_now(eio_packet.Packet(eio_packet.PING))
+
+    async def send(self, pkt: Any) -> None:
+        self.send_now(pkt)
+
+    def send_now(self, pkt: Any) -> None:
+        """Engine.IO's ``send`` without an await: on a websocket the frame is written now,
+        otherwise it is queued for the next poll. A socket whose client missed a ping
+        is closed instead (as Engine.IO's ``check_ping_timeout``)."""
+        if self.closed:
+            raise eio_exceptions.SocketIsClosedError()
+        last_ping = self.last_ping
+        if last_ping and time.time() - last_ping > self.server.ping_timeout:
+            if not self._timing_out and not self.closing:
+                self._timing_out = True
+                spawn(
+                    self.close(wait=False, abort=False, reason=self.server.reason.PING_TIMEOUT),
+                    name="ping-timeout",
+                )
+            return
+        direct = self._direct
+        if direct is None:
+            self.queue.put_nowait(pkt)
+            return
+        try:
+            direct.write_now(pkt.encode())
+        except ConnectionResetError:
+            pass  # the websocket is closing: its read loop ends the socket
 
     async def poll(self) -> list[Any]:
-        """Engine.IO's ``poll``, without ``wait_for`` (whose task, waiter, callback and
-        timer an idle socket's writer would hold)."""
+        """Engine.IO's ``poll`` (long-polling only), without ``wait_for`` (whose task,
+        waiter, callback and timer the waiting request would hold)."""
         waiting = self.queue.get()
         try:
-            if self.upgraded:
-                # The websocket writer: its reader ends it (queueing None) when the
-                # connection ends or goes quiet, so no timer of its own.
+            async with asyncio.timeout(self.server.ping_interval + self.server.ping_timeout):
                 packets = [await waiting]
-            else:  # a polling request: answered empty once the ping window is over
-                async with asyncio.timeout(self.server.ping_interval + self.server.ping_timeout):
-                    packets = [await waiting]
             self.queue.task_done()
         except (TimeoutError, asyncio.CancelledError):
             if waiting.done() and not waiting.cancelled():  # given a packet as time ran out
@@ -129,11 +177,23 @@ class _GuardedSocket(engineio.async_socket.AsyncSocket):
     async def close(self, wait: bool = True, abort: bool = False, reason: Any = None) -> None:
         was_open = not self.closed and not self.closing
         await super().close(wait=wait, abort=abort, reason=reason)
-        if was_open and self.upgraded:
-            # A closed websocket ends now: the writer (waiting without a timer) gets None,
-            # closes the websocket, and that ends the reader, even for a client that keeps
-            # sending frames after the server closed it.
-            self.queue.put_nowait(None)
+        if was_open:
+            self._stop_timers()
+            if self.upgraded:
+                direct = self._direct
+                if direct is not None:
+                    # A closed websocket ends now, even for a client that keeps sending
+                    # frames: closing it ends its read loop, which ends the socket.
+                    self._direct = None
+                    spawn(direct.close(), name="websocket-close")
+                else:
+                    self.queue.put_nowait(None)  # ends a poll waiting mid-upgrade
+
+    def _stop_timers(self) -> None:
+        for deadline in (self._pinging, self._alive):
+            if deadline is not None:
+                deadline.cancel()
+        self._pinging = self._alive = None
 
     async def receive(self, pkt: Any) -> None:
         kind = pkt.packet_type
@@ -162,17 +222,32 @@ class _GuardedSocket(engineio.async_socket.AsyncSocket):
                 self.sid,
                 str(exc)[:80] or type(exc).__name__,
             )
-            await self.queue.put(None)  # lets Engine.IO's writer task end
+            self._direct = None
             await self.close(wait=False, abort=True)
+            await ws.close()
             return None
 
+    def _check_alive(self, ws: Any) -> None:
+        """The client's deadline: nothing read for the ping interval plus the ping
+        timeout closes its websocket (its read loop then ends the socket)."""
+        self._alive = None
+        if self._direct is not ws:
+            return
+        server = self.server
+        idle = server.ping_interval + server.ping_timeout
+        quiet = asyncio.get_running_loop().time() - self._last_read
+        if quiet >= idle:
+            self._direct = None
+            spawn(ws.close(), name="websocket-gone")
+        else:
+            self._alive = server.deadlines.after(idle - quiet, self._check_alive, ws)
+
     async def _serve_websocket(self, ws: Any) -> None:
-        """Engine.IO 4.15's ``AsyncSocket._websocket_handler``, but each read waits under
-        ``asyncio.timeout`` in the handler's own task: Engine.IO wraps every read in a new
-        task and ``wait_for`` (a task and a timer held by every idle socket)."""
+        """Engine.IO 4.15's ``AsyncSocket._websocket_handler``, but without its writer task
+        (packets are written as they are sent) and without a task and ``wait_for`` per
+        read: the handler's own task reads, and a deadline notices a silent client."""
         server = self.server
         limit = server.max_http_buffer_size
-        idle = server.ping_interval + server.ping_timeout
 
         async def websocket_wait() -> Any:
             data = await ws.wait()
@@ -215,30 +290,37 @@ class _GuardedSocket(engineio.async_socket.AsyncSocket):
             self.connected = True
             self.upgraded = True
 
-        async def writer() -> None:
-            while True:
-                try:
-                    packets = await self.poll()
-                except eio_exceptions.QueueEmpty:
-                    break
-                if not packets:
-                    break  # an empty list: the connection is closing
-                try:
-                    for pkt in packets:
-                        await ws.send(pkt.encode())
-                except Exception:
-                    break
-            await ws.close()
-
-        writer_task = asyncio.ensure_future(writer())
-        while True:
+        # From here on packets are written as they are sent; what was queued before (the
+        # OPEN packet, anything sent during an upgrade) goes first, in order.
+        closed = self.closed
+        while not closed:
             try:
-                async with asyncio.timeout(idle):
-                    p = await websocket_wait()
+                queued = self.queue.get_nowait()
+            except asyncio.QueueEmpty:
+                break
+            self.queue.task_done()
+            if queued is None:  # closed before its websocket was ready
+                closed = True
+                break
+            try:
+                ws.write_now(queued.encode())
+            except ConnectionResetError:
+                closed = True
+        loop = asyncio.get_running_loop()
+        if not closed:
+            self._direct = ws
+            self._last_read = loop.time()
+            self._alive = server.deadlines.after(
+                server.ping_interval + server.ping_timeout, self._check_alive, ws
+            )
+        while not closed:
+            try:
+                p = await websocket_wait()
             except (asyncio.CancelledError, Exception):
-                break  # closed, timed out, too large: as Engine.IO, the connection ends
+                break  # closed, gone quiet, too large: as Engine.IO, the connection ends
             if p is None:
                 break  # closed by the client
+            self._last_read = loop.time()
             received = eio_packet.Packet(encoded_packet=p)
             try:
                 await self.receive(received)
@@ -252,8 +334,9 @@ class _GuardedSocket(engineio.async_socket.AsyncSocket):
             if self.closed:
                 break
 
-        await self.queue.put(None)  # unlock the writer task so it can exit
-        await writer_task
+        self._direct = None
+        self._stop_timers()
+        await ws.close()
         await self.close(wait=False, abort=True, reason=server.reason.TRANSPORT_CLOSE)
 
 
@@ -266,6 +349,12 @@ class PacketGuardServer(socketio.AsyncServer):
         self.packet_class = _CheckedPacket
         # Its sockets (_GuardedSocket) wait on a LeanQueue: get() a plain future, requeue().
         self.eio.create_queue = lambda *args, **kwargs: LeanQueue()
+        # ... and write to a PlainWebSocket (write_now), in a smaller environ.
+        tune_transport(self.eio)
+        # Every socket's ping and liveness deadlines, and whatever else the relay keeps per
+        # socket (token expiry), on one loop timer (_GuardedSocket).
+        self.deadlines = Deadlines()
+        self.eio.deadlines = self.deadlines
         self.malformed_packets = 0
 
     @property

@@ -14,6 +14,8 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from engineio import packet as eio_packet
+
 from ...tasks import spawn
 from ..gate import EIO_SID_KEY, REFUSED_GRACE, Gate
 from .packets import PacketGuardServer
@@ -91,20 +93,28 @@ class GuardedServer(PacketGuardServer):
                 transport.abort()
         self.gate.close_transport(eio_sid)
 
+    def send_eio_packet_now(self, eio_sid: str, eio_pkt: Any) -> None:
+        """One Engine.IO packet to one socket, without awaiting: written to its websocket
+        now (or queued for its poll). Nothing for a socket that is gone, or whose client
+        stopped reading (closed here once)."""
+        socket = self.eio.sockets.get(eio_sid)
+        if socket is None or socket.closed or self._over_limit(eio_sid, socket):
+            return
+        socket.send_now(eio_pkt)
+
     async def _send_packet(self, eio_sid: str, pkt: Any) -> None:
-        if not self._over_limit(eio_sid):
-            await super()._send_packet(eio_sid, pkt)
+        encoded = pkt.encode()
+        for part in encoded if isinstance(encoded, list) else (encoded,):
+            self.send_eio_packet_now(eio_sid, eio_packet.Packet(eio_packet.MESSAGE, data=part))
 
     async def _send_eio_packet(self, eio_sid: str, eio_pkt: Any) -> None:
         # Room emits come this way (encoded once for all the room's sockets).
-        if not self._over_limit(eio_sid):
-            await super()._send_eio_packet(eio_sid, eio_pkt)
+        self.send_eio_packet_now(eio_sid, eio_pkt)
 
-    def _over_limit(self, eio_sid: str) -> bool:
+    def _over_limit(self, eio_sid: str, socket: Any) -> bool:
         """True when this socket's client has stopped reading: ``max_queued_packets``
-        wait for it. The socket is then closed (once) and nothing more is queued."""
-        socket = self.eio.sockets.get(eio_sid)
-        if socket is None or socket.queue.qsize() < self.gate.limits.max_queued_packets:
+        wait for it. The socket is then closed (once) and nothing more is sent."""
+        if socket.pending() < self.gate.limits.max_queued_packets:
             return False
         if not socket.closed and not socket.closing:
             self.overflowed += 1

@@ -22,15 +22,23 @@ from __future__ import annotations
 
 import asyncio
 import json
+import struct
 from typing import Any
 
 import orjson
 from aiohttp.web import WebSocketResponse
 from engineio.async_drivers import aiohttp as eio_aiohttp
 
+_LEN16 = struct.Struct("!BBH").pack
+_LEN64 = struct.Struct("!BBQ").pack
+
 
 class PlainWebSocket(eio_aiohttp.WebSocket):  # type: ignore[misc]
-    """Engine.IO's aiohttp websocket, without per-message compression."""
+    """Engine.IO's aiohttp websocket, without per-message compression, and with
+    ``write_now``: a frame written to the connection at once, without awaiting."""
+
+    _transport: asyncio.Transport | None = None
+    backlog = 0  # frames written while earlier ones still waited in the relay's buffer
 
     async def __call__(self, environ: dict[str, Any]) -> WebSocketResponse:
         request = environ["aiohttp.request"]
@@ -38,9 +46,35 @@ class PlainWebSocket(eio_aiohttp.WebSocket):  # type: ignore[misc]
             max_msg_size=self.server.max_http_buffer_size, compress=False
         )
         await self._sock.prepare(request)
+        self._transport = request.transport
         self.environ = environ
         await self.handler(self)
         return self._sock
+
+    def write_now(self, message: str | bytes) -> None:
+        """One unfragmented, unmasked, uncompressed frame (RFC 6455, 5.2): what aiohttp's
+        writer would send for ``send_str``/``send_bytes`` with compression off, written
+        synchronously. aiohttp's ``send_*`` are coroutines that wait for the transport
+        to drain once it is over its high-water mark; a fan-out must never wait on one
+        slow client, so the relay counts the frames written while the buffer is not
+        empty (``backlog``) and closes a socket whose client stopped reading instead.
+        Raises ``ConnectionResetError`` once the websocket is closing."""
+        transport = self._transport
+        if transport is None or transport.is_closing() or self._sock.closed:
+            raise ConnectionResetError("the websocket is closing")
+        if isinstance(message, str):
+            payload, first = message.encode(), 0x81  # FIN, text
+        else:
+            payload, first = message, 0x82  # FIN, binary
+        size = len(payload)
+        if size < 126:
+            header = bytes((first, size))
+        elif size < 65536:
+            header = _LEN16(first, 126, size)
+        else:
+            header = _LEN64(first, 127, size)
+        self.backlog = self.backlog + 1 if transport.get_write_buffer_size() else 0
+        transport.write(header + payload)
 
 
 class LeanQueue:
@@ -160,8 +194,8 @@ def translate_request(request: Any) -> dict[str, Any]:
 
 def tune_transport(eio: Any) -> None:
     """This Engine.IO server's websockets uncompressed, its environ small and with the
-    peer's address (its own copy of the table). (Its sockets' lean queues are set by
-    ``PacketGuardServer``, whose sockets rely on them.)"""
+    peer's address (its own copy of the table). ``PacketGuardServer`` applies it, with
+    its sockets' lean queues: its sockets rely on both."""
     eio._async = {
         **eio._async,
         "websocket": PlainWebSocket,
