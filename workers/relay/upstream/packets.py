@@ -313,15 +313,21 @@ class _GuardedSocket(engineio.async_socket.AsyncSocket):
             self._alive = server.deadlines.after(
                 server.ping_interval + server.ping_timeout, self._check_alive, ws
             )
+        # Reads go straight to aiohttp's response (Engine.IO's ``ws.wait()`` and the
+        # size check were two more coroutine frames held by every idle socket).
+        response = ws.response
         while not closed:
             try:
-                p = await websocket_wait()
+                data = (await response.receive()).data
             except (asyncio.CancelledError, Exception):
-                break  # closed, gone quiet, too large: as Engine.IO, the connection ends
-            if p is None:
-                break  # closed by the client
+                break  # closed, or gone quiet: as Engine.IO, the connection ends
+            if not isinstance(data, str | bytes) or len(data) > limit:
+                break  # closed by the client (or an error), or a packet too large
             self._last_read = loop.time()
-            received = eio_packet.Packet(encoded_packet=p)
+            # Decoded outside the try: a frame that does not decode ends the connection
+            # (_websocket_handler), it is not an error of the receiving code.
+            received = eio_packet.Packet(encoded_packet=data)
+            data = None  # not kept while the next read waits
             try:
                 await self.receive(received)
             except eio_exceptions.UnknownPacketError:
@@ -331,6 +337,7 @@ class _GuardedSocket(engineio.async_socket.AsyncSocket):
                 break
             except Exception:
                 server.logger.exception("Unknown receive error")
+            received = None
             if self.closed:
                 break
 

@@ -51,6 +51,11 @@ class PlainWebSocket(eio_aiohttp.WebSocket):  # type: ignore[misc]
         await self.handler(self)
         return self._sock
 
+    @property
+    def response(self) -> WebSocketResponse:
+        """aiohttp's websocket response (read from directly: ``receive()``)."""
+        return self._sock
+
     def write_now(self, message: str | bytes) -> None:
         """One unfragmented, unmasked, uncompressed frame (RFC 6455, 5.2): what aiohttp's
         writer would send for ``send_str``/``send_bytes`` with compression off, written
