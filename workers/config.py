@@ -698,9 +698,10 @@ class Settings:
             low=10,
             high=1_000_000,
             doc=(
-                "packets waiting for one socket; a client that stops reading is "
-                "disconnected when its queue reaches this (keep it above 500, the largest "
-                "catch-up)"
+                "packets waiting for one socket in the relay (written after its "
+                "connection's buffer filled, or queued for its next poll); a client that "
+                "stops reading is disconnected when this many wait (keep it above 500, "
+                "the largest catch-up)"
             ),
         ),
     ] = 1_000
