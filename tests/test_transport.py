@@ -231,6 +231,16 @@ def _server_tasks() -> list[str]:
     return found
 
 
+async def _clients(url: str, users: Users, count: int) -> list[Recorder]:
+    """``count`` clients of as many users, connected over websocket."""
+    clients = []
+    for _ in range(count):
+        client = Recorder()
+        await client.connect(url, users.token(await users.create("client")))
+        clients.append(client)
+    return clients
+
+
 @pytest.mark.timeout(60)
 async def test_an_idle_websocket_holds_no_task_or_loop_timer_of_its_own(
     database_url: str, users: Users
@@ -243,12 +253,7 @@ async def test_an_idle_websocket_holds_no_task_or_loop_timer_of_its_own(
         await first.connect(url, users.token(await users.create("client")))
         await asyncio.sleep(0.2)
         before = len(_server_tasks())
-        clients = []
-        for _ in range(4):
-            user = await users.create("client")
-            client = Recorder()
-            await client.connect(url, users.token(user))
-            clients.append(client)
+        clients = await _clients(url, users, 4)
         await asyncio.sleep(0.5)
         per_socket = (len(_server_tasks()) - before) / len(clients)
         assert per_socket <= 2, sorted(_server_tasks())
@@ -265,12 +270,7 @@ async def test_an_emit_to_a_room_writes_to_each_socket_without_a_task_per_recipi
     database_url: str, users: Users
 ) -> None:
     async with running_relay(database_url) as (url, relay):
-        clients = []
-        for _ in range(3):
-            user = await users.create("client")
-            client = Recorder()
-            await client.connect(url, users.token(user))
-            clients.append(client)
+        clients = await _clients(url, users, 3)
         for sid in list(relay.sio.manager.get_participants("/", None)):
             await relay.sio.enter_room(sid[0], "everyone")
         loop = asyncio.get_running_loop()
@@ -288,3 +288,35 @@ async def test_an_emit_to_a_room_writes_to_each_socket_without_a_task_per_recipi
         assert created == []
         for client in clients:
             assert await client.wait_for("hello") == [{"n": 1}]
+
+
+@pytest.mark.timeout(60)
+async def test_a_socket_that_upgrades_from_polling_is_written_to_directly_afterwards(
+    database_url: str, users: Users
+) -> None:
+    # socket.io-client's default: polling first, then the websocket. What was queued for
+    # polls goes out first; from then on packets are written to the websocket as sent.
+    async with running_relay(database_url) as (url, relay):
+        client = Recorder()
+        await client.client.connect(
+            url,
+            auth={"token": users.token(await users.create("client"))},
+            transports=["polling", "websocket"],
+            wait_timeout=5,
+        )
+        async with asyncio.timeout(10):
+            while client.client.transport() != "websocket":  # noqa: ASYNC110 (no event for it)
+                await asyncio.sleep(0.05)
+        (socket,) = relay.sio.eio.sockets.values()
+        async with asyncio.timeout(5):
+            # The upgrade completes on the server's side too.
+            while socket._direct is None:  # noqa: ASYNC110 (an attribute, no event)
+                await asyncio.sleep(0.05)
+        for n in range(5):
+            await relay.sio.emit("hello", {"n": n})
+        refused = await client.call("join_session", {"session_id": "not-a-uuid"})
+        assert refused["ok"] is False  # and the client's packets still arrive
+        hellos = await client.wait_for("hello", count=5)
+        assert [h["n"] for h in hellos] == [0, 1, 2, 3, 4]
+        await client.client.disconnect()
+        await _no_sockets_left(relay)
