@@ -320,3 +320,117 @@ async def test_a_socket_that_upgrades_from_polling_is_written_to_directly_afterw
         assert [h["n"] for h in hellos] == [0, 1, 2, 3, 4]
         await client.client.disconnect()
         await _no_sockets_left(relay)
+
+
+@contextlib.asynccontextmanager
+async def _bare_server() -> AsyncIterator[tuple[Any, str]]:
+    """The relay's Engine.IO/Socket.IO server alone on aiohttp (no database): the server
+    and the Engine.IO URL."""
+    from aiohttp import web
+
+    from workers.relay.upstream.packets import PacketGuardServer
+
+    sio = PacketGuardServer(async_mode="aiohttp")
+    sio.on("connect", lambda *_args: None)
+    app = web.Application()
+    sio.attach(app)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        yield sio, f"http://127.0.0.1:{port}/socket.io/?EIO=4"
+    finally:
+        await runner.cleanup()
+
+
+async def _upgrading(http: Any, base: str) -> tuple[str, Any]:
+    """A polling socket, connected to the namespace, with its websocket probed (the
+    upgrade waits for the client's UPGRADE packet)."""
+    import json
+
+    async with http.get(base + "&transport=polling") as resp:
+        eio_sid = json.loads((await resp.text())[1:])["sid"]
+    await (await http.post(base + f"&transport=polling&sid={eio_sid}", data="40")).text()
+    await (await http.get(base + f"&transport=polling&sid={eio_sid}")).text()
+    websocket_url = base.replace("http", "ws", 1) + f"&transport=websocket&sid={eio_sid}"
+    ws = await http.ws_connect(websocket_url)
+    await ws.send_str("2probe")
+    assert (await ws.receive()).data == "3probe"
+    return eio_sid, ws
+
+
+@pytest.mark.timeout(30)
+async def test_a_socket_closed_during_its_upgrade_still_gets_what_was_queued() -> None:
+    # Sent and closed between the probe and the client's UPGRADE packet: once the
+    # websocket is ready the client gets the NOOP, the event and Engine.IO's CLOSE, in
+    # order, and a disconnect that waits for the queue returns.
+    import aiohttp
+
+    async with _bare_server() as (sio, base), aiohttp.ClientSession() as http:
+        eio_sid, ws = await _upgrading(http, base)
+        (sid,) = [s for s, _ in sio.manager.get_participants("/", None)]
+        await sio.emit("hello", {"n": 1}, to=sid)
+        disconnect = asyncio.ensure_future(sio.eio.disconnect(eio_sid))
+        await asyncio.sleep(0.1)
+        await ws.send_str("5")
+        frames = []
+        async with asyncio.timeout(5):
+            while (msg := await ws.receive()).type == aiohttp.WSMsgType.TEXT:
+                frames.append(msg.data)
+        assert frames == ["6", '42["hello",{"n":1}]', "1"]
+        await asyncio.wait_for(disconnect, 2)
+        await ws.close()
+
+
+@pytest.mark.timeout(30)
+async def test_a_closed_websocket_whose_client_stopped_reading_is_cut_after_a_grace(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A graceful close waits for the client to read what was buffered; one that never
+    # reads would keep the connection, its task and megabytes of buffer until TCP gave
+    # up. After the grace the relay cuts the connection.
+    import aiohttp
+    from engineio import packet as eio_packet
+
+    from workers.relay.upstream import packets
+
+    monkeypatch.setattr(packets, "_CLOSE_GRACE", 0.5)
+    async with _bare_server() as (sio, base), aiohttp.ClientSession() as http:
+        eio_sid, ws = await _upgrading(http, base)
+        await ws.send_str("5")
+        socket = sio.eio.sockets[eio_sid]
+        async with asyncio.timeout(5):
+            while socket._direct is None:  # noqa: ASYNC110 (an attribute, no event)
+                await asyncio.sleep(0.02)
+        websocket = socket._direct
+        for _ in range(20):  # the client reads nothing: the relay's buffer fills
+            for _ in range(200):
+                socket.send_now(eio_packet.Packet(eio_packet.MESSAGE, data="x" * 2000))
+            await asyncio.sleep(0.02)
+        assert websocket.waiting() > 100  # frames waiting in the relay, by its estimate
+        await socket.close(wait=False)
+        async with asyncio.timeout(5):
+            while not websocket._transport.is_closing():  # noqa: ASYNC110
+                await asyncio.sleep(0.05)
+        assert websocket._transport.get_write_buffer_size() == 0  # cut, not drained
+        await ws.close()
+
+
+@pytest.mark.timeout(30)
+async def test_a_token_expiry_that_fires_early_is_scheduled_again(
+    database_url: str, users: Users
+) -> None:
+    # Loop timers may run a millisecond early; an expiry that finds the token still valid
+    # must not be dropped (the token would then never expire on this socket).
+    user = await users.create("client")
+    async with running_relay(database_url) as (url, relay):
+        client = Recorder()
+        await client.connect(url, users.token(user, expires_in=60))
+        ((sid, state),) = list(relay._sockets.items())
+        fired = state.expiry
+        await relay._expire(sid, state)  # as if its deadline had fired now, far too early
+        assert client.client.connected
+        assert state.expiry is not fired and state.expiry.active
+        await client.client.disconnect()

@@ -5,9 +5,9 @@ next Engine.IO ping, the moment its client counts as gone (nothing read for the 
 interval plus the ping timeout) and its token's expiry. An event-loop timer per deadline
 costs about 0.5 KB per socket each (uvloop's handle and its libuv timer); here a deadline
 is a small slotted object in a bucket of ``resolution`` seconds, and one loop timer waits
-for the earliest bucket. A deadline fires at most ``resolution`` late, never early, and
-only while a bucket is due: an idle relay with one socket wakes once per ping interval,
-not once per tick.
+for the earliest bucket. A deadline fires at most ``resolution`` late and, as any loop
+timer, up to a millisecond early (the loop's clock); the timer runs only when a bucket is
+due: an idle relay with one socket wakes once per ping interval, not once per tick.
 """
 
 from __future__ import annotations
@@ -65,7 +65,8 @@ class Deadlines:
         return sum(len(b) for b in self._buckets.values())
 
     def after(self, delay: float, callback: Callable[..., Any], *args: Any) -> Deadline:
-        """Call ``callback(*args)`` in ``delay`` seconds (at most ``resolution`` later)."""
+        """Call ``callback(*args)`` in ``delay`` seconds (at most ``resolution`` later, or
+        a millisecond sooner)."""
         loop = asyncio.get_running_loop()
         key = math.ceil((loop.time() + max(delay, 0.0)) / self.resolution)
         deadline = Deadline(self, key, callback, args)

@@ -316,7 +316,12 @@ class Relay(RelayEvents):
         spawn(self._expire(sid, state), name="token-expiry")
 
     async def _expire(self, sid: str, state: SocketState) -> None:
-        if self._sockets.get(sid) is not state or state.principal.expires_at > time.time():
+        if self._sockets.get(sid) is not state:
+            return
+        if state.principal.expires_at > time.time():
+            # A timer may fire a millisecond early (the loop's clock); a refreshed token
+            # has its own deadline already (this one was cancelled).
+            self._schedule_expiry(sid, state)
             return
         await self.sio.emit(
             "error",

@@ -77,9 +77,13 @@ class DirectEmitManager(socketio.AsyncManager):  # type: ignore[misc]
         # The participants are listed first: a write never changes a room, but a socket
         # closed for a full buffer leaves its rooms once its task runs.
         for sid, eio_sid in list(self.get_participants(namespace, room)):
-            if sid not in skip:
+            if sid in skip:
+                continue
+            try:
                 for pkt in eio_pkts:
                     send(eio_sid, pkt)
+            except Exception:  # one recipient never stops the others
+                log.exception("emitting %s to %s failed", event, sid)
 
 
 # After AsyncPubSubManager in the method order, before AsyncManager: the pub/sub manager's

@@ -27,6 +27,10 @@ from .transport import LeanQueue, tune_transport
 
 log = logging.getLogger(__name__)
 
+# How long a websocket closed by the relay may take to finish its closing handshake before
+# its connection is cut (a client that stopped reading would hold it until TCP gave up).
+_CLOSE_GRACE = 5.0
+
 # What decoding untrusted text can raise (json, int(), slicing, the binary placeholders).
 _DECODE_ERRORS = (ValueError, TypeError, KeyError, IndexError, AttributeError, RecursionError)
 
@@ -107,7 +111,7 @@ class _GuardedSocket(engineio.async_socket.AsyncSocket):
         """Packets waiting for this client: queued for a poll, or written to a
         websocket while earlier frames still waited in the relay's buffer."""
         direct = self._direct
-        return direct.backlog if direct is not None else self.queue.qsize()
+        return direct.waiting() if direct is not None else self.queue.qsize()
 
     def schedule_ping(self) -> None:
         # Engine.IO's own: a task sleeping ping_interval, then send(PING).
@@ -179,15 +183,17 @@ class _GuardedSocket(engineio.async_socket.AsyncSocket):
         await super().close(wait=wait, abort=abort, reason=reason)
         if was_open:
             self._stop_timers()
-            if self.upgraded:
-                direct = self._direct
-                if direct is not None:
-                    # A closed websocket ends now, even for a client that keeps sending
-                    # frames: closing it ends its read loop, which ends the socket.
-                    self._direct = None
-                    spawn(direct.close(), name="websocket-close")
-                else:
-                    self.queue.put_nowait(None)  # ends a poll waiting mid-upgrade
+            direct = self._direct
+            if direct is not None:
+                # A closed websocket ends now, even for a client that keeps sending
+                # frames: closing it ends its read loop, which ends the socket. A client
+                # that does not read would hold the closing handshake (aiohttp drains
+                # first): after a grace period the connection is cut.
+                self._direct = None
+                spawn(direct.close(), name="websocket-close")
+                self.server.deadlines.after(_CLOSE_GRACE, direct.abort)
+            elif self.upgrading:
+                self.queue.put_nowait(None)  # mid-upgrade: the websocket, once ready, ends
 
     def _stop_timers(self) -> None:
         for deadline in (self._pinging, self._alive):
@@ -237,10 +243,12 @@ class _GuardedSocket(engineio.async_socket.AsyncSocket):
         idle = server.ping_interval + server.ping_timeout
         quiet = asyncio.get_running_loop().time() - self._last_read
         if quiet >= idle:
+            # Gone: no closing handshake (it would wait for a client that does not read).
             self._direct = None
-            spawn(ws.close(), name="websocket-gone")
-        else:
-            self._alive = server.deadlines.after(idle - quiet, self._check_alive, ws)
+            ws.abort()
+        else:  # (a deadline may fire a millisecond early: never sooner than a step)
+            delay = max(idle - quiet, server.deadlines.resolution)
+            self._alive = server.deadlines.after(delay, self._check_alive, ws)
 
     async def _serve_websocket(self, ws: Any) -> None:
         """Engine.IO 4.15's ``AsyncSocket._websocket_handler``, but without its writer task
@@ -291,9 +299,11 @@ class _GuardedSocket(engineio.async_socket.AsyncSocket):
             self.upgraded = True
 
         # From here on packets are written as they are sent; what was queued before (the
-        # OPEN packet, anything sent during an upgrade) goes first, in order.
-        closed = self.closed
-        while not closed:
+        # OPEN packet, anything sent during an upgrade, the CLOSE packet of a socket
+        # closed meanwhile) goes first, in order, and every item is marked done (a
+        # close(wait=True) waits for that).
+        closed = False
+        while True:
             try:
                 queued = self.queue.get_nowait()
             except asyncio.QueueEmpty:
@@ -301,11 +311,12 @@ class _GuardedSocket(engineio.async_socket.AsyncSocket):
             self.queue.task_done()
             if queued is None:  # closed before its websocket was ready
                 closed = True
-                break
-            try:
-                ws.write_now(queued.encode())
-            except ConnectionResetError:
-                closed = True
+            elif not closed:
+                try:
+                    ws.write_now(queued.encode())
+                except ConnectionResetError:
+                    closed = True
+        closed = closed or self.closed
         loop = asyncio.get_running_loop()
         if not closed:
             self._direct = ws

@@ -81,12 +81,16 @@ class GuardedServer(PacketGuardServer):
         """Close an Engine.IO socket without waiting for its client to read anything."""
         environ = self.environ.get(eio_sid) or {}  # read first: closing forgets it
         socket = self.eio.sockets.get(eio_sid)
+        websocket = getattr(socket, "_direct", None)  # read first: closing forgets it
         if socket is not None and not socket.closed:
             await socket.close(wait=False, abort=abort)
         self.eio.sockets.pop(eio_sid, None)
+        # A websocket owns its connection: cut it, whether the socket began on it or was
+        # upgraded from polling (a polling request's connection is shared keep-alive, and
+        # its socket is gone from the server anyway).
+        if websocket is not None:
+            websocket.abort()
         request = environ.get("aiohttp.request")
-        # A direct websocket's request owns the connection: cut it (a polling request's
-        # connection is shared keep-alive, and its socket is gone from the server anyway).
         if request is not None and "transport=websocket" in str(environ.get("QUERY_STRING")):
             transport = request.transport
             if transport is not None:

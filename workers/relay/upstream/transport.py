@@ -38,7 +38,8 @@ class PlainWebSocket(eio_aiohttp.WebSocket):  # type: ignore[misc]
     ``write_now``: a frame written to the connection at once, without awaiting."""
 
     _transport: asyncio.Transport | None = None
-    backlog = 0  # frames written while earlier ones still waited in the relay's buffer
+    _frames = 0  # frames written, and their bytes: the average frame, for ``waiting()``
+    _bytes = 0
 
     async def __call__(self, environ: dict[str, Any]) -> WebSocketResponse:
         request = environ["aiohttp.request"]
@@ -61,9 +62,9 @@ class PlainWebSocket(eio_aiohttp.WebSocket):  # type: ignore[misc]
         writer would send for ``send_str``/``send_bytes`` with compression off, written
         synchronously. aiohttp's ``send_*`` are coroutines that wait for the transport
         to drain once it is over its high-water mark; a fan-out must never wait on one
-        slow client, so the relay counts the frames written while the buffer is not
-        empty (``backlog``) and closes a socket whose client stopped reading instead.
-        Raises ``ConnectionResetError`` once the websocket is closing."""
+        slow client, so the relay reads ``waiting()`` instead and closes a socket whose
+        client stopped reading. Raises ``ConnectionResetError`` once the websocket is
+        closing."""
         transport = self._transport
         if transport is None or transport.is_closing() or self._sock.closed:
             raise ConnectionResetError("the websocket is closing")
@@ -78,8 +79,25 @@ class PlainWebSocket(eio_aiohttp.WebSocket):  # type: ignore[misc]
             header = _LEN16(first, 126, size)
         else:
             header = _LEN64(first, 127, size)
-        self.backlog = self.backlog + 1 if transport.get_write_buffer_size() else 0
+        self._frames += 1
+        self._bytes += size + len(header)
         transport.write(header + payload)
+
+    def waiting(self) -> int:
+        """About how many frames wait in the relay for this client: the bytes its
+        connection has not taken yet (beyond what the kernel buffers), in frames of this
+        socket's average size. It falls as the client reads."""
+        transport = self._transport
+        if transport is None or not self._frames:
+            return 0
+        buffered = transport.get_write_buffer_size()
+        return -(-buffered * self._frames // self._bytes) if buffered else 0
+
+    def abort(self) -> None:
+        """Cut the connection now, without a closing handshake: for a client that is gone
+        or stopped reading (a graceful close would wait for it to read)."""
+        if self._transport is not None:
+            self._transport.abort()
 
 
 class LeanQueue:
