@@ -434,3 +434,34 @@ async def test_a_token_expiry_that_fires_early_is_scheduled_again(
         assert client.client.connected
         assert state.expiry is not fired and state.expiry.active
         await client.client.disconnect()
+
+
+@pytest.mark.parametrize("size", [0, 1, 125, 126, 65535, 65536, 200_000])
+async def test_a_frame_is_byte_for_byte_what_aiohttp_writes(size: int) -> None:
+    # The relay frames packets itself (once per room); the bytes must be aiohttp's own
+    # for the same text or binary message with compression off.
+    from aiohttp import WSMsgType
+    from aiohttp._websocket.writer import WebSocketWriter
+
+    from workers.relay.upstream.transport import frame
+
+    class Collect:
+        def __init__(self) -> None:
+            self.data = b""
+
+        def write(self, data: bytes) -> None:
+            self.data += bytes(data)
+
+        def is_closing(self) -> bool:
+            return False
+
+    class Protocol:
+        _paused = False
+
+    text = ("é" * size)[:size]  # multi-byte UTF-8 where it fits
+    for message, opcode in ((text, WSMsgType.TEXT), (b"\x00\xff" * (size // 2), WSMsgType.BINARY)):
+        sink = Collect()
+        writer = WebSocketWriter(Protocol(), sink, limit=1 << 30)  # type: ignore[arg-type]
+        payload = message.encode() if isinstance(message, str) else message
+        await writer.send_frame(payload, opcode)
+        assert frame(message) == sink.data

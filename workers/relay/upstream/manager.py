@@ -26,6 +26,7 @@ from socketio import packet
 
 from ..rooms import room
 from .redis_queue import ResilientRedisManager
+from .transport import frame
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +39,7 @@ class DirectEmitManager(socketio.AsyncManager):  # type: ignore[misc]
     in turn instead of starting a task per recipient and waiting for them all
     (``AsyncManager.emit``: two tasks and an ``asyncio.wait`` for every message to a
     two-person room). Sending never waits (``GuardedServer.send_eio_packet_now``), so the
-    tasks bought nothing; the packet is still encoded once for the whole room."""
+    tasks bought nothing; the packet is encoded and framed once for the whole room."""
 
     async def emit(
         self,
@@ -73,6 +74,8 @@ class DirectEmitManager(socketio.AsyncManager):  # type: ignore[misc]
             eio_packet.Packet(eio_packet.MESSAGE, part)
             for part in (encoded if isinstance(encoded, list) else (encoded,))
         ]
+        # Framed once for the whole room too (a websocket writes these bytes as they are).
+        frames = [frame(pkt.encode()) for pkt in eio_pkts]
         send = self.server.send_eio_packet_now
         # The participants are listed first: a write never changes a room, but a socket
         # closed for a full buffer leaves its rooms once its task runs.
@@ -80,8 +83,8 @@ class DirectEmitManager(socketio.AsyncManager):  # type: ignore[misc]
             if sid in skip:
                 continue
             try:
-                for pkt in eio_pkts:
-                    send(eio_sid, pkt)
+                for pkt, data in zip(eio_pkts, frames, strict=True):
+                    send(eio_sid, pkt, data)
             except Exception:  # one recipient never stops the others
                 log.exception("emitting %s to %s failed", event, sid)
 

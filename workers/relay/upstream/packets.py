@@ -23,7 +23,7 @@ from socketio import packet
 
 from ...tasks import spawn
 from ..deadlines import Deadlines
-from .transport import LeanQueue, tune_transport
+from .transport import LeanQueue, frame, tune_transport
 
 log = logging.getLogger(__name__)
 
@@ -128,10 +128,11 @@ class _GuardedSocket(engineio.async_socket.AsyncSocket):
     async def send(self, pkt: Any) -> None:
         self.send_now(pkt)
 
-    def send_now(self, pkt: Any) -> None:
-        """Engine.IO's ``send`` without an await: on a websocket the frame is written now,
-        otherwise it is queued for the next poll. A socket whose client missed a ping
-        is closed instead (as Engine.IO's ``check_ping_timeout``)."""
+    def send_now(self, pkt: Any, data: bytes | None = None) -> None:
+        """Engine.IO's ``send`` without an await: on a websocket the frame is written now
+        (``data``: ``pkt`` already framed, by a room emit), otherwise it is queued for the
+        next poll. A socket whose client missed a ping is closed instead (as Engine.IO's
+        ``check_ping_timeout``)."""
         if self.closed:
             raise eio_exceptions.SocketIsClosedError()
         last_ping = self.last_ping
@@ -148,7 +149,7 @@ class _GuardedSocket(engineio.async_socket.AsyncSocket):
             self.queue.put_nowait(pkt)
             return
         try:
-            direct.write_now(pkt.encode())
+            direct.write_frame(data if data is not None else frame(pkt.encode()))
         except ConnectionResetError:
             pass  # the websocket is closing: its read loop ends the socket
 

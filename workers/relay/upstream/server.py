@@ -97,14 +97,14 @@ class GuardedServer(PacketGuardServer):
                 transport.abort()
         self.gate.close_transport(eio_sid)
 
-    def send_eio_packet_now(self, eio_sid: str, eio_pkt: Any) -> None:
+    def send_eio_packet_now(self, eio_sid: str, eio_pkt: Any, data: bytes | None = None) -> None:
         """One Engine.IO packet to one socket, without awaiting: written to its websocket
-        now (or queued for its poll). Nothing for a socket that is gone, or whose client
-        stopped reading (closed here once)."""
+        now (``data``: the packet already framed) or queued for its poll. Nothing for a
+        socket that is gone, or whose client stopped reading (closed here once)."""
         socket = self.eio.sockets.get(eio_sid)
         if socket is None or socket.closed or self._over_limit(eio_sid, socket):
             return
-        socket.send_now(eio_pkt)
+        socket.send_now(eio_pkt, data)
 
     async def _send_packet(self, eio_sid: str, pkt: Any) -> None:
         encoded = pkt.encode()

@@ -33,6 +33,21 @@ _LEN16 = struct.Struct("!BBH").pack
 _LEN64 = struct.Struct("!BBQ").pack
 
 
+def frame(message: str | bytes) -> bytes:
+    """One unfragmented, unmasked, uncompressed websocket frame (RFC 6455, 5.2): text for
+    a ``str``, binary for ``bytes``; what aiohttp's writer sends with compression off."""
+    if isinstance(message, str):
+        payload, first = message.encode(), 0x81  # FIN, text
+    else:
+        payload, first = message, 0x82  # FIN, binary
+    size = len(payload)
+    if size < 126:
+        return bytes((first, size)) + payload
+    if size < 65536:
+        return _LEN16(first, 126, size) + payload
+    return _LEN64(first, 127, size) + payload
+
+
 class PlainWebSocket(eio_aiohttp.WebSocket):  # type: ignore[misc]
     """Engine.IO's aiohttp websocket, without per-message compression, and with
     ``write_now``: a frame written to the connection at once, without awaiting."""
@@ -58,30 +73,22 @@ class PlainWebSocket(eio_aiohttp.WebSocket):  # type: ignore[misc]
         return self._sock
 
     def write_now(self, message: str | bytes) -> None:
-        """One unfragmented, unmasked, uncompressed frame (RFC 6455, 5.2): what aiohttp's
-        writer would send for ``send_str``/``send_bytes`` with compression off, written
-        synchronously. aiohttp's ``send_*`` are coroutines that wait for the transport
-        to drain once it is over its high-water mark; a fan-out must never wait on one
-        slow client, so the relay reads ``waiting()`` instead and closes a socket whose
-        client stopped reading. Raises ``ConnectionResetError`` once the websocket is
-        closing."""
+        """``message`` as one frame (``frame``), written synchronously: aiohttp's
+        ``send_*`` are coroutines that wait for the transport to drain once it is over
+        its high-water mark; a fan-out must never wait on one slow client, so the relay
+        reads ``waiting()`` instead and closes a socket whose client stopped reading.
+        Raises ``ConnectionResetError`` once the websocket is closing."""
+        self.write_frame(frame(message))
+
+    def write_frame(self, data: bytes) -> None:
+        """A frame built by ``frame`` (a room's packet is framed once for all its
+        sockets), written synchronously."""
         transport = self._transport
         if transport is None or transport.is_closing() or self._sock.closed:
             raise ConnectionResetError("the websocket is closing")
-        if isinstance(message, str):
-            payload, first = message.encode(), 0x81  # FIN, text
-        else:
-            payload, first = message, 0x82  # FIN, binary
-        size = len(payload)
-        if size < 126:
-            header = bytes((first, size))
-        elif size < 65536:
-            header = _LEN16(first, 126, size)
-        else:
-            header = _LEN64(first, 127, size)
         self._frames += 1
-        self._bytes += size + len(header)
-        transport.write(header + payload)
+        self._bytes += len(data)
+        transport.write(data)
 
     def waiting(self) -> int:
         """About how many frames wait in the relay for this client: the bytes its
