@@ -3107,7 +3107,7 @@ $$;
 -- Name: record_group_messages(public.chat_messages[], text[]); Type: FUNCTION; Schema: chat_private; Owner: -
 --
 
-CREATE FUNCTION chat_private.record_group_messages(messages public.chat_messages[], claims text[]) RETURNS void
+CREATE FUNCTION chat_private.record_group_messages(messages public.chat_messages[], claims text[]) RETURNS integer
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO ''
     AS $$
@@ -3117,7 +3117,7 @@ declare
   );
 begin
   if coalesce(cardinality(messages), 0) = 0 then
-    return;
+    return 0;
   end if;
   -- As append_audit: nothing is recorded for the rows of an erasure in progress.
   if not (
@@ -3157,8 +3157,15 @@ begin
     from generate_subscripts(messages, 1) as i
     order by i;
   end if;
+  return cardinality(messages);
 end
 $$;
+
+--
+-- Name: FUNCTION record_group_messages(messages public.chat_messages[], claims text[]); Type: COMMENT; Schema: chat_private; Owner: -
+--
+
+COMMENT ON FUNCTION chat_private.record_group_messages(messages public.chat_messages[], claims text[]) IS 'The audit and Realtime rows of the messages a relay group stored; returns how many messages it was given.';
 
 --
 -- Name: redact_message_as_admin(uuid, text); Type: FUNCTION; Schema: chat_private; Owner: -
@@ -3634,9 +3641,11 @@ CREATE FUNCTION chat_private.send_as(claims text, session_id uuid, content text,
     AS $$
 declare
   _row public.chat_messages;
+  _set text;  -- set_config's result, unused: assigned, the call runs without a query
 begin
-  perform set_config('request.jwt.claims', claims, true);
-  perform set_config('role', 'authenticated', true);
+  -- @plpgsql_check_options: extra_warnings = off
+  _set := set_config('request.jwt.claims', claims, true);
+  _set := set_config('role', 'authenticated', true);
   _row := public.send_chat_message(
     session_id => session_id,
     content => content,
@@ -3645,7 +3654,7 @@ begin
     metadata => metadata,
     client_message_id => client_message_id
   );
-  perform set_config('role', 'none', true);
+  _set := set_config('role', 'none', true);
   return _row;
 end
 $$;
@@ -3667,8 +3676,11 @@ declare
   _stored public.chat_messages [] := '{}'::public.chat_messages [];
   _stored_claims text [] := '{}'::text [];
   _touch record;
+  _set text;  -- set_config's result, unused: assigned, the call runs without a query
+  _recorded integer;
 begin
-  perform set_config('chat.relay_write', 'on', true);
+  -- @plpgsql_check_options: extra_warnings = off
+  _set := set_config('chat.relay_write', 'on', true);
   _xid := pg_current_xact_id();
   for _i in 1 .. _n loop
     _row := null;
@@ -3709,23 +3721,31 @@ begin
     end if;
     return next;
   end loop;
-  perform set_config('request.jwt.claims', '', true);
+  _set := set_config('request.jwt.claims', '', true);
   -- The audit and Realtime rows the row triggers leave to the group.
-  perform chat_private.record_group_messages(_stored, _stored_claims);
-  -- Each session once, in id order (no lock-order deadlock between two relays' groups).
-  perform set_config('chat.session_touch', 'on', true);
-  for _touch in
-    select t.sid, max(t.at) as at
-    from unnest(_sessions, _times) as t (sid, at)
-    group by t.sid
-    order by t.sid
-  loop
+  _recorded := chat_private.record_group_messages(_stored, _stored_claims);
+  assert _recorded = cardinality(_stored), 'every stored message has its audit and Realtime rows';
+  -- Each session once, in id order (no lock-order deadlock between two relays' groups);
+  -- a group of one message has one session and nothing to sort.
+  _set := set_config('chat.session_touch', 'on', true);
+  if cardinality(_sessions) = 1 then
     update public.chat_sessions as s
-    set last_message_at = greatest(coalesce(s.last_message_at, _touch.at), _touch.at)
-    where s.id = _touch.sid;
-  end loop;
-  perform set_config('chat.session_touch', 'off', true);
-  perform set_config('chat.relay_write', 'off', true);
+    set last_message_at = greatest(coalesce(s.last_message_at, _times[1]), _times[1])
+    where s.id = _sessions[1];
+  elsif cardinality(_sessions) > 1 then
+    for _touch in
+      select t.sid, max(t.at) as at
+      from unnest(_sessions, _times) as t (sid, at)
+      group by t.sid
+      order by t.sid
+    loop
+      update public.chat_sessions as s
+      set last_message_at = greatest(coalesce(s.last_message_at, _touch.at), _touch.at)
+      where s.id = _touch.sid;
+    end loop;
+  end if;
+  _set := set_config('chat.session_touch', 'off', true);
+  _set := set_config('chat.relay_write', 'off', true);
 end
 $$;
 
@@ -6613,7 +6633,7 @@ CREATE TRIGGER chat_sessions_audit AFTER INSERT OR DELETE ON public.chat_session
 -- Name: chat_sessions chat_sessions_audit_update; Type: TRIGGER; Schema: public; Owner: -
 --
 
-CREATE TRIGGER chat_sessions_audit_update AFTER UPDATE ON public.chat_sessions FOR EACH ROW WHEN (((current_setting('chat.session_touch'::text, true) IS DISTINCT FROM 'on'::text) OR ((to_jsonb(old.*) - '{last_message_at,updated_at}'::text[]) IS DISTINCT FROM (to_jsonb(new.*) - '{last_message_at,updated_at}'::text[])))) EXECUTE FUNCTION chat_private.audit_session_update();
+CREATE TRIGGER chat_sessions_audit_update AFTER UPDATE ON public.chat_sessions FOR EACH ROW WHEN (((current_setting('chat.session_touch'::text, true) IS DISTINCT FROM 'on'::text) OR ((((((((((old.id IS DISTINCT FROM new.id) OR (old.participants IS DISTINCT FROM new.participants)) OR (old.type IS DISTINCT FROM new.type)) OR (old.booking_id IS DISTINCT FROM new.booking_id)) OR (old.status IS DISTINCT FROM new.status)) OR (old.title IS DISTINCT FROM new.title)) OR (old.created_by IS DISTINCT FROM new.created_by)) OR (old.created_at IS DISTINCT FROM new.created_at)) OR (old.closed_at IS DISTINCT FROM new.closed_at)) OR (old.frozen_at IS DISTINCT FROM new.frozen_at)))) EXECUTE FUNCTION chat_private.audit_session_update();
 
 --
 -- Name: chat_sessions chat_sessions_broadcast; Type: TRIGGER; Schema: public; Owner: -

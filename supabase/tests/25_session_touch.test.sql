@@ -4,7 +4,7 @@
 -- helper keeps its answers.
 begin;
 set local search_path = extensions, public;
-select plan(14);
+select plan(16);
 
 do $$
 begin
@@ -126,6 +126,36 @@ select throws_ok(
     values (array[%L, %L]::uuid [],
             'support', %L)$$, :'client', :'client', :'client'),
   '23514', null, 'The participants check still refuses a repeated participant.'
+);
+
+-- The audit trigger's condition names the columns a touch may not change. A column added
+-- to chat_sessions must be named there too (as old.column and new.column), or a forged
+-- touch flag could change it unaudited.
+select is(
+  (
+    select coalesce(array_agg(a.attname::text order by a.attnum), '{}')
+    from pg_catalog.pg_attribute as a
+    where a.attrelid = 'public.chat_sessions'::regclass
+      and a.attnum > 0
+      and not a.attisdropped
+      and a.attname not in ('last_message_at', 'updated_at')
+      and not (
+        pg_get_triggerdef(
+          (
+            select t.oid from pg_catalog.pg_trigger as t
+            where t.tgrelid = 'public.chat_sessions'::regclass
+              and t.tgname = 'chat_sessions_audit_update'
+          )
+        ) ~ ('old\.' || a.attname || '\M.*new\.' || a.attname || '\M')
+      )
+  ),
+  '{}'::text[],
+  'Every session column but last_message_at and updated_at is compared by the audit trigger.'
+);
+select is(
+  chat_private.record_group_messages('{}'::public.chat_messages[], '{}'::text[]),
+  0,
+  'An empty group records nothing.'
 );
 
 select * from finish();
