@@ -1,0 +1,166 @@
+"""Benchmark (not collected by pytest): PostgreSQL CPU per message of the relay's group
+commit, for variants of the schema side by side.
+
+One backend and no relay: ``chat_private.send_chat_messages`` called as the relay calls it
+(two-person sessions, each message with its sender's claims), in groups of ``--size``.
+Each variant is a copy of the migrated database with an SQL file applied (``-`` applies
+nothing: the schema as migrated); each gets its own connection, and blocks of messages
+alternate between them, so the machine's drift falls on every variant alike. The CPU is
+the backend's own (utime + stime from /proc: PostgreSQL must run on this machine). For each
+variant after the first it prints the median, over the blocks, of (variant / first) for
+adjacent blocks, and the quartiles of those ratios: on a machine whose speed drifts by
+tens of per cent between runs this resolves a few per cent.
+
+    scripts/bench groups - candidate.sql                # makes the databases, then runs this
+    scripts/bench groups --size 10 --blocks 40 - a.sql b.sql
+    python -m tests.bench_groups --database-url postgresql://.../migrated_db - candidate.sql
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import statistics
+import urllib.parse
+import uuid
+from pathlib import Path
+
+import asyncpg
+
+_SEND = """
+select inserted from chat_private.send_chat_messages(
+  $1::text[], $2::uuid[], $3::text[], $4::text[], $5::uuid[], $6::jsonb[], $7::text[], false
+)
+"""
+BLOCK_MESSAGES = 500
+SESSIONS = 100
+
+
+def _backend_cpu(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _with_db(url: str, name: str) -> str:
+    parts = urllib.parse.urlsplit(url)
+    return urllib.parse.urlunsplit(parts._replace(path="/" + name))
+
+
+async def _arrange(url: str) -> Pairs:
+    conn = await asyncpg.connect(url)
+    try:
+        pairs = [(uuid.uuid4(), uuid.uuid4(), uuid.uuid4()) for _ in range(SESSIONS)]
+        users = [(u, f"{u.hex[:12]}@bench.test") for _, a, b in pairs for u in (a, b)]
+        await conn.executemany(
+            "insert into auth.users (id, email, raw_app_meta_data) "
+            'values ($1, $2, \'{"provider": "email", "role": "client"}\')',
+            users,
+        )
+        await conn.executemany(
+            "insert into public.chat_sessions (id, participants, type, created_by) "
+            "values ($1, $2::uuid[], 'support', $3)",
+            [(s, [a, b], a) for s, a, b in pairs],
+        )
+        await conn.execute("analyze")
+    finally:
+        await conn.close()
+    return pairs
+
+
+Pairs = list[tuple[uuid.UUID, uuid.UUID, uuid.UUID]]
+
+
+async def _block(conn: asyncpg.Connection, pairs: Pairs, size: int, tag: str) -> int:
+    for g in range(BLOCK_MESSAGES // size):
+        claims, sessions = [], []
+        for k in range(size):
+            session, a, b = pairs[(g * size + k) % len(pairs)]
+            sender = a if g % 2 else b
+            claims.append(
+                json.dumps(
+                    {
+                        "sub": str(sender),
+                        "role": "authenticated",
+                        "aud": "authenticated",
+                        "app_metadata": {"role": "client"},
+                    }
+                )
+            )
+            sessions.append(session)
+        rows = await conn.fetch(
+            _SEND,
+            claims,
+            sessions,
+            ["a message of the benchmark"] * size,
+            ["text"] * size,
+            [None] * size,
+            ["{}"] * size,
+            [f"{tag}-{g}-{k}" for k in range(size)],
+        )
+        if not all(r["inserted"] for r in rows):
+            raise SystemExit(f"a group was not stored: {rows}")
+    return (BLOCK_MESSAGES // size) * size
+
+
+def cli() -> tuple[argparse.Namespace, list[str | None]]:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--database-url", required=True, help="a migrated database (template)")
+    parser.add_argument("--size", type=int, default=1, help="messages per group (1 to 256)")
+    parser.add_argument("--blocks", type=int, default=30, help="blocks of 500 per variant")
+    parser.add_argument("variants", nargs="+", help="SQL files; '-' is the schema as migrated")
+    args = parser.parse_args()
+    if not 1 <= args.size <= 256 or args.blocks < 2:
+        parser.error("--size must be 1 to 256 and --blocks at least 2")
+    return args, [None if v == "-" else Path(v).read_text() for v in args.variants]
+
+
+async def main(args: argparse.Namespace, sqls: list[str | None]) -> None:
+    pairs = await _arrange(args.database_url)
+    admin = await asyncpg.connect(_with_db(args.database_url, "postgres"))
+    template = urllib.parse.urlsplit(args.database_url).path.lstrip("/")
+    names = [f"{template}_v{i}" for i in range(len(args.variants))]
+    conns: list[asyncpg.Connection] = []
+    try:
+        for name, sql in zip(names, sqls, strict=True):
+            await admin.execute(f'create database "{name}" template "{template}"')
+            conn = await asyncpg.connect(_with_db(args.database_url, name))
+            if sql is not None:
+                await conn.execute(sql)
+            conns.append(conn)
+        pids = [await c.fetchval("select pg_backend_pid()") for c in conns]
+        for conn in conns:  # warm the caches and the plans
+            await _block(conn, pairs, args.size, "warm")
+        per_message: list[list[float]] = [[] for _ in conns]
+        for b in range(args.blocks):
+            order = range(len(conns)) if b % 2 == 0 else reversed(range(len(conns)))
+            for i in order:
+                before = _backend_cpu(pids[i])
+                n = await _block(conns[i], pairs, args.size, f"b{b}")
+                per_message[i].append((_backend_cpu(pids[i]) - before) * 1000 / n)
+    finally:
+        for conn in conns:
+            await conn.close()
+        for name in names:
+            await admin.execute(f'drop database if exists "{name}" with (force)')
+        await admin.close()
+    print(
+        f"machine: {os.cpu_count()} cores, {platform.machine()}, Python "
+        f"{platform.python_version()}; groups of {args.size}, {args.blocks} blocks of "
+        f"{BLOCK_MESSAGES} messages per variant"
+    )
+    for variant, values in zip(args.variants, per_message, strict=True):
+        print(f"{variant}: {statistics.fmean(values):.3f} ms of backend CPU per message")
+    for variant, values in zip(args.variants[1:], per_message[1:], strict=True):
+        ratios = sorted(v / r for v, r in zip(values, per_message[0], strict=True))
+        q = statistics.quantiles(ratios, n=4)
+        print(
+            f"{variant} / {args.variants[0]}: median block ratio {statistics.median(ratios):.3f}"
+            f" (quartiles {q[0]:.3f} to {q[2]:.3f})"
+        )
+
+
+if __name__ == "__main__":
+    asyncio.run(main(*cli()))
