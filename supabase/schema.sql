@@ -3678,6 +3678,8 @@ declare
   _touch record;
   _set text;  -- set_config's result, unused: assigned, the call runs without a query
   _recorded integer;
+  _at timestamptz;
+  _last timestamptz;
 begin
   -- @plpgsql_check_options: extra_warnings = off
   _set := set_config('chat.relay_write', 'on', true);
@@ -3726,11 +3728,14 @@ begin
   _recorded := chat_private.record_group_messages(_stored, _stored_claims);
   assert _recorded = cardinality(_stored), 'every stored message has its audit and Realtime rows';
   -- Each session once, in id order (no lock-order deadlock between two relays' groups);
-  -- a group of one message has one session and nothing to sort.
+  -- a group whose messages all went to one session has nothing to sort.
   _set := set_config('chat.session_touch', 'on', true);
-  if cardinality(_sessions) = 1 then
+  if cardinality(_sessions) > 0 and _sessions[1] = all (_sessions) then
+    foreach _at in array _times loop
+      _last := greatest(_last, _at);
+    end loop;
     update public.chat_sessions as s
-    set last_message_at = greatest(coalesce(s.last_message_at, _times[1]), _times[1])
+    set last_message_at = greatest(coalesce(s.last_message_at, _last), _last)
     where s.id = _sessions[1];
   elsif cardinality(_sessions) > 1 then
     for _touch in

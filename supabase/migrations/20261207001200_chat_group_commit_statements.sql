@@ -10,9 +10,10 @@
 --   group's six set_config calls and the three of each message are now assignments, and
 --   chat_private.record_group_messages returns the number of messages it recorded so that
 --   it can be called the same way.
--- * A group whose messages all went to one session moves that session's last_message_at
---   with one UPDATE; only a group of several sessions reads them back sorted, to update
---   them in id order (no lock-order deadlock between two relays' groups).
+-- * A group whose messages all went to one session (every group of one message) moves
+--   that session's last_message_at with one UPDATE; only a group of several sessions reads
+--   them back sorted, to update them in id order (no lock-order deadlock between two
+--   relays' groups).
 -- * The session audit trigger's condition compared both row versions as JSON
 --   (to_jsonb(old) and to_jsonb(new), minus last_message_at and updated_at) on every touch.
 --   It now compares the same columns as a row: the same meaning, without building two JSON
@@ -163,6 +164,8 @@ declare
   _touch record;
   _set text;  -- set_config's result, unused: assigned, the call runs without a query
   _recorded integer;
+  _at timestamptz;
+  _last timestamptz;
 begin
   -- @plpgsql_check_options: extra_warnings = off
   _set := set_config('chat.relay_write', 'on', true);
@@ -211,11 +214,14 @@ begin
   _recorded := chat_private.record_group_messages(_stored, _stored_claims);
   assert _recorded = cardinality(_stored), 'every stored message has its audit and Realtime rows';
   -- Each session once, in id order (no lock-order deadlock between two relays' groups);
-  -- a group of one message has one session and nothing to sort.
+  -- a group whose messages all went to one session has nothing to sort.
   _set := set_config('chat.session_touch', 'on', true);
-  if cardinality(_sessions) = 1 then
+  if cardinality(_sessions) > 0 and _sessions[1] = all (_sessions) then
+    foreach _at in array _times loop
+      _last := greatest(_last, _at);
+    end loop;
     update public.chat_sessions as s
-    set last_message_at = greatest(coalesce(s.last_message_at, _times[1]), _times[1])
+    set last_message_at = greatest(coalesce(s.last_message_at, _last), _last)
     where s.id = _sessions[1];
   elsif cardinality(_sessions) > 1 then
     for _touch in

@@ -3,7 +3,7 @@
 -- relay-written rows neither notify nor touch their session one by one.
 begin;
 set local search_path = extensions, public;
-select plan(23);
+select plan(25);
 
 do $$
 begin
@@ -257,6 +257,38 @@ select is(
   ),
   false,
   '... and audits every delete.'
+);
+
+-- A group across two sessions moves each session's last_message_at; a group of one
+-- session (above) takes the path without sorting, this one the sorted loop.
+insert into public.chat_sessions (id, participants, type, created_by, last_message_at)
+values (
+  '5e000000-0000-4000-8000-000000000003',
+  array[:'client', :'reader']::uuid[], 'support', :'client', '2001-01-01'
+);
+create temp table sent_two as
+select * from chat_private.send_chat_messages(
+    array[pg_temp.claims(:'client'), pg_temp.claims(:'reader')],
+    array[
+      '5e000000-0000-4000-8000-000000000003', '5e000000-0000-4000-8000-000000000001'
+    ]::uuid[],
+    array['to three', 'to one'],
+    array['text', 'text'],
+    array[null, null]::uuid[],
+    array['{}', '{}']::jsonb[],
+    array[null, null]::text[]
+  );
+select results_eq(
+  $$ select count(*)::integer from sent_two where inserted $$,
+  $$ values (2) $$,
+  'A group across two sessions stores both messages.'
+);
+select results_eq(
+  $$ select s.last_message_at = t.created_at
+     from public.chat_sessions as s join sent_two as t on t.session_id = s.id
+     order by s.id $$,
+  $$ values (true), (true) $$,
+  'Each of the two sessions has its message''s time as last_message_at.'
 );
 
 select * from finish();
