@@ -3675,6 +3675,7 @@ declare
   _times timestamptz [] := '{}'::timestamptz [];
   _stored public.chat_messages [] := '{}'::public.chat_messages [];
   _stored_claims text [] := '{}'::text [];
+  _ids uuid [] := '{}'::uuid [];
   _touch record;
   _set text;  -- set_config's result, unused: assigned, the call runs without a query
   _recorded integer;
@@ -3714,8 +3715,13 @@ begin
     metadata := _row.metadata;
     client_message_id := _row.client_message_id;
     created_at := _row.created_at;
-    inserted := _row.xact_id is not distinct from _xid and _row.id is not null;
+    -- Stored by this group, and not already: a retry in the same group (the same sender
+    -- and client_message_id) gets the row its first attempt stored, as inserted = false,
+    -- so the message is recorded and broadcast once.
+    inserted := _row.xact_id is not distinct from _xid and _row.id is not null
+      and not coalesce(_row.id = any (_ids), false);
     if inserted then
+      _ids := _ids || _row.id;
       _sessions := _sessions || _row.session_id;
       _times := _times || _row.created_at;
       _stored := _stored || _row;
@@ -3726,7 +3732,6 @@ begin
   _set := set_config('request.jwt.claims', '', true);
   -- The audit and Realtime rows the row triggers leave to the group.
   _recorded := chat_private.record_group_messages(_stored, _stored_claims);
-  assert _recorded = cardinality(_stored), 'every stored message has its audit and Realtime rows';
   -- Each session once, in id order (no lock-order deadlock between two relays' groups);
   -- a group whose messages all went to one session has nothing to sort.
   _set := set_config('chat.session_touch', 'on', true);

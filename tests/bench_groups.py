@@ -6,7 +6,7 @@ One backend and no relay: ``chat_private.send_chat_messages`` called as the rela
 Each variant is a copy of the migrated database with an SQL file applied (``-`` applies
 nothing: the schema as migrated); each gets its own connection, and blocks of messages
 alternate between them, so the machine's drift falls on every variant alike. The CPU is
-the backend's own (utime + stime from /proc: PostgreSQL must run on this machine). For each
+the backend's own (/proc/<pid>/schedstat: PostgreSQL must run on this machine). For each
 variant after the first it prints the median, over the blocks, of (variant / first) for
 adjacent blocks, and the quartiles of those ratios: on a machine whose speed drifts by
 tens of per cent between runs this resolves a few per cent.
@@ -40,8 +40,23 @@ SESSIONS = 100
 
 
 def _backend_cpu(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """Seconds the process has run on a CPU, in nanoseconds' resolution (utime and stime in
+    /proc/<pid>/stat count clock ticks: 10 ms, as much as the effects measured here)."""
+    return int(Path(f"/proc/{pid}/schedstat").read_text().split()[0]) / 1e9
+
+
+def _check_backend(pid: int, database: str) -> None:
+    """The backend must be a process of this machine: PostgreSQL in a container or on
+    another host reports a pid that means nothing here."""
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        cmdline = ""
+    if not cmdline.startswith("postgres:") or database not in cmdline:
+        raise SystemExit(
+            f"backend {pid} of {database} is not a process of this machine ({cmdline!r}): "
+            "scripts/bench groups needs PostgreSQL running here"
+        )
 
 
 def _with_db(url: str, name: str) -> str:
@@ -131,6 +146,8 @@ async def main(args: argparse.Namespace, sqls: list[str | None]) -> None:
                 await conn.execute(sql)
             conns.append(conn)
         pids = [await c.fetchval("select pg_backend_pid()") for c in conns]
+        for pid, name in zip(pids, names, strict=True):
+            _check_backend(pid, name)
         for conn in conns:  # warm the caches and the plans
             await _block(conn, pairs, args.size, "warm")
         per_message: list[list[float]] = [[] for _ in conns]
@@ -149,7 +166,7 @@ async def main(args: argparse.Namespace, sqls: list[str | None]) -> None:
     print(
         f"machine: {os.cpu_count()} cores, {platform.machine()}, Python "
         f"{platform.python_version()}; groups of {args.size}, {args.blocks} blocks of "
-        f"{BLOCK_MESSAGES} messages per variant"
+        f"{BLOCK_MESSAGES // args.size * args.size} messages per variant"
     )
     for variant, values in zip(args.variants, per_message, strict=True):
         print(f"{variant}: {statistics.fmean(values):.3f} ms of backend CPU per message")

@@ -8,8 +8,8 @@
 -- * PL/pgSQL runs `perform f(...)` as a query of its own (planned, an executor started and
 --   ended); `_x := f(...)` is evaluated as a simple expression, without an executor. The
 --   group's six set_config calls and the three of each message are now assignments, and
---   chat_private.record_group_messages returns the number of messages it recorded so that
---   it can be called the same way.
+--   chat_private.record_group_messages returns the number of messages it was given so
+--   that it can be called the same way.
 -- * A group whose messages all went to one session (every group of one message) moves
 --   that session's last_message_at with one UPDATE; only a group of several sessions reads
 --   them back sorted, to update them in id order (no lock-order deadlock between two
@@ -20,8 +20,11 @@
 --   documents. A pgTAP test (25_session_touch) fails when chat_sessions gains a column this
 --   condition does not list, so a new column cannot escape the audit.
 --
--- Nothing a caller sees changes: the same rows, the same audit and Realtime rows, the same
--- errors.
+-- One fix: two sends of one message (same sender, same client_message_id) in one group
+-- both came back as inserted, and the message got two audit rows and two Realtime rows.
+-- The second now comes back as a retry (inserted = false, the first one's row), as a
+-- retry in a later group always did. Otherwise nothing a caller sees changes: the same
+-- rows, the same audit and Realtime rows, the same errors.
 
 -- ---------------------------------------------------------------- the group's side rows
 drop function chat_private.record_group_messages(public.chat_messages[], text[]);
@@ -161,6 +164,7 @@ declare
   _times timestamptz [] := '{}'::timestamptz [];
   _stored public.chat_messages [] := '{}'::public.chat_messages [];
   _stored_claims text [] := '{}'::text [];
+  _ids uuid [] := '{}'::uuid [];
   _touch record;
   _set text;  -- set_config's result, unused: assigned, the call runs without a query
   _recorded integer;
@@ -200,8 +204,13 @@ begin
     metadata := _row.metadata;
     client_message_id := _row.client_message_id;
     created_at := _row.created_at;
-    inserted := _row.xact_id is not distinct from _xid and _row.id is not null;
+    -- Stored by this group, and not already: a retry in the same group (the same sender
+    -- and client_message_id) gets the row its first attempt stored, as inserted = false,
+    -- so the message is recorded and broadcast once.
+    inserted := _row.xact_id is not distinct from _xid and _row.id is not null
+      and not coalesce(_row.id = any (_ids), false);
     if inserted then
+      _ids := _ids || _row.id;
       _sessions := _sessions || _row.session_id;
       _times := _times || _row.created_at;
       _stored := _stored || _row;
@@ -212,7 +221,6 @@ begin
   _set := set_config('request.jwt.claims', '', true);
   -- The audit and Realtime rows the row triggers leave to the group.
   _recorded := chat_private.record_group_messages(_stored, _stored_claims);
-  assert _recorded = cardinality(_stored), 'every stored message has its audit and Realtime rows';
   -- Each session once, in id order (no lock-order deadlock between two relays' groups);
   -- a group whose messages all went to one session has nothing to sort.
   _set := set_config('chat.session_touch', 'on', true);

@@ -3,7 +3,7 @@
 -- relay-written rows neither notify nor touch their session one by one.
 begin;
 set local search_path = extensions, public;
-select plan(25);
+select plan(28);
 
 do $$
 begin
@@ -259,20 +259,25 @@ select is(
   '... and audits every delete.'
 );
 
--- A group across two sessions moves each session's last_message_at; a group of one
--- session (above) takes the path without sorting, this one the sorted loop.
+-- A group across two sessions moves each session's last_message_at (the sorted loop; a
+-- group within one session, above, takes the path without sorting).
 insert into public.chat_sessions (id, participants, type, created_by, last_message_at)
-values (
+values
+(
   '5e000000-0000-4000-8000-000000000003',
+  array[:'client', :'reader']::uuid[], 'support', :'client', '2001-01-01'
+),
+(
+  '5e000000-0000-4000-8000-000000000004',
   array[:'client', :'reader']::uuid[], 'support', :'client', '2001-01-01'
 );
 create temp table sent_two as
 select * from chat_private.send_chat_messages(
     array[pg_temp.claims(:'client'), pg_temp.claims(:'reader')],
     array[
-      '5e000000-0000-4000-8000-000000000003', '5e000000-0000-4000-8000-000000000001'
+      '5e000000-0000-4000-8000-000000000004', '5e000000-0000-4000-8000-000000000003'
     ]::uuid[],
-    array['to three', 'to one'],
+    array['to four', 'to three'],
     array['text', 'text'],
     array[null, null]::uuid[],
     array['{}', '{}']::jsonb[],
@@ -289,6 +294,50 @@ select results_eq(
      order by s.id $$,
   $$ values (true), (true) $$,
   'Each of the two sessions has its message''s time as last_message_at.'
+);
+
+-- The same message sent twice in one group (a client's retry that caught up with the
+-- first attempt): stored, recorded and broadcast once; the second is a retry.
+create temp table sent_twice as
+select * from chat_private.send_chat_messages(
+    array[pg_temp.claims(:'client'), pg_temp.claims(:'client')],
+    array[
+      '5e000000-0000-4000-8000-000000000003', '5e000000-0000-4000-8000-000000000003'
+    ]::uuid[],
+    array['once', 'once'],
+    array['text', 'text'],
+    array[null, null]::uuid[],
+    array['{}', '{}']::jsonb[],
+    array['twice-1', 'twice-1']
+  );
+select results_eq(
+  $$ select inserted, id = first_value(id) over (order by ord) from sent_twice order by ord $$,
+  $$ values (true, true), (false, true) $$,
+  'The second send of one message in a group returns the first''s row as a retry.'
+);
+select is(
+  (
+    select count(*)::integer from public.chat_audit_logs
+    where action = 'message.created'
+      and message_id = (
+        select s.id from sent_twice as s
+        where s.ord = 1
+      )
+  ),
+  1,
+  'It has one message.created audit row.'
+);
+select is(
+  (
+    select count(*)::integer from realtime.messages
+    where event = 'new_message'
+      and payload ->> 'id' = (
+        select s.id::text from sent_twice as s
+        where s.ord = 1
+      )
+  ),
+  1,
+  'It has one Realtime row.'
 );
 
 select * from finish();
