@@ -7,7 +7,7 @@
 --
 -- * PL/pgSQL runs `perform f(...)` as a query of its own (planned, an executor started and
 --   ended); `_x := f(...)` is evaluated as a simple expression, without an executor. The
---   group's six set_config calls and the three of each message are now assignments, and
+--   group's five set_config calls and the three of each message are now assignments, and
 --   chat_private.record_group_messages returns the number of messages it was given so
 --   that it can be called the same way.
 -- * A group whose messages all went to one session (every group of one message) moves
