@@ -3,7 +3,7 @@
 -- relay-written rows neither notify nor touch their session one by one.
 begin;
 set local search_path = extensions, public;
-select plan(28);
+select plan(29);
 
 do $$
 begin
@@ -338,6 +338,29 @@ select is(
   ),
   1,
   'It has one Realtime row.'
+);
+
+-- The group's functions assign set_config's result instead of PERFORMing it (no query
+-- per call) and switch plpgsql_check's extra warnings off for that; with the switch
+-- ignored, the unread results are all it has to say.
+create extension if not exists plpgsql_check;
+select is(
+  (
+    select array_agg(distinct t.message order by t.message)
+    from pg_catalog.pg_proc as p
+    cross join
+      lateral plpgsql_check_function_tb(
+        p.oid,
+        extra_warnings => true, performance_warnings => true, security_warnings => true,
+        use_incomment_options => false
+      ) as t
+    where p.oid in (
+        'chat_private.send_chat_messages(text[], uuid[], text[], text[], uuid[], jsonb[], text[], boolean)'::regprocedure,
+        'chat_private.send_as(text, uuid, text, text, uuid, jsonb, text)'::regprocedure
+      )
+  ),
+  array['never read variable "_recorded"', 'never read variable "_set"'],
+  'The in-comment option of the group''s functions hides only their unread results (set_config''s and the recorded count).'
 );
 
 select * from finish();
