@@ -30,6 +30,8 @@ from pathlib import Path
 
 import asyncpg
 
+from tests.bench_suite import arrange_pairs
+
 _SEND = """
 select inserted from chat_private.send_chat_messages(
   $1::text[], $2::uuid[], $3::text[], $4::text[], $5::uuid[], $6::jsonb[], $7::text[], false
@@ -37,6 +39,8 @@ select inserted from chat_private.send_chat_messages(
 """
 BLOCK_MESSAGES = 500
 SESSIONS = 100
+
+Pairs = list[tuple[str, ...]]  # (session, one participant, the other)
 
 
 def _backend_cpu(pid: int) -> float:
@@ -64,30 +68,6 @@ def _with_db(url: str, name: str) -> str:
     return urllib.parse.urlunsplit(parts._replace(path="/" + name))
 
 
-async def _arrange(url: str) -> Pairs:
-    conn = await asyncpg.connect(url)
-    try:
-        pairs = [(uuid.uuid4(), uuid.uuid4(), uuid.uuid4()) for _ in range(SESSIONS)]
-        users = [(u, f"{u.hex[:12]}@bench.test") for _, a, b in pairs for u in (a, b)]
-        await conn.executemany(
-            "insert into auth.users (id, email, raw_app_meta_data) "
-            'values ($1, $2, \'{"provider": "email", "role": "client"}\')',
-            users,
-        )
-        await conn.executemany(
-            "insert into public.chat_sessions (id, participants, type, created_by) "
-            "values ($1, $2::uuid[], 'support', $3)",
-            [(s, [a, b], a) for s, a, b in pairs],
-        )
-        await conn.execute("analyze")
-    finally:
-        await conn.close()
-    return pairs
-
-
-Pairs = list[tuple[uuid.UUID, uuid.UUID, uuid.UUID]]
-
-
 async def _block(conn: asyncpg.Connection, pairs: Pairs, size: int, tag: str) -> int:
     for g in range(BLOCK_MESSAGES // size):
         claims, sessions = [], []
@@ -97,14 +77,14 @@ async def _block(conn: asyncpg.Connection, pairs: Pairs, size: int, tag: str) ->
             claims.append(
                 json.dumps(
                     {
-                        "sub": str(sender),
+                        "sub": sender,
                         "role": "authenticated",
                         "aud": "authenticated",
                         "app_metadata": {"role": "client"},
                     }
                 )
             )
-            sessions.append(session)
+            sessions.append(uuid.UUID(session))
         rows = await conn.fetch(
             _SEND,
             claims,
@@ -133,7 +113,8 @@ def cli() -> tuple[argparse.Namespace, list[str | None]]:
 
 
 async def main(args: argparse.Namespace, sqls: list[str | None]) -> None:
-    pairs = await _arrange(args.database_url)
+    # Two-person sessions of their own (deterministic ids; copied into every variant).
+    pairs = await arrange_pairs(args.database_url, "a", SESSIONS, product=True)
     admin = await asyncpg.connect(_with_db(args.database_url, "postgres"))
     template = urllib.parse.urlsplit(args.database_url).path.lstrip("/")
     names = [f"{template}_v{i}" for i in range(len(args.variants))]
