@@ -1,4 +1,4 @@
-"""The relay starts only on the python-socketio and python-engineio versions its
+"""The relay starts only on the python-socketio, python-engineio and aiohttp versions its
 adaptations were read from."""
 
 from __future__ import annotations
@@ -65,9 +65,11 @@ def test_every_upstream_method_the_relay_replaces_is_listed() -> None:
     be in upstream.OVERRIDDEN (and so compared with its source as read)."""
     import inspect
 
-    from workers.relay.upstream import manager, packets, redis_queue, server, transport
+    from workers.relay.upstream import connection, manager, packets, redis_queue, server, transport
 
     ours = [
+        connection._Sink,
+        connection.HandedOverResponse,
         packets._CheckedPacket,
         packets._GuardedSocket,
         packets.PacketGuardServer,
@@ -83,10 +85,14 @@ def test_every_upstream_method_the_relay_replaces_is_listed() -> None:
             if not callable(value) or name in ("__init__", "__init_subclass__"):
                 continue
             for base in cls.__mro__[1:]:
-                if not base.__module__.startswith(("socketio", "engineio")):
+                if not base.__module__.startswith(("socketio", "engineio", "aiohttp")):
                     continue
                 if name in vars(base):
-                    qualified = f"{base.__module__}.{base.__qualname__}.{name}"
+                    # aiohttp's compiled websocket reader is built from reader_py's source
+                    module = base.__module__.replace(
+                        "._websocket.reader_c", "._websocket.reader_py"
+                    )
+                    qualified = f"{module}.{base.__qualname__}.{name}"
                     if qualified not in upstream.OVERRIDDEN:
                         unlisted.append(f"{cls.__qualname__}.{name} overrides {qualified}")
                     break

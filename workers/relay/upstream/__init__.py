@@ -1,10 +1,10 @@
-"""Every adaptation of python-socketio's and python-engineio's internals, in this package,
-and the check that the installed versions are the ones they were read from.
+"""Every adaptation of python-socketio's, python-engineio's and aiohttp's internals, in this
+package, and the check that the installed versions are the ones they were read from.
 
-The relay needs a few things neither library offers as a documented extension point
+The relay needs a few things none of them offers as a documented extension point
 (``client_manager``, ``json``, ``async_handlers`` and the event handlers are used where
-they suffice). Everything else lives here, each override read from python-socketio 5.18.1
-and python-engineio 4.15.1:
+they suffice). Everything else lives here, each override read from python-socketio 5.18.1,
+python-engineio 4.15.1 and aiohttp 3.14.5:
 
 * ``packets.py``: ``PacketGuardServer`` and ``_GuardedSocket``. An undecodable packet (at
   either protocol level) closes its connection with one log line instead of a traceback
@@ -28,6 +28,12 @@ and python-engineio 4.15.1:
   down), its listener's reconnect sleep is capped at one second, and a batch of another
   relay's committed messages becomes ``new_message`` to each room once.
 
+* ``connection.py``: a websocket's connection handed over from aiohttp once its
+  handshake is answered (``transport.set_protocol``): aiohttp's request handling returns
+  and lets go of the request, its parser, tasks and coroutine frames (about 15 KB per
+  idle socket); the connection parses frames with aiohttp's ``WebSocketReader`` and hands
+  each message to the Engine.IO socket (read from aiohttp 3.14.5).
+
 ``OVERRIDDEN`` names each upstream function or method the relay replaces or depends on the
 inner workings of; ``tests/upstream/<name>.py.txt`` holds its source as read, and
 ``tests/test_upstream.py`` compares it with the installed one, so an upgrade shows what
@@ -40,7 +46,7 @@ from __future__ import annotations
 
 from importlib import metadata
 
-READ = {"python-socketio": "5.18.1", "python-engineio": "4.15.1"}
+READ = {"python-socketio": "5.18.1", "python-engineio": "4.15.1", "aiohttp": "3.14.5"}
 
 # upstream function or method -> where the relay adapts it, and why
 OVERRIDDEN = {
@@ -107,6 +113,49 @@ OVERRIDDEN = {
     ),
     "engineio.async_drivers.aiohttp.translate_request": (
         "transport.py: only the headers something reads, and the peer's real address"
+    ),
+    "engineio.async_drivers.aiohttp.WebSocket.wait": (
+        "transport.py: an upgrade's probe read from the handed-over connection"
+    ),
+    "engineio.async_drivers.aiohttp.WebSocket.send": (
+        "transport.py: written to the handed-over connection at once"
+    ),
+    "engineio.async_drivers.aiohttp.WebSocket.close": (
+        "transport.py: the handed-over connection's closing frame, then closed"
+    ),
+    # aiohttp: a websocket's connection handed over after its handshake (connection.py).
+    "aiohttp.web_ws.WebSocketResponse.write_eof": (
+        "connection.py: nothing once the connection is handed over (no closing handshake)"
+    ),
+    "aiohttp.web_ws.WebSocketResponse._post_start": (
+        "connection.py: what its reader queue (_reader._buffer) holds is read at hand-over"
+    ),
+    "aiohttp.web_protocol.RequestHandler.start": (
+        "connection.py: with its transport set to None, its request loop ends without "
+        "closing the handed-over connection"
+    ),
+    "aiohttp.web_protocol.RequestHandler.finish_response": (
+        "connection.py: a handed-over response's write_eof is all it does to it"
+    ),
+    "aiohttp.web_server.Server.connection_lost": (
+        "connection.py: forgets the handler once its request handling returns"
+    ),
+    # The compiled reader (reader_c) is built from reader_py.py's source.
+    "aiohttp._websocket.reader_py.WebSocketReader.__init__": (
+        "connection.py: (queue, max_msg_size, compress, decode_text), positional"
+    ),
+    "aiohttp._websocket.reader_py.WebSocketReader.feed_data": (
+        "connection.py: a protocol error is reported by set_exception on the queue"
+    ),
+    "aiohttp._websocket.reader_py.WebSocketReader._handle_frame": (
+        "connection.py: each complete message fed to the queue synchronously, as a WSMessage"
+    ),
+    "aiohttp._websocket.reader_py.WebSocketDataQueue.feed_data": (
+        "connection.py: _Sink hands each message to its connection instead of queueing it"
+    ),
+    "aiohttp._websocket.reader_py.WebSocketDataQueue.feed_eof": ("connection.py: _Sink: nothing"),
+    "aiohttp._websocket.reader_py.WebSocketDataQueue.set_exception": (
+        "connection.py: _Sink closes its connection with the error's code"
     ),
 }
 

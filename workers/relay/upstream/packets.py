@@ -31,6 +31,10 @@ log = logging.getLogger(__name__)
 # its connection is cut (a client that stopped reading would hold it until TCP gave up).
 _CLOSE_GRACE = 5.0
 
+# Messages received from one websocket and not yet read, past which its connection stops
+# reading until they are.
+_INBOX_HIGH = 64
+
 # What decoding untrusted text can raise (json, int(), slicing, the binary placeholders).
 _DECODE_ERRORS = (ValueError, TypeError, KeyError, IndexError, AttributeError, RecursionError)
 
@@ -106,6 +110,11 @@ class _GuardedSocket(engineio.async_socket.AsyncSocket):
     _alive: Any = None  # the Deadline checking that the client is still there
     _pinging: Any = None  # the Deadline of the next ping
     _timing_out = False  # a close for a missed ping has been started
+    _websocket: Any = None  # the PlainWebSocket, once messages come from its connection
+    _inbox: list[str | bytes | None] | None = None  # messages received, not yet read
+    _reading: asyncio.Task[None] | None = None  # the task reading them, while there are some
+    _reading_paused = False  # the connection stopped reading: the inbox is full
+    _ended = False  # the socket has ended with its websocket
 
     def pending(self) -> int:
         """Packets waiting for this client: queued for a poll, or written to a
@@ -222,16 +231,7 @@ class _GuardedSocket(engineio.async_socket.AsyncSocket):
         try:
             return await self._serve_websocket(ws)
         except _DECODE_ERRORS as exc:
-            server = self.server
-            server.malformed_packets = getattr(server, "malformed_packets", 0) + 1
-            log.warning(
-                "closing connection %s: undecodable Engine.IO packet (%s)",
-                self.sid,
-                str(exc)[:80] or type(exc).__name__,
-            )
-            self._direct = None
-            await self.close(wait=False, abort=True)
-            await ws.close()
+            await self._malformed(ws, exc)
             return None
 
     def _check_alive(self, ws: Any) -> None:
@@ -254,7 +254,9 @@ class _GuardedSocket(engineio.async_socket.AsyncSocket):
     async def _serve_websocket(self, ws: Any) -> None:
         """Engine.IO 4.15's ``AsyncSocket._websocket_handler``, but without its writer task
         (packets are written as they are sent) and without a task and ``wait_for`` per
-        read: the handler's own task reads, and a deadline notices a silent client."""
+        read: once the socket is on the websocket, its connection hands over each message
+        (``frame_received``) and this handler returns, and a deadline notices a silent
+        client."""
         server = self.server
         limit = server.max_http_buffer_size
 
@@ -318,45 +320,111 @@ class _GuardedSocket(engineio.async_socket.AsyncSocket):
                 except ConnectionResetError:
                     closed = True
         closed = closed or self.closed
-        loop = asyncio.get_running_loop()
-        if not closed:
-            self._direct = ws
-            self._last_read = loop.time()
-            self._alive = server.deadlines.after(
-                server.ping_interval + server.ping_timeout, self._check_alive, ws
-            )
-        # Reads go straight to aiohttp's response (Engine.IO's ``ws.wait()`` and the
-        # size check were two more coroutine frames held by every idle socket).
-        response = ws.response
-        while not closed:
-            try:
-                data = (await response.receive()).data
-            except (asyncio.CancelledError, Exception):
-                break  # closed, or gone quiet: as Engine.IO, the connection ends
-            if not isinstance(data, str | bytes) or len(data) > limit:
-                break  # closed by the client (or an error), or a packet too large
-            self._last_read = loop.time()
-            # Decoded outside the try: a frame that does not decode ends the connection
-            # (_websocket_handler), it is not an error of the receiving code.
-            received = eio_packet.Packet(encoded_packet=data)
-            data = None  # not kept while the next read waits
-            try:
-                await self.receive(received)
-            except eio_exceptions.UnknownPacketError:
-                pass
-            except eio_exceptions.SocketIsClosedError:
-                server.logger.info("Receive error -- socket is closed")
-                break
-            except Exception:
-                server.logger.exception("Unknown receive error")
-            received = None
-            if self.closed:
-                break
+        if closed:
+            self._direct = None
+            self._stop_timers()
+            await ws.close()
+            await self.close(wait=False, abort=True, reason=server.reason.TRANSPORT_CLOSE)
+            return
+        self._direct = self._websocket = ws
+        self._last_read = asyncio.get_running_loop().time()
+        self._alive = server.deadlines.after(
+            server.ping_interval + server.ping_timeout, self._check_alive, ws
+        )
+        # From here the connection hands each message to frame_received, and this request
+        # handler returns: aiohttp lets go of the request (connection.py).
+        ws.connection.start(self)
 
+    def frame_received(self, data: str | bytes | None) -> None:
+        """A message from the websocket (``None``: the connection ended), read in order
+        on a task that lives only while there are messages to read."""
+        inbox = self._inbox
+        if inbox is None:
+            inbox = self._inbox = []
+        inbox.append(data)
+        if self._reading is None:
+            self._reading = asyncio.get_running_loop().create_task(self._read_inbox())
+        elif len(inbox) >= _INBOX_HIGH and not self._reading_paused:
+            # A client sending faster than its packets are handled waits in its kernel
+            # buffer, not in the relay's memory.
+            self._reading_paused = True
+            self._websocket.connection.pause()
+
+    async def _read_inbox(self) -> None:
+        """Engine.IO's websocket read loop, for the messages received so far."""
+        server = self.server
+        limit = server.max_http_buffer_size
+        ws = self._websocket
+        loop = asyncio.get_running_loop()
+        ended = False
+        try:
+            while not ended and self._inbox:
+                data = self._inbox.pop(0)
+                if not isinstance(data, str | bytes) or len(data) > limit:
+                    ended = True  # the connection ended (or a packet too large)
+                    break
+                self._last_read = loop.time()
+                # Decoded outside the try: a frame that does not decode ends the
+                # connection, it is not an error of the receiving code.
+                try:
+                    received = eio_packet.Packet(encoded_packet=data)
+                except _DECODE_ERRORS as exc:
+                    self._inbox = None
+                    await self._malformed(ws, exc)
+                    return
+                data = None
+                try:
+                    await self.receive(received)
+                except eio_exceptions.UnknownPacketError:
+                    pass
+                except eio_exceptions.SocketIsClosedError:
+                    server.logger.info("Receive error -- socket is closed")
+                    ended = True
+                except Exception:
+                    server.logger.exception("Unknown receive error")
+                received = None
+                if self.closed:
+                    ended = True
+        finally:
+            self._reading = None
+            if ended:
+                self._inbox = None
+            elif not self._inbox:
+                self._inbox = None
+                if self._reading_paused:
+                    self._reading_paused = False
+                    ws.connection.resume()
+        if ended:
+            await self._end_websocket(ws)
+
+    async def _end_websocket(self, ws: Any) -> None:
+        """The websocket's connection ended (or must): the socket ends with it."""
+        if self._ended:
+            return
+        self._ended = True
         self._direct = None
         self._stop_timers()
         await ws.close()
-        await self.close(wait=False, abort=True, reason=server.reason.TRANSPORT_CLOSE)
+        await self.close(wait=False, abort=True, reason=self.server.reason.TRANSPORT_CLOSE)
+        # Engine.IO forgets a websocket's socket when its request handler returns; the
+        # handler returned long ago.
+        if self.server.sockets.get(self.sid) is self:
+            del self.server.sockets[self.sid]
+
+    async def _malformed(self, ws: Any, exc: BaseException) -> None:
+        server = self.server
+        server.malformed_packets = getattr(server, "malformed_packets", 0) + 1
+        log.warning(
+            "closing connection %s: undecodable Engine.IO packet (%s)",
+            self.sid,
+            str(exc)[:80] or type(exc).__name__,
+        )
+        self._ended = True
+        self._direct = None
+        await self.close(wait=False, abort=True)
+        await ws.close()
+        if server.sockets.get(self.sid) is self:
+            del server.sockets[self.sid]
 
 
 class PacketGuardServer(socketio.AsyncServer):

@@ -19,6 +19,7 @@ from engineio import packet as eio_packet
 from ...tasks import spawn
 from ..gate import EIO_SID_KEY, REFUSED_GRACE, Gate
 from .packets import PacketGuardServer
+from .transport import WEBSOCKET_KEY
 
 log = logging.getLogger(__name__)
 
@@ -90,11 +91,11 @@ class GuardedServer(PacketGuardServer):
         # its socket is gone from the server anyway).
         if websocket is not None:
             websocket.abort()
-        request = environ.get("aiohttp.request")
-        if request is not None and "transport=websocket" in str(environ.get("QUERY_STRING")):
-            transport = request.transport
-            if transport is not None:
-                transport.abort()
+        # A socket that began on a websocket: its connection, even once the socket has let
+        # go of it (the environ names it).
+        opened_on = environ.get(WEBSOCKET_KEY)
+        if opened_on is not None:
+            opened_on.abort()
         self.gate.close_transport(eio_sid)
 
     def send_eio_packet_now(self, eio_sid: str, eio_pkt: Any, data: bytes | None = None) -> None:

@@ -29,6 +29,11 @@ import orjson
 from aiohttp.web import WebSocketResponse
 from engineio.async_drivers import aiohttp as eio_aiohttp
 
+from .connection import DirectConnection, HandedOverResponse
+
+# The environ key naming a websocket socket's PlainWebSocket (the request is gone).
+WEBSOCKET_KEY = "relay.websocket"
+
 _LEN16 = struct.Struct("!BBH").pack
 _LEN64 = struct.Struct("!BBQ").pack
 
@@ -49,28 +54,51 @@ def frame(message: str | bytes) -> bytes:
 
 
 class PlainWebSocket(eio_aiohttp.WebSocket):  # type: ignore[misc]
-    """Engine.IO's aiohttp websocket, without per-message compression, and with
-    ``write_now``: a frame written to the connection at once, without awaiting."""
+    """Engine.IO's aiohttp websocket, without per-message compression, whose connection
+    is handed over to a ``DirectConnection`` once the handshake is answered (aiohttp's
+    request handling lets go of it), and with ``write_now``: a frame written to the
+    connection at once, without awaiting."""
 
-    _transport: asyncio.Transport | None = None
+    _connection: DirectConnection | None = None
     _frames = 0  # frames written, and their bytes: the average frame, for ``waiting()``
     _bytes = 0
 
     async def __call__(self, environ: dict[str, Any]) -> WebSocketResponse:
         request = environ["aiohttp.request"]
-        self._sock = WebSocketResponse(
-            max_msg_size=self.server.max_http_buffer_size, compress=False
-        )
-        await self._sock.prepare(request)
-        self._transport = request.transport
+        response = HandedOverResponse(max_msg_size=self.server.max_http_buffer_size, compress=False)
+        await response.prepare(request)
+        connection = DirectConnection(request.transport, self.server.max_http_buffer_size)
+        response.hand_over(request, connection)
+        self._connection = connection
+        # Socket.IO keeps the environ for the socket's life: it names the websocket now,
+        # not the request aiohttp is done with.
+        del environ["aiohttp.request"]
+        environ.pop("wsgi.input", None)
+        environ[WEBSOCKET_KEY] = self
         self.environ = environ
-        await self.handler(self)
-        return self._sock
+        try:
+            await self.handler(self)
+        finally:
+            if not connection.started:  # the socket never came to read it (a failed upgrade)
+                connection.close()
+        return response
 
     @property
-    def response(self) -> WebSocketResponse:
-        """aiohttp's websocket response (read from directly: ``receive()``)."""
-        return self._sock
+    def connection(self) -> DirectConnection:
+        assert self._connection is not None
+        return self._connection
+
+    async def wait(self) -> str | bytes:
+        """The next message, before the socket reads them itself (an upgrade's probe)."""
+        return await self.connection.receive()
+
+    async def send(self, message: str | bytes) -> None:
+        self.write_now(message)
+
+    async def close(self) -> None:
+        """The closing handshake's first frame, then the connection closed."""
+        if self._connection is not None:
+            self._connection.close()
 
     def write_now(self, message: str | bytes) -> None:
         """``message`` as one frame (``frame``), written synchronously: aiohttp's
@@ -83,28 +111,28 @@ class PlainWebSocket(eio_aiohttp.WebSocket):  # type: ignore[misc]
     def write_frame(self, data: bytes) -> None:
         """A frame built by ``frame`` (a room's packet is framed once for all its
         sockets), written synchronously."""
-        transport = self._transport
-        if transport is None or transport.is_closing() or self._sock.closed:
-            raise ConnectionResetError("the websocket is closing")
+        connection = self._connection
+        if connection is None:
+            raise ConnectionResetError("the websocket is not open")
+        connection.write(data)
         self._frames += 1
         self._bytes += len(data)
-        transport.write(data)
 
     def waiting(self) -> int:
         """About how many frames wait in the relay for this client: the bytes its
         connection has not taken yet (beyond what the kernel buffers), in frames of this
         socket's average size. It falls as the client reads."""
-        transport = self._transport
-        if transport is None or not self._frames:
+        connection = self._connection
+        if connection is None or not self._frames:
             return 0
-        buffered = transport.get_write_buffer_size()
+        buffered = connection.buffered()
         return -(-buffered * self._frames // self._bytes) if buffered else 0
 
     def abort(self) -> None:
         """Cut the connection now, without a closing handshake: for a client that is gone
         or stopped reading (a graceful close would wait for it to read)."""
-        if self._transport is not None:
-            self._transport.abort()
+        if self._connection is not None:
+            self._connection.abort()
 
 
 class LeanQueue:

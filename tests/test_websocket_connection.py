@@ -1,0 +1,262 @@
+"""A websocket's connection after its handshake belongs to the relay, not to aiohttp's
+request handling: aiohttp lets go of the request, and the relay's connection speaks the
+rest of RFC 6455 itself (pings, fragments, bad frames, both closing handshakes)."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import gc
+import json
+import os
+import struct
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from workers.relay.upstream.packets import PacketGuardServer
+
+
+@contextlib.asynccontextmanager
+async def _server(max_size: int = 1_000_000) -> AsyncIterator[tuple[Any, Any, str]]:
+    """The relay's Engine.IO/Socket.IO server alone on aiohttp, its events handled in
+    turn as the relay's are: the server, aiohttp's runner and the Engine.IO websocket
+    URL."""
+    sio = PacketGuardServer(
+        async_mode="aiohttp", max_http_buffer_size=max_size, async_handlers=False
+    )
+    sio.on("connect", lambda *_args: None)
+    app = web.Application()
+    sio.attach(app)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        yield sio, runner, f"ws://127.0.0.1:{port}/socket.io/?EIO=4&transport=websocket"
+    finally:
+        # as the relay's shutdown: aiohttp no longer knows the websockets' connections
+        for sid in list(sio.eio.sockets):
+            await sio.eio.disconnect(sid)
+        await runner.cleanup()
+
+
+async def _until(condition: Any, seconds: float = 5.0) -> None:
+    async with asyncio.timeout(seconds):
+        while not condition():  # noqa: ASYNC110 (state of the server, no event to wait on)
+            await asyncio.sleep(0.02)
+
+
+def _frame(opcode: int, payload: bytes, *, fin: bool = True, masked: bool = True) -> bytes:
+    """A client frame (RFC 6455, 5.2)."""
+    head = bytes(((0x80 if fin else 0) | opcode,))
+    size = len(payload)
+    mask_bit = 0x80 if masked else 0
+    if size < 126:
+        head += bytes((mask_bit | size,))
+    elif size < 65536:
+        head += bytes((mask_bit | 126,)) + struct.pack("!H", size)
+    else:
+        head += bytes((mask_bit | 127,)) + struct.pack("!Q", size)
+    if not masked:
+        return head + payload
+    key = os.urandom(4)
+    return head + key + bytes(b ^ key[i % 4] for i, b in enumerate(payload))
+
+
+class RawWebSocket:
+    """A websocket client on a bare TCP connection, to send what a library would not."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+
+    @classmethod
+    async def open(cls, url: str, *, then: bytes = b"") -> RawWebSocket:
+        """The handshake; ``then``: bytes sent in the same write as the request."""
+        rest = url.removeprefix("ws://")
+        hostport, path = rest.split("/", 1)
+        host, port = hostport.split(":")
+        reader, writer = await asyncio.open_connection(host, int(port))
+        key = base64.b64encode(os.urandom(16)).decode()
+        request = (
+            f"GET /{path} HTTP/1.1\r\nHost: {hostport}\r\nUpgrade: websocket\r\n"
+            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        )
+        writer.write(request.encode() + then)
+        head = await reader.readuntil(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 101"), head
+        return cls(reader, writer)
+
+    async def read_frame(self) -> tuple[int, bytes]:
+        first, second = await self.reader.readexactly(2)
+        size = second & 0x7F
+        if size == 126:
+            (size,) = struct.unpack("!H", await self.reader.readexactly(2))
+        elif size == 127:
+            (size,) = struct.unpack("!Q", await self.reader.readexactly(8))
+        return first & 0x0F, await self.reader.readexactly(size)
+
+    async def read_text(self) -> str:
+        while True:
+            opcode, payload = await self.read_frame()
+            if opcode == 0x1:
+                return payload.decode()
+            assert opcode != 0x8, f"closed: {payload!r}"
+
+    async def close_code(self) -> int:
+        """The server's closing frame's code, then the end of the connection."""
+        async with asyncio.timeout(5):
+            while True:
+                opcode, payload = await self.read_frame()
+                if opcode == 0x8:
+                    (code,) = struct.unpack("!H", payload[:2])
+                    assert await self.reader.read() == b""  # and the connection ends
+                    return int(code)
+
+    def send(self, data: bytes) -> None:
+        self.writer.write(data)
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+async def test_aiohttp_lets_go_of_a_websocket_once_it_is_handed_over() -> None:
+    # Nothing of aiohttp's request handling is held by an idle websocket: no request
+    # object, no connection handler, no task.
+    async with _server() as (sio, runner, url), aiohttp.ClientSession() as http:
+        clients = []
+        for _ in range(20):
+            ws = await http.ws_connect(url)
+            assert (await ws.receive_str()).startswith("0{")  # Engine.IO's OPEN
+            await ws.send_str("40")
+            assert (await ws.receive_str()).startswith("40{")  # connected to "/"
+            clients.append(ws)
+        await _until(lambda: not runner.server._connections)
+        gc.collect()
+        requests = [o for o in gc.get_objects() if isinstance(o, web.BaseRequest)]
+        assert requests == []
+        assert len(sio.eio.sockets) == 20
+        # ... and every socket still answers
+        for ws in clients:
+            await ws.send_str("42" + json.dumps(["unknown-event"]))
+            await ws.send_str("3")  # a PONG the server did not ask for: ignored
+        assert len(sio.eio.sockets) == 20
+        for ws in clients:
+            await ws.close()
+        await _until(lambda: not sio.eio.sockets)
+
+
+async def test_a_ping_is_answered_with_its_own_data() -> None:
+    async with _server() as (_sio, _runner, url), aiohttp.ClientSession() as http:
+        ws = await http.ws_connect(url, autoping=False)
+        await ws.receive_str()
+        await ws.ping(b"are you there")
+        msg = await ws.receive(timeout=5)
+        assert msg.type is aiohttp.WSMsgType.PONG
+        assert msg.data == b"are you there"
+        await ws.close()
+
+
+async def test_a_message_in_fragments_is_read_whole() -> None:
+    async with _server() as (_sio, _runner, url):
+        raw = await RawWebSocket.open(url)
+        assert (await raw.read_text()).startswith("0{")
+        raw.send(_frame(0x1, b"4", fin=False))
+        raw.send(_frame(0x9, b"between"))  # a control frame may come between fragments
+        raw.send(_frame(0x0, b"0"))
+        opcode, payload = await raw.read_frame()
+        assert (opcode, payload) == (0xA, b"between")
+        assert (await raw.read_text()).startswith("40{")
+        raw.close()
+
+
+async def test_frames_sent_with_the_handshake_are_not_lost() -> None:
+    # RFC 6455 has a client wait for the handshake's answer; one that does not still
+    # has its frames read, in order.
+    async with _server() as (sio, _runner, url):
+        raw = await RawWebSocket.open(url, then=_frame(0x1, b"40"))
+        assert (await raw.read_text()).startswith("0{")
+        assert (await raw.read_text()).startswith("40{")
+        assert len(sio.eio.sockets) == 1
+        raw.close()
+        await _until(lambda: not sio.eio.sockets)
+
+
+@pytest.mark.parametrize(
+    ("name", "frames", "code"),
+    [
+        ("unknown opcode", [_frame(0x3, b"x")], 1002),
+        ("continuation first", [_frame(0x0, b"40")], 1002),
+        ("text not UTF-8", [_frame(0x1, b"4\xff\xfe")], 1007),
+        ("too large", [_frame(0x1, b"4" + b"x" * 2000)], 1009),
+        ("bad close code", [_frame(0x8, struct.pack("!H", 999))], 1002),
+    ],
+)
+async def test_a_frame_that_breaks_the_protocol_closes_with_its_code(
+    name: str, frames: list[bytes], code: int
+) -> None:
+    async with _server(max_size=1000) as (sio, _runner, url):
+        raw = await RawWebSocket.open(url)
+        assert (await raw.read_text()).startswith("0{")
+        for data in frames:
+            raw.send(data)
+        assert await raw.close_code() == code, name
+        await _until(lambda: not sio.eio.sockets)
+        raw.close()
+
+
+async def test_the_clients_closing_handshake_is_answered_and_ends_its_socket() -> None:
+    async with _server() as (sio, _runner, url), aiohttp.ClientSession() as http:
+        ws = await http.ws_connect(url)
+        await ws.receive_str()
+        await ws.send_str("40")
+        await ws.receive_str()
+        assert len(sio.eio.sockets) == 1
+        async with asyncio.timeout(5):
+            await ws.close(code=4000)  # returns once the server's closing frame came
+        assert ws.close_code == 4000
+        await _until(lambda: not sio.eio.sockets)
+
+
+async def test_a_client_that_vanishes_ends_its_socket() -> None:
+    async with _server() as (sio, _runner, url):
+        raw = await RawWebSocket.open(url)
+        await raw.read_text()
+        raw.send(_frame(0x1, b"40"))
+        assert (await raw.read_text()).startswith("40{")
+        raw.writer.transport.abort()  # no closing handshake
+        await _until(lambda: not sio.eio.sockets)
+
+
+async def test_a_client_sending_faster_than_it_is_read_waits_in_its_own_buffer() -> None:
+    # Messages are read one after another; past a backlog the connection stops reading
+    # (the client's data waits in the kernel), and reads again once it is worked off.
+    async with _server() as (sio, _runner, url):
+        release = asyncio.Event()
+        seen: list[Any] = []
+
+        async def slow(_sid: str, data: Any) -> None:
+            seen.append(data)
+            await release.wait()
+
+        sio.on("slow", slow)
+        raw = await RawWebSocket.open(url)
+        await raw.read_text()
+        raw.send(_frame(0x1, b"40"))
+        await raw.read_text()
+        for i in range(300):
+            raw.send(_frame(0x1, ("42" + json.dumps(["slow", i])).encode()))
+        await _until(lambda: seen == [0])
+        (socket,) = sio.eio.sockets.values()
+        await _until(lambda: socket._reading_paused)
+        assert len(socket._inbox) < 300
+        release.set()
+        await _until(lambda: len(seen) == 300)
+        assert seen == list(range(300))
+        assert not socket._reading_paused
+        raw.close()
