@@ -260,3 +260,21 @@ async def test_a_client_sending_faster_than_it_is_read_waits_in_its_own_buffer()
         assert seen == list(range(300))
         assert not socket._reading_paused
         raw.close()
+
+
+async def test_the_relays_shutdown_closes_every_handed_over_connection(database_url: str) -> None:
+    # aiohttp's own shutdown no longer knows these connections: the relay's closes them,
+    # including one that never joined the Socket.IO namespace.
+    from tests.relay_helpers import running_relay
+
+    async with running_relay(database_url) as (base, relay):
+        url = base.replace("http", "ws", 1) + "/socket.io/?EIO=4&transport=websocket"
+        raw = await RawWebSocket.open(url)
+        assert (await raw.read_text()).startswith("0{")
+        assert len(relay.sio.eio.sockets) == 1
+        await relay.disconnect_all()
+        async with asyncio.timeout(5):
+            while await raw.reader.read(4096):  # until the connection ends
+                pass
+        assert not relay.sio.eio.sockets
+        raw.close()

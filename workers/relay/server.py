@@ -148,6 +148,11 @@ class Relay(RelayEvents):
         for sid in list(self._sockets):
             with contextlib.suppress(Exception):
                 await self.sio.disconnect(sid)
+        # ... and any connection not (yet) in the namespace: a websocket's connection is
+        # the relay's once handed over, aiohttp's shutdown no longer closes it.
+        for eio_sid in list(self.sio.eio.sockets):
+            with contextlib.suppress(Exception):
+                await self.sio.close_transport(eio_sid)
         if not self._shut_down:
             self._shut_down = True
             with contextlib.suppress(Exception):
