@@ -24,6 +24,13 @@ from .upload_helpers import form, stored_files
 FAST = {"lifecycle_poll_seconds": 0.1}
 
 
+async def _status(http: Any, url: str, **kwargs: Any) -> int:
+    """A GET's status, its response released (read and closed)."""
+    async with http.get(url, **kwargs) as resp:
+        await resp.read()
+        return resp.status
+
+
 def _bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
@@ -58,7 +65,7 @@ async def test_user_deleted_by_supabase_auth_loses_sockets_files_and_name_others
         )
         assert resp.status in (200, 201), await resp.text()
         assert len(stored_files(tmp_path)) == 1
-        assert (await http.get(f"{url}{file_url}")).status == 200
+        assert await _status(http, f"{url}{file_url}") == 200
 
         gone, stays = Recorder("client"), Recorder("reader")
         await gone.connect(url, p["tokens"]["client"])
@@ -81,7 +88,7 @@ async def test_user_deleted_by_supabase_auth_loses_sockets_files_and_name_others
             return stored_files(tmp_path) == []
 
         await eventually(files_gone)
-        assert (await http.get(f"{url}{file_url}")).status == 404
+        assert await _status(http, f"{url}{file_url}") == 404
 
         # The reader's history keeps both places, as tombstones of a deleted user.
         resp = await http.get(f"{url}/api/chat/messages/{p['session']}", headers=reader_h)
@@ -157,7 +164,7 @@ async def test_in_retain_mode_the_other_participant_keeps_the_words_and_files_of
         )
         assert kept["metadata"]["file_name"] == "chart.png"
         assert len(stored_files(tmp_path)) == 1
-        assert (await http.get(f"{url}{kept['metadata']['url']}")).status == 200
+        assert await _status(http, f"{url}{kept['metadata']['url']}") == 200
         assert (
             await superuser.fetchval("select erasure_mode from chat_private.lifecycle_settings")
             == "retain"
@@ -206,10 +213,11 @@ async def test_export_of_a_user_holds_every_message_they_can_read_and_links_to_t
         done = await eventually(ready, within=30)
         assert (done["sessions"], done["messages"], done["files"]) == (1, 31, 1)
         # Someone else's export is not there for them.
-        r = await http.get(f"{url}/api/chat/me/export/{export['id']}", headers=outsider_h)
-        assert r.status == 404
-        r = await http.get(f"{url}{done['download_url']}", headers=outsider_h)
-        assert r.status == 404
+        assert (
+            await _status(http, f"{url}/api/chat/me/export/{export['id']}", headers=outsider_h)
+            == 404
+        )
+        assert await _status(http, f"{url}{done['download_url']}", headers=outsider_h) == 404
 
         r = await http.get(f"{url}{done['download_url']}", headers=client_h)
         assert r.status == 200 and r.headers["Content-Type"] == "application/zip"
@@ -230,7 +238,7 @@ async def test_export_of_a_user_holds_every_message_they_can_read_and_links_to_t
         }  # fmt: skip
         files = json.loads(archive.read("files.json"))
         assert len(files) == 1 and files[0]["file_name"] == "card.png"
-        assert (await http.get(f"{url}{files[0]['url']}")).status == 200
+        assert await _status(http, f"{url}{files[0]['url']}") == 200
 
         # One export at a time.
         await superuser.execute(
@@ -253,10 +261,8 @@ async def test_export_of_a_user_holds_every_message_they_can_read_and_links_to_t
             return (await r.json())["export"]["status"] == "ready"
 
         await eventually(admin_ready, within=30)
-        r = await http.get(
-            f"{url}/api/chat/me/export/{admin_export['id']}/archive", headers=admin_h
-        )
-        assert r.status == 200
+        archive_url = f"{url}/api/chat/me/export/{admin_export['id']}/archive"
+        assert await _status(http, archive_url, headers=admin_h) == 200
         audited = await superuser.fetchval(
             "select count(*) from public.chat_audit_logs "
             "where action = 'admin.export.requested' and actor_id = $1",
