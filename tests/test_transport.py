@@ -394,9 +394,9 @@ async def test_a_closed_websocket_whose_client_stopped_reading_is_cut_after_a_gr
     import aiohttp
     from engineio import packet as eio_packet
 
-    from workers.relay.upstream import packets
+    from workers.relay.upstream import connection
 
-    monkeypatch.setattr(packets, "_CLOSE_GRACE", 0.5)
+    monkeypatch.setattr(connection, "CLOSE_WAIT", 0.5)
     async with _bare_server() as (sio, base), aiohttp.ClientSession() as http:
         eio_sid, ws = await _upgrading(http, base)
         await ws.send_str("5")
@@ -413,11 +413,12 @@ async def test_a_closed_websocket_whose_client_stopped_reading_is_cut_after_a_gr
         transport = websocket.connection._transport
         await socket.close(wait=False)
         await asyncio.sleep(0.1)
-        assert transport.is_closing()  # closing: the closing frame is queued behind the rest
+        assert websocket.connection.closing  # its closing frame is queued behind the rest
         assert transport.get_write_buffer_size() > 0
         async with asyncio.timeout(5):
             while transport.get_write_buffer_size():  # noqa: ASYNC110
                 await asyncio.sleep(0.05)  # cut after the grace: the client never read it
+        assert transport.is_closing()
         await ws.close()
 
 

@@ -195,6 +195,7 @@ async def test_frames_sent_with_the_handshake_are_not_lost() -> None:
         ("text not UTF-8", [_frame(0x1, b"4\xff\xfe")], 1007),
         ("too large", [_frame(0x1, b"4" + b"x" * 2000)], 1009),
         ("bad close code", [_frame(0x8, struct.pack("!H", 999))], 1002),
+        ("undefined close code", [_frame(0x8, struct.pack("!H", 5000))], 1002),
     ],
 )
 async def test_a_frame_that_breaks_the_protocol_closes_with_its_code(
@@ -235,13 +236,17 @@ async def test_a_client_that_vanishes_ends_its_socket() -> None:
 
 async def test_a_client_sending_faster_than_it_is_read_waits_in_its_own_buffer() -> None:
     # Messages are read one after another; past a backlog the connection stops reading
-    # (the client's data waits in the kernel), and reads again once it is worked off.
+    # (the client's data waits in the kernel, or as bytes), even within one read of many
+    # small frames, and reads again once the backlog is worked off.
     async with _server() as (sio, _runner, url):
         release = asyncio.Event()
         seen: list[Any] = []
+        backlog: list[int] = []
 
         async def slow(_sid: str, data: Any) -> None:
             seen.append(data)
+            (socket,) = sio.eio.sockets.values()
+            backlog.append(len(socket._inbox or ()))
             await release.wait()
 
         sio.on("slow", slow)
@@ -249,17 +254,136 @@ async def test_a_client_sending_faster_than_it_is_read_waits_in_its_own_buffer()
         await raw.read_text()
         raw.send(_frame(0x1, b"40"))
         await raw.read_text()
-        for i in range(300):
-            raw.send(_frame(0x1, ("42" + json.dumps(["slow", i])).encode()))
+        raw.send(
+            b"".join(_frame(0x1, ("42" + json.dumps(["slow", i])).encode()) for i in range(3000))
+        )
         await _until(lambda: seen == [0])
         (socket,) = sio.eio.sockets.values()
         await _until(lambda: socket._reading_paused)
-        assert len(socket._inbox) < 300
+        await asyncio.sleep(0.2)
+        assert len(socket._inbox) < 400  # 64, and at most one slice of 4 KB of frames
         release.set()
-        await _until(lambda: len(seen) == 300)
-        assert seen == list(range(300))
+        await _until(lambda: len(seen) == 3000, 20)
+        assert seen == list(range(3000))
+        assert max(backlog) < 400
         assert not socket._reading_paused
         raw.close()
+
+
+async def test_a_closed_socket_leaves_no_garbage_cycle_behind() -> None:
+    # The socket, its websocket and its connection refer to one another while open; once
+    # closed nothing keeps them but references that end, so they are freed at once, not
+    # by a full garbage collection (rare in the relay: gc.freeze and high thresholds).
+    import weakref
+
+    from workers.relay.upstream.packets import _GuardedSocket
+
+    async with _server() as (sio, _runner, url), aiohttp.ClientSession() as http:
+        gc.collect()
+        gc.disable()
+        sockets = []
+        try:
+            for i in range(10):
+                ws = await http.ws_connect(url)
+                await ws.receive_str()
+                await ws.send_str("40")
+                await ws.receive_str()
+                sockets.extend(weakref.ref(s) for s in sio.eio.sockets.values())
+                if i % 2:
+                    await ws.close()  # the client closes
+                else:
+                    (sid,) = sio.eio.sockets
+                    await sio.eio.disconnect(sid)  # the server closes
+                    while (await ws.receive()).type is not aiohttp.WSMsgType.CLOSE:
+                        pass  # (Engine.IO's CLOSE packet first; then the handshake)
+                    await ws.close()
+                await _until(lambda: not sio.eio.sockets)
+            await asyncio.sleep(0.1)
+            # Some may still be referenced (Engine.IO's service task walks a copy of its
+            # sockets); none may be garbage that only a collection frees.
+            alive = [ref for ref in sockets if ref() is not None]
+            assert all(isinstance(ref(), _GuardedSocket) for ref in alive)
+            gc.collect()
+            assert [ref for ref in alive if ref() is None] == []
+        finally:
+            gc.enable()
+
+
+async def test_packets_after_an_undecodable_one_are_not_read(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # An undecodable packet closes the connection; what the client sends after it, even
+    # while the socket's disconnect handler still runs, is dropped (a second CONNECT there
+    # would open a session no disconnect ever ends).
+    from workers.relay.upstream import connection
+
+    monkeypatch.setattr(connection, "CLOSE_WAIT", 0.2)
+    async with _server() as (sio, _runner, url):
+        connects: list[str] = []
+        events: list[Any] = []
+
+        async def slow_disconnect(_sid: str, *_args: Any) -> None:
+            await asyncio.sleep(0.3)
+
+        sio.on("connect", lambda sid, *_args: connects.append(sid))
+        sio.on("disconnect", slow_disconnect)
+        sio.on("ev", lambda _sid, data: events.append(data))
+        raw = await RawWebSocket.open(url)
+        await raw.read_text()
+        raw.send(_frame(0x1, b"40"))
+        assert (await raw.read_text()).startswith("40{")
+        raw.send(_frame(0x1, b"x"))  # not an Engine.IO packet
+        await asyncio.sleep(0.05)  # the disconnect handler is running
+        raw.send(_frame(0x1, b"40") + _frame(0x1, b'42["ev", 1]'))
+        async with asyncio.timeout(5):
+            while await raw.reader.read(4096):  # until the connection ends (unanswered)
+                pass
+        await _until(lambda: not sio.eio.sockets)
+        await asyncio.sleep(0.4)
+        assert (len(connects), events) == (1, [])
+        assert not sio.manager.rooms.get("/", {}).get(None)
+        raw.close()
+
+
+async def test_a_websocket_waiting_for_its_upgrade_ends_with_its_polling_socket() -> None:
+    async with _server() as (sio, _runner, url), aiohttp.ClientSession() as http:
+        base = url.replace("ws://", "http://", 1).replace("&transport=websocket", "")
+        async with http.get(base + "&transport=polling") as resp:
+            eio_sid = json.loads((await resp.text())[1:])["sid"]
+        ws = await http.ws_connect(url + f"&sid={eio_sid}")  # no probe sent
+        await asyncio.sleep(0.1)
+        await sio.eio.sockets[eio_sid].close(wait=False)
+        msg = await ws.receive(timeout=5)
+        assert msg.type is aiohttp.WSMsgType.CLOSE
+        await ws.close()
+
+
+async def test_the_relays_closing_handshake_waits_for_the_answer_then_gives_up(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from workers.relay.upstream import connection
+
+    monkeypatch.setattr(connection, "CLOSE_WAIT", 0.3)
+    async with _server() as (sio, _runner, url):
+        for answers in (True, False):
+            raw = await RawWebSocket.open(url)
+            await raw.read_text()
+            raw.send(_frame(0x1, b"40"))
+            await raw.read_text()
+            (sid,) = sio.eio.sockets
+            await sio.eio.disconnect(sid)
+            assert await raw.read_text() == "1"  # Engine.IO's CLOSE packet
+            opcode, payload = await raw.read_frame()
+            assert (opcode, payload) == (0x8, struct.pack("!H", 1000))
+            raw.send(_frame(0x1, b'42["late"]'))  # read and dropped, not a reset
+            started = asyncio.get_running_loop().time()
+            if answers:
+                raw.send(_frame(0x8, struct.pack("!H", 1000)))
+            async with asyncio.timeout(5):
+                assert await raw.reader.read() == b""
+            waited = asyncio.get_running_loop().time() - started
+            assert waited < 0.25 if answers else waited >= 0.25
+            raw.close()
 
 
 async def test_the_relays_shutdown_closes_every_handed_over_connection(database_url: str) -> None:

@@ -33,6 +33,14 @@ from aiohttp.http_websocket import WebSocketError, WebSocketReader
 
 _CLOSE = struct.Struct("!BBH").pack
 
+# Bytes parsed at a time from one read (see DirectConnection._feed).
+_SLICE = 4096
+
+# Seconds a closing handshake the relay started may wait for the client's answer.
+CLOSE_WAIT = 5.0
+
+_DEFINED_CODES = frozenset({1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014})
+
 
 class Receiver(Protocol):
     """What a connection hands its messages to (the Engine.IO socket)."""
@@ -75,9 +83,22 @@ class DirectConnection(asyncio.Protocol):
     """One websocket connection after its handshake (RFC 6455 from section 5 on).
 
     Until a receiver starts reading (``start``), messages wait in a short backlog that
-    ``receive`` reads (Engine.IO's upgrade from polling reads its probe this way)."""
+    ``receive`` reads (Engine.IO's upgrade from polling reads its probe this way). A
+    receiver that has too much to read calls ``pause``: the rest of what was read from
+    the client waits here as bytes (at most one read, parsed again on ``resume``), and
+    nothing more is read until then."""
 
-    __slots__ = ("_backlog", "_closing", "_reader", "_receiver", "_transport", "_waiter")
+    __slots__ = (
+        "_backlog",
+        "_closing",
+        "_giving_up",
+        "_paused",
+        "_reader",
+        "_receiver",
+        "_stash",
+        "_transport",
+        "_waiter",
+    )
 
     def __init__(self, transport: asyncio.Transport, max_size: int) -> None:
         self._transport: asyncio.Transport | None = transport
@@ -86,12 +107,30 @@ class DirectConnection(asyncio.Protocol):
         self._backlog: list[str | bytes | None] | None = []
         self._waiter: asyncio.Future[None] | None = None
         self._closing = False  # our closing frame is written (or the connection is gone)
+        self._paused = False  # the receiver has too much to read
+        self._stash = b""  # bytes read but not parsed while paused
+        self._giving_up: asyncio.TimerHandle | None = None  # the cut, if no answer comes
 
     # ------------------------------------------------------------------ from the transport
     def data_received(self, data: bytes) -> None:
+        if self._paused:
+            self._stash += data
+            return
+        self._feed(data)
+
+    def _feed(self, data: bytes) -> None:
+        """Parse ``data`` in slices, stopping where the receiver asks to pause: a read of
+        many small frames cannot become thousands of messages at once."""
         _SINK.target = self
         try:
-            self._reader.feed_data(data)
+            if len(data) <= _SLICE:
+                self._reader.feed_data(data)
+                return
+            for start in range(0, len(data), _SLICE):
+                self._reader.feed_data(data[start : start + _SLICE])
+                if self._paused:
+                    self._stash = data[start + _SLICE :] + self._stash
+                    return
         finally:
             _SINK.target = None
 
@@ -101,7 +140,12 @@ class DirectConnection(asyncio.Protocol):
     def connection_lost(self, exc: BaseException | None) -> None:
         self._closing = True
         self._transport = None
+        self._stash = b""
+        if self._giving_up is not None:
+            self._giving_up.cancel()
+            self._giving_up = None
         self._deliver(None)
+        self._receiver = None  # (the socket refers to this connection: no cycle left)
 
     # ------------------------------------------------------------------ from the reader
     def message(self, msg: Any) -> None:
@@ -112,16 +156,18 @@ class DirectConnection(asyncio.Protocol):
         elif kind is WSMsgType.PING:
             self._write(b"\x8a" + bytes((len(msg.data),)) + msg.data)  # PONG, same data
         elif kind is WSMsgType.CLOSE:
-            # The client's closing handshake: answer with its code and close (5.5.1).
-            code = msg.data if msg.data else WSCloseCode.OK
-            self.close(code)
+            if self._closing:  # the answer to our closing frame: the handshake is done
+                self._close_now()
+            else:  # the client's closing handshake: answered with its code (5.5.1, 7.4)
+                code = msg.data if msg.data else WSCloseCode.OK
+                self.fail(code if _answerable(code) else WSCloseCode.PROTOCOL_ERROR)
         # PONG: nothing to do (the relay's liveness check is Engine.IO's ping)
 
     def failed(self, exc: BaseException) -> None:
         """A frame that breaks the protocol, text that is not UTF-8, a message too large:
-        closed with the reader's code (7.4.1)."""
+        the connection fails with the reader's code (7.1.7, 7.4.1)."""
         code = exc.code if isinstance(exc, WebSocketError) else WSCloseCode.PROTOCOL_ERROR
-        self.close(code)
+        self.fail(code)
 
     # ------------------------------------------------------------------ for the socket
     def start(self, receiver: Receiver) -> None:
@@ -160,23 +206,50 @@ class DirectConnection(asyncio.Protocol):
         return transport.get_write_buffer_size() if transport is not None else 0
 
     def pause(self) -> None:
-        if self._transport is not None:
-            self._transport.pause_reading()
+        """Read nothing more until ``resume`` (the receiver has enough to read)."""
+        if not self._paused:
+            self._paused = True
+            if self._transport is not None:
+                self._transport.pause_reading()
 
     def resume(self) -> None:
-        if self._transport is not None and not self._transport.is_closing():
+        if not self._paused:
+            return
+        self._paused = False
+        stash, self._stash = self._stash, b""
+        if stash:
+            self._feed(stash)
+        if not self._paused and self._transport is not None and not self._transport.is_closing():
             self._transport.resume_reading()
 
     def close(self, code: int = WSCloseCode.OK) -> None:
-        """Our closing frame, then the connection closed once it is written. The client's
-        answer is not awaited: nothing it could still send would be read."""
+        """The closing handshake: our closing frame, then the connection closed once the
+        client answers with its own (what it sends meanwhile is read and dropped, so its
+        answer is not lost to a reset), or cut after ``CLOSE_WAIT`` seconds."""
         if self._closing:
             return
         self._closing = True
         transport = self._transport
+        if transport is None or transport.is_closing():
+            return
+        transport.write(_CLOSE(0x88, 2, int(code)))
+        if self._paused:  # read again: the client's answer must get through
+            self._paused = False
+            self._stash = b""
+            transport.resume_reading()
+        self._giving_up = asyncio.get_running_loop().call_later(CLOSE_WAIT, self.abort)
+
+    def fail(self, code: int) -> None:
+        """Our closing frame with ``code``, then the connection closed at once (the client
+        has sent its own closing frame, or broke the protocol)."""
+        if self._closing and self._giving_up is None:
+            return  # already failed, or gone
+        self._closing = True
+        transport = self._transport
         if transport is not None and not transport.is_closing():
-            transport.write(_CLOSE(0x88, 2, int(code)))
-            transport.close()
+            if self._giving_up is None:  # (not after a closing frame of ours)
+                transport.write(_CLOSE(0x88, 2, int(code)))
+        self._close_now()
 
     def abort(self) -> None:
         """Cut the connection now (a client that is gone or stopped reading)."""
@@ -192,6 +265,15 @@ class DirectConnection(asyncio.Protocol):
     def started(self) -> bool:
         """A receiver reads the messages (``start``)."""
         return self._receiver is not None
+
+    def _close_now(self) -> None:
+        if self._giving_up is not None:
+            self._giving_up.cancel()
+            self._giving_up = None
+        self._stash = b""
+        transport = self._transport
+        if transport is not None and not transport.is_closing():
+            transport.close()
 
     def _write(self, data: bytes) -> None:
         transport = self._transport
@@ -211,6 +293,11 @@ class DirectConnection(asyncio.Protocol):
             waiter.set_result(None)
 
 
+def _answerable(code: int) -> bool:
+    """A close code a closing frame may carry (RFC 6455 7.4.1, 7.4.2; IANA registry)."""
+    return code in _DEFINED_CODES or 3000 <= code <= 4999
+
+
 class HandedOverResponse(web.WebSocketResponse):
     """aiohttp's websocket response, whose connection can be handed over after its
     handshake: aiohttp's request handling then finishes without a closing handshake of
@@ -228,7 +315,8 @@ class HandedOverResponse(web.WebSocketResponse):
         (its handler then returns without closing it) and the connection's handler."""
         protocol = request.protocol
         transport = protocol.transport
-        assert transport is not None
+        if transport is None:  # the client left during the handshake
+            raise ConnectionResetError("the websocket's connection is gone")
         # Messages aiohttp's reader already holds: a client that sent frames before the
         # handshake's answer reached it (RFC 6455 forbids that, 4.1, but nothing is lost).
         queue = self._reader
@@ -241,8 +329,10 @@ class HandedOverResponse(web.WebSocketResponse):
                 _SINK.target = None
             queue._buffer.clear()
         transport.set_protocol(connection)
+        transport.resume_reading()  # (aiohttp pauses it when its queue fills)
         self._handed_over = True
         protocol._payload_parser = None
+        protocol._parser = None  # (it refers back to the handler: no cycle left behind)
         protocol.transport = None  # its request loop ends without closing the transport
         manager = protocol._manager
         if manager is not None:

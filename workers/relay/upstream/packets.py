@@ -27,10 +27,6 @@ from .transport import LeanQueue, frame, tune_transport
 
 log = logging.getLogger(__name__)
 
-# How long a websocket closed by the relay may take to finish its closing handshake before
-# its connection is cut (a client that stopped reading would hold it until TCP gave up).
-_CLOSE_GRACE = 5.0
-
 # Messages received from one websocket and not yet read, past which its connection stops
 # reading until they are.
 _INBOX_HIGH = 64
@@ -115,6 +111,7 @@ class _GuardedSocket(engineio.async_socket.AsyncSocket):
     _reading: asyncio.Task[None] | None = None  # the task reading them, while there are some
     _reading_paused = False  # the connection stopped reading: the inbox is full
     _ended = False  # the socket has ended with its websocket
+    _upgrading_ws: Any = None  # the PlainWebSocket in its upgrade exchange, meanwhile
 
     def pending(self) -> int:
         """Packets waiting for this client: queued for a poll, or written to a
@@ -196,14 +193,15 @@ class _GuardedSocket(engineio.async_socket.AsyncSocket):
             direct = self._direct
             if direct is not None:
                 # A closed websocket ends now, even for a client that keeps sending
-                # frames: closing it ends its read loop, which ends the socket. A client
-                # that does not read would hold the closing handshake (aiohttp drains
-                # first): after a grace period the connection is cut.
+                # frames: its connection reads nothing more and ends the socket once the
+                # closing handshake is done, or is cut after CLOSE_WAIT seconds (a client
+                # that does not read would never answer).
                 self._direct = None
                 spawn(direct.close(), name="websocket-close")
-                self.server.deadlines.after(_CLOSE_GRACE, direct.abort)
             elif self.upgrading:
                 self.queue.put_nowait(None)  # mid-upgrade: the websocket, once ready, ends
+                if self._upgrading_ws is not None:  # ... and one still in its exchange ends
+                    spawn(self._upgrading_ws.close(), name="websocket-close")
 
     def _stop_timers(self) -> None:
         for deadline in (self._pinging, self._alive):
@@ -261,7 +259,9 @@ class _GuardedSocket(engineio.async_socket.AsyncSocket):
         limit = server.max_http_buffer_size
 
         async def websocket_wait() -> Any:
-            data = await ws.wait()
+            # (a client that never finishes its upgrade: TimeoutError is an OSError)
+            async with asyncio.timeout(server.ping_interval + server.ping_timeout):
+                data = await ws.wait()
             if data and len(data) > limit:
                 raise ValueError("packet is too large")
             return data
@@ -269,38 +269,55 @@ class _GuardedSocket(engineio.async_socket.AsyncSocket):
         if self.connected:
             # the socket was already connected (polling): this is an upgrade
             self.upgrading = True  # hold packet sends during the upgrade
+            self._upgrading_ws = ws  # closed with the socket, if that comes first
             try:
-                pkt = await websocket_wait()
-            except OSError:
+                await self._upgrade_websocket_probe(ws, websocket_wait)
+            finally:
+                self._upgrading_ws = None
+            if not self.upgraded:
                 return
-            decoded = eio_packet.Packet(encoded_packet=pkt)
-            if decoded.packet_type != eio_packet.PING or decoded.data != "probe":
-                server.logger.info("%s: Failed websocket upgrade, no PING packet", self.sid)
-                self.upgrading = False
-                return
-            await ws.send(eio_packet.Packet(eio_packet.PONG, data="probe").encode())
-            await self.queue.put(eio_packet.Packet(eio_packet.NOOP))  # end poll
-            try:
-                pkt = await websocket_wait()
-            except OSError:
-                self.upgrading = False
-                return
-            decoded = eio_packet.Packet(encoded_packet=pkt)
-            if decoded.packet_type != eio_packet.UPGRADE:
-                self.upgraded = False
-                server.logger.info(
-                    "%s: Failed websocket upgrade, expected UPGRADE packet, received %s instead.",
-                    self.sid,
-                    pkt,
-                )
-                self.upgrading = False
-                return
-            self.upgraded = True
-            self.upgrading = False
         else:
             self.connected = True
             self.upgraded = True
+        await self._serve_direct(ws)
 
+    async def _upgrade_websocket_probe(self, ws: Any, websocket_wait: Any) -> None:
+        """Engine.IO's upgrade exchange on the new websocket (probe, then UPGRADE); the
+        socket counts as upgraded only once it completes."""
+        server = self.server
+        try:
+            pkt = await websocket_wait()
+        except OSError:
+            return
+        decoded = eio_packet.Packet(encoded_packet=pkt)
+        if decoded.packet_type != eio_packet.PING or decoded.data != "probe":
+            server.logger.info("%s: Failed websocket upgrade, no PING packet", self.sid)
+            self.upgrading = False
+            return
+        await ws.send(eio_packet.Packet(eio_packet.PONG, data="probe").encode())
+        await self.queue.put(eio_packet.Packet(eio_packet.NOOP))  # end poll
+        try:
+            pkt = await websocket_wait()
+        except OSError:
+            self.upgrading = False
+            return
+        decoded = eio_packet.Packet(encoded_packet=pkt)
+        if decoded.packet_type != eio_packet.UPGRADE:
+            self.upgraded = False
+            server.logger.info(
+                "%s: Failed websocket upgrade, expected UPGRADE packet, received %s instead.",
+                self.sid,
+                pkt,
+            )
+            self.upgrading = False
+            return
+        self.upgraded = True
+        self.upgrading = False
+
+    async def _serve_direct(self, ws: Any) -> None:
+        """The socket on its websocket: what was queued is written, then its connection
+        hands each message to ``frame_received``."""
+        server = self.server
         # From here on packets are written as they are sent; what was queued before (the
         # OPEN packet, anything sent during an upgrade, the CLOSE packet of a socket
         # closed meanwhile) goes first, in order, and every item is marked done (a
@@ -347,8 +364,10 @@ class _GuardedSocket(engineio.async_socket.AsyncSocket):
         elif len(inbox) >= _INBOX_HIGH and not self._reading_paused:
             # A client sending faster than its packets are handled waits in its kernel
             # buffer, not in the relay's memory.
-            self._reading_paused = True
-            self._websocket.connection.pause()
+            websocket = self._websocket
+            if websocket is not None:
+                self._reading_paused = True
+                websocket.connection.pause()
 
     async def _read_inbox(self) -> None:
         """Engine.IO's websocket read loop, for the messages received so far."""
@@ -363,15 +382,18 @@ class _GuardedSocket(engineio.async_socket.AsyncSocket):
                 if not isinstance(data, str | bytes) or len(data) > limit:
                     ended = True  # the connection ended (or a packet too large)
                     break
+                if self.closed or self.closing:
+                    ended = True  # nothing more is read for a socket that is closing
+                    break
                 self._last_read = loop.time()
                 # Decoded outside the try: a frame that does not decode ends the
                 # connection, it is not an error of the receiving code.
                 try:
                     received = eio_packet.Packet(encoded_packet=data)
                 except _DECODE_ERRORS as exc:
-                    self._inbox = None
                     await self._malformed(ws, exc)
-                    return
+                    ended = True
+                    break
                 data = None
                 try:
                     await self.receive(received)
@@ -391,7 +413,7 @@ class _GuardedSocket(engineio.async_socket.AsyncSocket):
                 self._inbox = None
             elif not self._inbox:
                 self._inbox = None
-                if self._reading_paused:
+                if self._reading_paused and ws is not None:
                     self._reading_paused = False
                     ws.connection.resume()
         if ended:
@@ -406,8 +428,13 @@ class _GuardedSocket(engineio.async_socket.AsyncSocket):
         self._stop_timers()
         await ws.close()
         await self.close(wait=False, abort=True, reason=self.server.reason.TRANSPORT_CLOSE)
-        # Engine.IO forgets a websocket's socket when its request handler returns; the
-        # handler returned long ago.
+        self._forget()
+
+    def _forget(self) -> None:
+        """Engine.IO forgets a websocket's socket when its request handler returns (that
+        handler returned long ago), and the socket lets go of its websocket (they refer
+        to each other)."""
+        self._websocket = None
         if self.server.sockets.get(self.sid) is self:
             del self.server.sockets[self.sid]
 
@@ -421,10 +448,9 @@ class _GuardedSocket(engineio.async_socket.AsyncSocket):
         )
         self._ended = True
         self._direct = None
+        await ws.close()  # first: nothing more is read from it
         await self.close(wait=False, abort=True)
-        await ws.close()
-        if server.sockets.get(self.sid) is self:
-            del server.sockets[self.sid]
+        self._forget()
 
 
 class PacketGuardServer(socketio.AsyncServer):

@@ -31,7 +31,8 @@ from engineio.async_drivers import aiohttp as eio_aiohttp
 
 from .connection import DirectConnection, HandedOverResponse
 
-# The environ key naming a websocket socket's PlainWebSocket (the request is gone).
+# The environ key naming the connection of a socket that began on a websocket (the
+# request is gone).
 WEBSOCKET_KEY = "relay.websocket"
 
 _LEN16 = struct.Struct("!BBH").pack
@@ -74,7 +75,7 @@ class PlainWebSocket(eio_aiohttp.WebSocket):  # type: ignore[misc]
         # not the request aiohttp is done with.
         del environ["aiohttp.request"]
         environ.pop("wsgi.input", None)
-        environ[WEBSOCKET_KEY] = self
+        environ[WEBSOCKET_KEY] = connection
         self.environ = environ
         try:
             await self.handler(self)
