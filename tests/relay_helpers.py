@@ -134,3 +134,30 @@ async def people(users: Users, superuser: asyncpg.Connection) -> dict[str, Any]:
             "outsider": users.token(outsider, "client", name="Otto Outsider"),
         },
     }
+
+
+@asynccontextmanager
+async def bare_socket_server(
+    *, max_size: int = 1_000_000, async_handlers: bool = True
+) -> AsyncIterator[tuple[Any, Any, str]]:
+    """The relay's Engine.IO/Socket.IO server alone on aiohttp (no database): the server,
+    aiohttp's runner, and the Engine.IO URL (``http://127.0.0.1:<port>/socket.io/?EIO=4``)."""
+    from aiohttp import web
+
+    from workers.relay.upstream.packets import PacketGuardServer
+
+    sio = PacketGuardServer(
+        async_mode="aiohttp", max_http_buffer_size=max_size, async_handlers=async_handlers
+    )
+    sio.on("connect", lambda *_args: None)
+    app = web.Application()
+    sio.attach(app)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        yield sio, runner, f"http://127.0.0.1:{port}/socket.io/?EIO=4"
+    finally:
+        await runner.cleanup()

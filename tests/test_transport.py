@@ -16,7 +16,7 @@ import pytest
 from workers.relay.upstream.transport import LeanQueue
 
 from .conftest import Users
-from .relay_helpers import Recorder, running_relay
+from .relay_helpers import Recorder, bare_socket_server, running_relay
 from .test_fault_slow_reader import RawSocketIO
 
 
@@ -324,25 +324,10 @@ async def test_a_socket_that_upgrades_from_polling_is_written_to_directly_afterw
 
 @contextlib.asynccontextmanager
 async def _bare_server() -> AsyncIterator[tuple[Any, str]]:
-    """The relay's Engine.IO/Socket.IO server alone on aiohttp (no database): the server
-    and the Engine.IO URL."""
-    from aiohttp import web
-
-    from workers.relay.upstream.packets import PacketGuardServer
-
-    sio = PacketGuardServer(async_mode="aiohttp")
-    sio.on("connect", lambda *_args: None)
-    app = web.Application()
-    sio.attach(app)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    try:
-        yield sio, f"http://127.0.0.1:{port}/socket.io/?EIO=4"
-    finally:
-        await runner.cleanup()
+    """The relay's Engine.IO/Socket.IO server alone on aiohttp: the server and the
+    Engine.IO URL."""
+    async with bare_socket_server() as (sio, _runner, base):
+        yield sio, base
 
 
 async def _upgrading(http: Any, base: str) -> tuple[str, Any]:

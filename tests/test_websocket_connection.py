@@ -18,7 +18,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from workers.relay.upstream.packets import PacketGuardServer
+from .relay_helpers import bare_socket_server, running_relay
 
 
 @contextlib.asynccontextmanager
@@ -26,24 +26,17 @@ async def _server(max_size: int = 1_000_000) -> AsyncIterator[tuple[Any, Any, st
     """The relay's Engine.IO/Socket.IO server alone on aiohttp, its events handled in
     turn as the relay's are: the server, aiohttp's runner and the Engine.IO websocket
     URL."""
-    sio = PacketGuardServer(
-        async_mode="aiohttp", max_http_buffer_size=max_size, async_handlers=False
-    )
-    sio.on("connect", lambda *_args: None)
-    app = web.Application()
-    sio.attach(app)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    try:
-        yield sio, runner, f"ws://127.0.0.1:{port}/socket.io/?EIO=4&transport=websocket"
-    finally:
-        # as the relay's shutdown: aiohttp no longer knows the websockets' connections
-        for sid in list(sio.eio.sockets):
-            await sio.eio.disconnect(sid)
-        await runner.cleanup()
+    async with bare_socket_server(max_size=max_size, async_handlers=False) as (
+        sio,
+        runner,
+        base,
+    ):
+        try:
+            yield sio, runner, base.replace("http", "ws", 1) + "&transport=websocket"
+        finally:
+            # as the relay's shutdown: aiohttp no longer knows the websockets' connections
+            for sid in list(sio.eio.sockets):
+                await sio.eio.disconnect(sid)
 
 
 async def _until(condition: Any, seconds: float = 5.0) -> None:
@@ -389,8 +382,6 @@ async def test_the_relays_closing_handshake_waits_for_the_answer_then_gives_up(
 async def test_the_relays_shutdown_closes_every_handed_over_connection(database_url: str) -> None:
     # aiohttp's own shutdown no longer knows these connections: the relay's closes them,
     # including one that never joined the Socket.IO namespace.
-    from tests.relay_helpers import running_relay
-
     async with running_relay(database_url) as (base, relay):
         url = base.replace("http", "ws", 1) + "/socket.io/?EIO=4&transport=websocket"
         raw = await RawWebSocket.open(url)
