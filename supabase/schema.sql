@@ -2255,14 +2255,24 @@ declare
 begin
   linked := 0;
   max_delay_ms := 0;
-  select h.* into _head from chat_private.audit_chain_head as h where h.id for update;
-  if not found then
-    raise exception 'the audit chain head is missing' using errcode = '55000';
-  end if;
   _xmin := pg_snapshot_xmin(pg_current_snapshot());
   if include_own_transaction then
     _own := pg_current_xact_id_if_assigned();
   end if;
+  -- Nothing to link: return before locking the head, so an idle linker takes no
+  -- transaction id and writes no WAL (it is called every 0.2 s).
+  if not exists (
+    select 1 from public.chat_audit_logs as a
+    where a.chain_seq is null and (a.xact_id < _xmin or a.xact_id = _own)
+  ) then
+    return;
+  end if;
+  select h.* into _head from chat_private.audit_chain_head as h where h.id for update;
+  if not found then
+    raise exception 'the audit chain head is missing' using errcode = '55000';
+  end if;
+  -- The snapshot the links are taken from is the one after the lock, as before.
+  _xmin := pg_snapshot_xmin(pg_current_snapshot());
   for _entry in
     select a.* from public.chat_audit_logs as a
     where a.chain_seq is null and (a.xact_id < _xmin or a.xact_id = _own)

@@ -189,3 +189,21 @@ async def test_concurrent_writers_build_one_valid_chain(
     assert [r["chain_seq"] for r in seqs] == list(range(before + 1, before + 1 + len(seqs)))
     assert len(seqs) >= 40
     assert await superuser.fetchval("select chat_private.verify_audit_chain()") is None
+
+
+async def test_an_idle_linker_takes_no_transaction_id(superuser: asyncpg.Connection) -> None:
+    # The linker calls link_audit_chain every 0.2 s. With nothing to link it must not lock
+    # the chain head: a lock takes a transaction id, and its commit writes and flushes WAL.
+    await link_audit_chain(superuser)  # whatever waits, linked
+    async with superuser.transaction():
+        row = await superuser.fetchrow("select * from chat_private.link_audit_chain()")
+        assert row["linked"] == 0
+        assert await superuser.fetchval("select pg_current_xact_id_if_assigned()") is None
+    await superuser.execute(
+        "insert into public.chat_audit_logs (actor_role, action, details) "
+        "values ('service_role', 'test.idle_linker', '{}')"
+    )
+    async with superuser.transaction():
+        row = await superuser.fetchrow("select * from chat_private.link_audit_chain()")
+        assert row["linked"] == 1  # a row waiting: linked, under the head's lock
+        assert await superuser.fetchval("select pg_current_xact_id_if_assigned()") is not None
