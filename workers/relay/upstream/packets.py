@@ -255,6 +255,24 @@ class _GuardedSocket(engineio.async_socket.AsyncSocket):
         read: once the socket is on the websocket, its connection hands over each message
         (``frame_received``) and this handler returns, and a deadline notices a silent
         client."""
+        if self.connected:
+            # the socket was already connected (polling): this is an upgrade
+            self.upgrading = True  # hold packet sends during the upgrade
+            self._upgrading_ws = ws  # closed with the socket, if that comes first
+            try:
+                await self._upgrade_websocket_probe(ws)
+            finally:
+                self._upgrading_ws = None
+            if not self.upgraded:
+                return
+        else:
+            self.connected = True
+            self.upgraded = True
+        await self._serve_direct(ws)
+
+    async def _upgrade_websocket_probe(self, ws: Any) -> None:
+        """Engine.IO's upgrade exchange on the new websocket (probe, then UPGRADE); the
+        socket counts as upgraded only once it completes."""
         server = self.server
         limit = server.max_http_buffer_size
 
@@ -266,25 +284,6 @@ class _GuardedSocket(engineio.async_socket.AsyncSocket):
                 raise ValueError("packet is too large")
             return data
 
-        if self.connected:
-            # the socket was already connected (polling): this is an upgrade
-            self.upgrading = True  # hold packet sends during the upgrade
-            self._upgrading_ws = ws  # closed with the socket, if that comes first
-            try:
-                await self._upgrade_websocket_probe(ws, websocket_wait)
-            finally:
-                self._upgrading_ws = None
-            if not self.upgraded:
-                return
-        else:
-            self.connected = True
-            self.upgraded = True
-        await self._serve_direct(ws)
-
-    async def _upgrade_websocket_probe(self, ws: Any, websocket_wait: Any) -> None:
-        """Engine.IO's upgrade exchange on the new websocket (probe, then UPGRADE); the
-        socket counts as upgraded only once it completes."""
-        server = self.server
         try:
             pkt = await websocket_wait()
         except OSError:
