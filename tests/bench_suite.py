@@ -30,11 +30,13 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 import uuid
 from pathlib import Path
 from typing import Any
 
 import asyncpg
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests import bench_scale
 from tests.bench_procs import (
@@ -204,12 +206,14 @@ async def run_steps(
     seconds: float,
     writer: str = "socket",
     through: int = 0,
+    metrics_url: str | None = None,
 ) -> list[dict[str, Any]]:
     """Step the offered rate up. A step fails on its p99 alone when a latency spike of the
     machine lands in it (both stacks show them at low rates too), so stepping goes on past
     one such failure; it stops at a step that collapsed (lost messages, errors, could not
     keep the pace, p99 over a second) or after two failing steps in a row (never before
-    `through`: a key measured at a given rate gets its figure)."""
+    `through`: a key measured at a given rate gets its figure). With ``metrics_url`` (the
+    relay's /metrics) each step also gets its messages per group commit."""
     results = []
     # A short warm-up (connections, plans), shown but not counted.
     rows = [(0, "warm-up", min(50, rates[0]), 2.0)] + [
@@ -223,6 +227,7 @@ async def run_steps(
             cpu_tree_seconds(pg_pid) if pg_pid else 0.0,
             cpu_seconds(gen.pid),
         )
+        groups_before = await send_groups(metrics_url)
         step = await gen.call(
             secs + DRAIN_SECONDS + 120,
             cmd="step",
@@ -237,6 +242,11 @@ async def run_steps(
             cpu_tree_seconds(pg_pid) if pg_pid else 0.0,
             cpu_seconds(gen.pid),
         )
+        groups_after = await send_groups(metrics_url)
+        if groups_before and groups_after and groups_after[0] > groups_before[0]:
+            step["messages_per_group"] = (groups_after[1] - groups_before[1]) / (
+                groups_after[0] - groups_before[0]
+            )
         n = max(1, step["sent"])
         step["server_cpu_ms"] = (after[0] - before[0]) * 1000 / n
         step["pg_cpu_ms"] = (after[1] - before[1]) * 1000 / n if pg_pid else None
@@ -249,6 +259,25 @@ async def run_steps(
             if _collapsed(step) or (failed_before and results[-2]["kind"] == "step"):
                 break
     return results
+
+
+async def send_groups(metrics_url: str | None) -> tuple[float, float] | None:
+    """The relay's group commits and the messages they held so far (its /metrics)."""
+    if metrics_url is None:
+        return None
+    loop = asyncio.get_running_loop()
+    text = await loop.run_in_executor(None, _get_text, metrics_url)
+    values = {
+        sample.name: sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+    return values["chat_send_groups_total"], values["chat_send_group_messages_total"]
+
+
+def _get_text(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return str(response.read().decode())
 
 
 def _collapsed(step: dict[str, Any]) -> bool:
@@ -302,6 +331,8 @@ STEP_COLUMNS = (
     ("PG CPU ms/msg", lambda s: s["pg_cpu_ms"]),
     ("loadgen CPU ms/msg", lambda s: s["loadgen_cpu_ms"]),
     ("loadgen stall ms", lambda s: s.get("loadgen_stall_ms")),
+    # The relay's group commits: how many messages each held on average.
+    ("msgs/group", lambda s: s.get("messages_per_group")),
     ("passed", lambda s: "warm-up" if s["kind"] != "step" else ("yes" if s["ok"] else "NO")),
 )
 
@@ -424,6 +455,7 @@ async def part_load(
                         pg_pid=pg_pid,
                         rates=cfg["steps"],
                         seconds=seconds,
+                        metrics_url=f"{server.url}/metrics",
                     )
                     delay, note = await audit_link_delay(args.database_url, since)
                     out["relay"] = {

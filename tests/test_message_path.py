@@ -72,6 +72,56 @@ async def test_a_bad_message_in_a_group_fails_alone(
         assert {m["sender_name"] for m in stored} == {"Cora Client"}
 
 
+async def test_sends_behind_a_committing_group_wait_for_it_until_the_overlap_delay(
+    database_url: str, users: Users, superuser: asyncpg.Connection
+) -> None:
+    """While a group commits, the sends behind it wait for it, and go as one group when it
+    ends (less of the database's work per message); a commit held up longer than
+    ``SEND_OVERLAP_AFTER_MS`` lets another group start beside it, so one stalled commit
+    does not hold every sender back."""
+    world = await people(users, superuser)
+    session = world["session"]
+    settings = {"send_pipeline": 2, "send_overlap_after_ms": 1000}
+    async with running_relay(database_url, **UNLIMITED, **settings) as (url, relay):
+        senders = [Recorder(f"client{i}") for i in range(4)]
+        for sender in senders:
+            await sender.connect(url, world["tokens"]["client"])
+
+        def send(i: int) -> asyncio.Future[dict[str, object]]:
+            call = senders[i].call("send_message", {"session_id": str(session), "content": f"m{i}"})
+            return asyncio.ensure_future(call)
+
+        # Hold the session row: a group's insert waits on its foreign-key check.
+        lock = await asyncpg.connect(database_url)
+        held = lock.transaction()
+        await held.start()
+        await lock.execute("select 1 from chat_sessions where id = $1 for update", session)
+        groups_before = relay.writer.groups
+        acks = [send(0)]
+        await eventually(lambda: _groups_waiting(superuser, 1), within=5)
+        acks.append(send(1))
+        await asyncio.sleep(0.4)
+        assert await _groups_waiting(superuser, 1), "a second group started at once"
+        await eventually(lambda: _groups_waiting(superuser, 2), within=5)
+        acks += [send(2), send(3)]  # both slots are taken: these wait together
+        await asyncio.sleep(0.2)
+        await held.rollback()
+        await lock.close()
+        done = await asyncio.gather(*acks)
+        assert all(a["ok"] for a in done), done
+        assert relay.writer.groups - groups_before == 3
+
+
+async def _groups_waiting(superuser: asyncpg.Connection, n: int) -> bool:
+    """Exactly ``n`` group commits of this database are in PostgreSQL."""
+    count = await superuser.fetchval(
+        "select count(*) from pg_stat_activity "
+        "where datname = current_database() and pid <> pg_backend_pid() "
+        "and state = 'active' and query like '%send_chat_messages%'"
+    )
+    return bool(count == n)
+
+
 async def test_a_relay_write_nobody_emitted_is_replayed_within_a_second(
     database_url: str, users: Users, superuser: asyncpg.Connection
 ) -> None:

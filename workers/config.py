@@ -263,12 +263,26 @@ class Settings:
             low=1,
             high=64,
             doc=(
-                "group commits in the database at once (each on its own connection); 1 "
-                "makes groups larger and saves about a fifth of the database's CPU per "
-                "message, at some latency"
+                "most group commits in the database at once (each on its own connection); "
+                "a further one starts only when those in flight have kept its sends "
+                "waiting `SEND_OVERLAP_AFTER_MS`"
             ),
         ),
     ] = 2
+    send_overlap_after_ms: Annotated[
+        float,
+        Var(
+            "SEND_OVERLAP_AFTER_MS",
+            "number",
+            low=0,
+            high=1000,
+            doc=(
+                "milliseconds the sends behind a committing group wait for it to end (then "
+                "they go together, in one larger group) before another group starts beside "
+                "it; 0: at once, as long as `SEND_PIPELINE` allows"
+            ),
+        ),
+    ] = 3.0
     typing_timeout: Annotated[
         float,
         Var(

@@ -1,8 +1,12 @@
 """Group commit: every message the service sends (socket and REST) goes through here.
 
-Sends that arrive while groups are being committed (at most ``pipeline`` at once, each on
-its own connection) wait for the next group: one statement, one transaction, one WAL flush
-for all of them (``chat_private.send_chat_messages``). Each message still runs as its own
+Sends that arrive while a group is being committed wait for the next group: one statement,
+one transaction, one WAL flush for all of them (``chat_private.send_chat_messages``). Up to
+``pipeline`` groups may be in the database at once, each on its own connection, but a
+further group starts beside the ones in flight only once its oldest send has waited
+``overlap_after`` seconds: at ordinary load the next group forms while the one before it
+commits (larger groups, less of the database's work per message), and a commit that stalls
+(a slow WAL flush) holds the sends behind it back for no longer than that. Each message still runs as its own
 sender, under RLS, through ``public.send_chat_message``. A group is first tried whole; if
 it fails, it is tried again with each message in its own subtransaction, so a bad message
 fails alone with its own error and the others commit. A lone send on an idle server goes
@@ -63,6 +67,7 @@ class MessageWriter:
         names: NameCache,
         max_group: int = 256,
         pipeline: int = 2,
+        overlap_after: float = 0.0,
         on_commit: CommitHandler | None = None,
     ) -> None:
         self._db = db
@@ -75,6 +80,10 @@ class MessageWriter:
         # Groups in the database at once, each on its own pooled connection: a second
         # group commits while the first one's WAL flush is under way.
         self._slots = asyncio.Semaphore(pipeline)
+        self._overlap_after = overlap_after
+        self._in_flight = 0  # groups between their start and their commit's end
+        self._since = 0.0  # loop time the oldest pending send arrived
+        self._waiter: asyncio.Future[None] | None = None  # resolved when a commit ends
         self._groups_running: set[asyncio.Task[None]] = set()
         # Figures for /metrics and the benchmark.
         self.groups = 0
@@ -120,7 +129,10 @@ class MessageWriter:
         (and emitted), or raises :class:`ApiError` with this message's own error."""
         if self._task is None:
             raise ApiError(503, "unavailable", "the message writer is not running")
-        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[dict[str, Any]] = loop.create_future()
+        if not self._pending:
+            self._since = loop.time()
         self._pending.append(
             _Send(
                 principal=principal,
@@ -138,22 +150,41 @@ class MessageWriter:
 
     # ------------------------------------------------------------------ the loop
     async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
         previous: asyncio.Future[None] | None = None
         while True:
             await self._wake.wait()
             self._wake.clear()
             while self._pending:
+                if self._in_flight and len(self._pending) < self._max_group:
+                    # A group is committing: the sends wait for its end, or until the
+                    # oldest of them has waited ``overlap_after``.
+                    delay = self._since + self._overlap_after - loop.time()
+                    if delay > 0:
+                        await self._commit_or_timeout(loop, delay)
+                        continue
                 await self._slots.acquire()  # at most ``pipeline`` groups in the database
                 group = self._pending[: self._max_group]
                 del self._pending[: self._max_group]
                 if not group:
                     self._slots.release()
                     break
-                emitted: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+                self._in_flight += 1
+                emitted: asyncio.Future[None] = loop.create_future()
                 task = asyncio.create_task(self._group(group, previous, emitted))
                 self._groups_running.add(task)
                 task.add_done_callback(self._groups_running.discard)
                 previous = emitted
+
+    async def _commit_or_timeout(self, loop: asyncio.AbstractEventLoop, delay: float) -> None:
+        waiter: asyncio.Future[None] = loop.create_future()
+        self._waiter = waiter
+        timer = loop.call_later(delay, _resolve, waiter)
+        try:
+            await waiter
+        finally:
+            timer.cancel()
+            self._waiter = None
 
     async def _group(
         self,
@@ -168,6 +199,9 @@ class MessageWriter:
                 rows = await self._commit(group)
             finally:
                 self._slots.release()
+                self._in_flight -= 1
+                if self._waiter is not None:
+                    _resolve(self._waiter)
             if previous is not None:
                 await asyncio.shield(previous)
             if rows is not None:
@@ -254,6 +288,11 @@ def _arguments(group: list[_Send]) -> tuple[list[Any], ...]:
         [g.metadata for g in group],
         [g.client_message_id for g in group],
     )
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
 
 
 def _fail(group: list[_Send], error: ApiError) -> None:

@@ -127,6 +127,7 @@ class Relay(RelayEvents):
             names=self.names,
             max_group=settings.send_group_max,
             pipeline=settings.send_pipeline,
+            overlap_after=settings.send_overlap_after_ms / 1000,
             on_commit=self._emit_committed,
         )
         self._sockets: dict[str, SocketState] = {}
