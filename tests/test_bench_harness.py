@@ -1,14 +1,20 @@
 """The benchmark harness's own rules (scripts/bench is not run by the tests): the relay
-overrides are valid settings, and the summary picks its steps as documented."""
+overrides are valid settings, the summary picks its steps as documented, and the relay's
+metrics the step table reads exist."""
 
 from __future__ import annotations
 
 from typing import Any
 
+import asyncpg
+
 from tests.bench_procs import BENCH, read_env_file
 from tests.bench_scale import _distinct_plans
-from tests.bench_suite import _collapsed, summarize
+from tests.bench_suite import _collapsed, send_groups, summarize
 from workers.config import Settings
+
+from .conftest import Users
+from .relay_helpers import Recorder, people, running_relay
 
 MACHINE = {"cores": 2}
 
@@ -108,3 +114,23 @@ def test_stepping_goes_on_past_a_spike_and_stops_at_a_collapse() -> None:
     assert _collapsed(_measured(send_seconds=4.5))
     assert _collapsed(_measured(p99_ms=1500.0))
     assert _collapsed(_measured(p99_ms=None))
+
+
+async def test_messages_per_group_are_read_from_the_relays_metrics(
+    database_url: str, users: Users, superuser: asyncpg.Connection
+) -> None:
+    world = await people(users, superuser)
+    async with running_relay(database_url) as (url, _relay):
+        before = await send_groups(f"{url}/metrics")
+        assert before is not None
+        sender = Recorder("client")
+        await sender.connect(url, world["tokens"]["client"])
+        for text in ("one", "two"):
+            ack = await sender.call(
+                "send_message", {"session_id": str(world["session"]), "content": text}
+            )
+            assert ack["ok"], ack
+        after = await send_groups(f"{url}/metrics")
+        assert after is not None
+        assert after[1] - before[1] == 2  # messages
+        assert 1 <= after[0] - before[0] <= 2  # groups

@@ -6,11 +6,13 @@ one transaction, one WAL flush for all of them (``chat_private.send_chat_message
 further group starts beside the ones in flight only once its oldest send has waited
 ``overlap_after`` seconds: at ordinary load the next group forms while the one before it
 commits (larger groups, less of the database's work per message), and a commit that stalls
-(a slow WAL flush) holds the sends behind it back for no longer than that. Each message still runs as its own
-sender, under RLS, through ``public.send_chat_message``. A group is first tried whole; if
-it fails, it is tried again with each message in its own subtransaction, so a bad message
-fails alone with its own error and the others commit. A lone send on an idle server goes
-at once: the writer never waits for company.
+(a slow WAL flush) holds the sends behind it back for no longer than that. A lone send on
+an idle server goes at once: the writer never waits for company.
+
+Each message still runs as its own sender, under RLS, through
+``public.send_chat_message``. A group is first tried whole; if it fails, it is tried again
+with each message in its own subtransaction, so a bad message fails alone with its own
+error and the others commit.
 
 After the commit, ``on_commit`` receives the new messages before the senders' futures
 resolve (the relay emits them to their rooms from there), group after group in the order
