@@ -104,12 +104,55 @@ async def test_sends_behind_a_committing_group_wait_for_it_until_the_overlap_del
         assert await _groups_waiting(superuser, 1), "a second group started at once"
         await eventually(lambda: _groups_waiting(superuser, 2), within=5)
         acks += [send(2), send(3)]  # both slots are taken: these wait together
-        await asyncio.sleep(0.2)
+        await eventually(lambda: _async(relay.writer.waiting == 2), within=5)
+        released = asyncio.get_running_loop().time()
         await held.rollback()
         await lock.close()
         done = await asyncio.gather(*acks)
+        took = asyncio.get_running_loop().time() - released
         assert all(a["ok"] for a in done), done
         assert relay.writer.groups - groups_before == 3
+        # The last two went as soon as the commits before them ended, not after the delay.
+        assert took < 0.8, took
+
+
+async def test_a_full_group_does_not_wait_for_the_overlap_delay(
+    database_url: str, users: Users, superuser: asyncpg.Connection
+) -> None:
+    world = await people(users, superuser)
+    session = world["session"]
+    settings = {"send_pipeline": 2, "send_overlap_after_ms": 1000, "send_group_max": 2}
+    async with running_relay(database_url, **UNLIMITED, **settings) as (url, relay):
+        senders = [Recorder(f"client{i}") for i in range(3)]
+        for sender in senders:
+            await sender.connect(url, world["tokens"]["client"])
+        lock = await asyncpg.connect(database_url)
+        held = lock.transaction()
+        await held.start()
+        await lock.execute("select 1 from chat_sessions where id = $1 for update", session)
+        acks = [
+            asyncio.ensure_future(
+                senders[0].call("send_message", {"session_id": str(session), "content": "a"})
+            )
+        ]
+        await eventually(lambda: _groups_waiting(superuser, 1), within=5)
+        acks.append(
+            asyncio.ensure_future(
+                senders[1].call("send_message", {"session_id": str(session), "content": "b"})
+            )
+        )
+        await eventually(lambda: _async(relay.writer.waiting == 1), within=5)
+        await asyncio.sleep(0.1)  # the writer is waiting for the group in flight
+        acks.append(
+            asyncio.ensure_future(
+                senders[2].call("send_message", {"session_id": str(session), "content": "c"})
+            )
+        )
+        # Two sends fill a group (SEND_GROUP_MAX=2): it starts beside the first at once.
+        await eventually(lambda: _groups_waiting(superuser, 2), within=0.5)
+        await held.rollback()
+        await lock.close()
+        assert all(a["ok"] for a in await asyncio.gather(*acks))
 
 
 async def _groups_waiting(superuser: asyncpg.Connection, n: int) -> bool:

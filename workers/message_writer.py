@@ -59,6 +59,7 @@ class _Send:
     metadata: dict[str, Any]
     client_message_id: str | None
     future: asyncio.Future[dict[str, Any]] = field(repr=False)
+    arrived: float = 0.0  # loop time
 
 
 class MessageWriter:
@@ -84,7 +85,6 @@ class MessageWriter:
         self._slots = asyncio.Semaphore(pipeline)
         self._overlap_after = overlap_after
         self._in_flight = 0  # groups between their start and their commit's end
-        self._since = 0.0  # loop time the oldest pending send arrived
         self._waiter: asyncio.Future[None] | None = None  # resolved when a commit ends
         self._groups_running: set[asyncio.Task[None]] = set()
         # Figures for /metrics and the benchmark.
@@ -133,8 +133,6 @@ class MessageWriter:
             raise ApiError(503, "unavailable", "the message writer is not running")
         loop = asyncio.get_running_loop()
         future: asyncio.Future[dict[str, Any]] = loop.create_future()
-        if not self._pending:
-            self._since = loop.time()
         self._pending.append(
             _Send(
                 principal=principal,
@@ -145,10 +143,18 @@ class MessageWriter:
                 metadata=metadata,
                 client_message_id=client_message_id,
                 future=future,
+                arrived=loop.time(),
             )
         )
         self._wake.set()
+        if self._waiter is not None and len(self._pending) >= self._max_group:
+            _resolve(self._waiter)  # a full group does not wait
         return await future
+
+    @property
+    def waiting(self) -> int:
+        """Sends not yet in a group."""
+        return len(self._pending)
 
     # ------------------------------------------------------------------ the loop
     async def _run(self) -> None:
@@ -161,7 +167,7 @@ class MessageWriter:
                 if self._in_flight and len(self._pending) < self._max_group:
                     # A group is committing: the sends wait for its end, or until the
                     # oldest of them has waited ``overlap_after``.
-                    delay = self._since + self._overlap_after - loop.time()
+                    delay = self._pending[0].arrived + self._overlap_after - loop.time()
                     if delay > 0:
                         await self._commit_or_timeout(loop, delay)
                         continue
