@@ -187,20 +187,8 @@ async def _time(
     role: str,
     budget_s: float = 60.0,
 ) -> list[float]:
-    """Each query in its own transaction as `role`, the way the service opens one per
-    request; only the query itself is timed (its round trip included)."""
-    stmt = await conn.prepare(sql)
-    took: list[float] = []
-    deadline = time.monotonic() + budget_s
-    for user, args in cases:
-        if len(took) >= 2 and time.monotonic() > deadline:
-            break  # a slow query: fewer runs rather than a run that never ends
-        async with conn.transaction():
-            await _as(conn, role, _claims(user, role))
-            started = time.perf_counter()
-            await stmt.fetch(*args)
-            took.append((time.perf_counter() - started) * 1000)
-    return took
+    """The cases as one role (see :func:`_time_alternating`)."""
+    return (await _time_alternating(conn, sql, cases, (role,), budget_s, block=1))[role]
 
 
 async def _time_alternating(
@@ -211,11 +199,15 @@ async def _time_alternating(
     budget_s: float = 60.0,
     block: int = 25,
 ) -> dict[str, list[float]]:
-    """As :func:`_time`, the cases in blocks of ``block``, each block run as each of
-    ``roles`` in turn. A ratio of two roles' times then compares queries run side by side,
-    not two series run one after the other, between which this machine's speed can drift
-    by tens of per cent. (Not call by call: a plan made under row-level security holds for
-    one role, so every change of role would replan the function's statements.)"""
+    """Each query in its own transaction, the way the service opens one per request; only
+    the query itself is timed (its round trip included). The cases go in blocks of
+    ``block``, each block run as each of ``roles`` in turn. A series stops once it has
+    used its budget (a slow query gets fewer runs rather than a run that never ends).
+
+    A ratio of two roles' times then compares queries run side by side, not two series
+    run one after the other, between which this machine's speed can drift by tens of per
+    cent. (Not call by call: a plan made under row-level security holds for one role, so
+    every change of role would replan the function's statements.)"""
     stmt = await conn.prepare(sql)
     took: dict[str, list[float]] = {role: [] for role in roles}
     deadline = time.monotonic() + budget_s * len(roles)
