@@ -6191,7 +6191,13 @@ ALTER TABLE ONLY public.chat_delivery_state
 --
 
 ALTER TABLE ONLY public.chat_messages
-    ADD CONSTRAINT chat_messages_client_message_key UNIQUE (session_id, sender_id, client_message_id);
+    ADD CONSTRAINT chat_messages_client_message_key UNIQUE (sender_id, session_id, client_message_id);
+
+--
+-- Name: CONSTRAINT chat_messages_client_message_key ON chat_messages; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON CONSTRAINT chat_messages_client_message_key ON public.chat_messages IS 'A send is stored once per (sender, session, client_message_id); leads with sender_id so that it also serves every lookup by sender.';
 
 --
 -- Name: chat_messages chat_messages_id_session_key; Type: CONSTRAINT; Schema: public; Owner: -
@@ -6414,12 +6420,6 @@ CREATE INDEX chat_messages_created_at ON public.chat_messages USING btree (creat
 --
 
 CREATE INDEX chat_messages_reply_to_message_id ON public.chat_messages USING btree (reply_to_message_id) WHERE (reply_to_message_id IS NOT NULL);
-
---
--- Name: chat_messages_sender_id; Type: INDEX; Schema: public; Owner: -
---
-
-CREATE INDEX chat_messages_sender_id ON public.chat_messages USING btree (sender_id);
 
 --
 -- Name: chat_messages_session_created_seq; Type: INDEX; Schema: public; Owner: -
