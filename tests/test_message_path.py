@@ -9,10 +9,13 @@ import contextlib
 import uuid
 
 import asyncpg
+import jwt
 import pytest
 
 from workers.audit_linker import AuditLinker
+from workers.auth import principal_from_claims
 from workers.config import NO_LIMIT
+from workers.errors import ApiError
 
 from .audit_helpers import eventually
 from .conftest import Users
@@ -153,6 +156,42 @@ async def test_a_full_group_does_not_wait_for_the_overlap_delay(
         await held.rollback()
         await lock.close()
         assert all(a["ok"] for a in await asyncio.gather(*acks))
+
+
+async def test_stopping_the_writer_answers_every_send_it_holds(
+    database_url: str, users: Users, superuser: asyncpg.Connection
+) -> None:
+    """Whenever the writer stops (the relay shutting down), each send it holds is answered:
+    stored, or refused with 503. Stopping after 0 to 5 turns of the event loop catches the
+    writer at each point of a send's way: waiting, taken into a group whose task has not
+    yet run, and committing. A group's task cancelled before its first step would never
+    reach its own error handling; stop() awaits the writer's loop before cancelling the
+    groups, which lets every group already made take that step."""
+    world = await people(users, superuser)
+    claims = jwt.decode(world["tokens"]["client"], options={"verify_signature": False})
+    principal = principal_from_claims(claims)
+    async with running_relay(database_url, **UNLIMITED) as (_url, relay):
+        writer = relay.writer
+        for turns in range(6):
+            send = asyncio.ensure_future(
+                writer.send(
+                    principal,
+                    session_id=world["session"],
+                    type_="text",
+                    content=f"sent {turns} turns before the writer stops",
+                    reply_to_message_id=None,
+                    metadata={},
+                    client_message_id=None,
+                )
+            )
+            for _ in range(turns):
+                await asyncio.sleep(0)
+            await writer.stop()
+            done, _ = await asyncio.wait([send], timeout=2)
+            assert send in done, f"a send made {turns} turns before stop() was never answered"
+            error = send.exception()
+            assert error is None or (isinstance(error, ApiError) and error.status == 503)
+            await writer.start()
 
 
 async def _groups_waiting(superuser: asyncpg.Connection, n: int) -> bool:
