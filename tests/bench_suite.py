@@ -29,6 +29,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 import uuid
@@ -196,6 +197,52 @@ def _passed(step: dict[str, Any]) -> bool:
     return not _collapsed(step) and step["p99_ms"] <= P99_GOAL_MS
 
 
+class DiskSyncProbe:
+    """The machine's disk during a step: an 8 kB write and ``fdatasync`` every 0.1 s, from
+    a thread, in a directory on the PostgreSQL cluster's file system (``BENCH_SYNC_DIR``,
+    which scripts/bench sets to its own cluster's directory; else the temporary directory).
+    Every commit waits for that disk to sync the WAL, so a latency spike in a step where the
+    probe's longest sync is as long is the disk's, not the stack's: this machine's virtual
+    disk stalls for tens of milliseconds at times, whichever stack is being measured."""
+
+    def __init__(self, directory: str | None = None) -> None:
+        self._directory = directory or os.environ.get("BENCH_SYNC_DIR") or tempfile.gettempdir()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.longest_ms = 0.0
+        self.samples = 0
+
+    def start(self) -> None:
+        self._stop.clear()
+        self.longest_ms, self.samples = 0.0, 0
+        self._thread = threading.Thread(target=self._run, name="disk-sync-probe", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> float | None:
+        """The longest sync since start(), in ms (None when none completed)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        return self.longest_ms if self.samples else None
+
+    def _run(self) -> None:
+        block = os.urandom(8192)
+        fd, path = tempfile.mkstemp(prefix="bench-sync-", dir=self._directory)
+        try:
+            while not self._stop.is_set():
+                os.pwrite(fd, block, 0)
+                began = time.perf_counter()
+                os.fdatasync(fd)
+                took = (time.perf_counter() - began) * 1000
+                self.longest_ms = max(self.longest_ms, took)
+                self.samples += 1
+                self._stop.wait(0.1)
+        finally:
+            os.close(fd)
+            os.unlink(path)
+
+
 async def run_steps(
     gen: LoadGen,
     *,
@@ -228,6 +275,8 @@ async def run_steps(
             cpu_seconds(gen.pid),
         )
         groups_before = await send_groups(metrics_url)
+        disk = DiskSyncProbe()
+        disk.start()
         step = await gen.call(
             secs + DRAIN_SECONDS + 120,
             cmd="step",
@@ -242,6 +291,7 @@ async def run_steps(
             cpu_tree_seconds(pg_pid) if pg_pid else 0.0,
             cpu_seconds(gen.pid),
         )
+        step["disk_sync_max_ms"] = disk.stop()
         groups_after = await send_groups(metrics_url)
         if groups_before and groups_after and groups_after[0] > groups_before[0]:
             step["messages_per_group"] = (groups_after[1] - groups_before[1]) / (
@@ -331,6 +381,8 @@ STEP_COLUMNS = (
     ("PG CPU ms/msg", lambda s: s["pg_cpu_ms"]),
     ("loadgen CPU ms/msg", lambda s: s["loadgen_cpu_ms"]),
     ("loadgen stall ms", lambda s: s.get("loadgen_stall_ms")),
+    # The machine's disk: the longest fdatasync of a probe beside PostgreSQL's data.
+    ("disk sync max ms", lambda s: s.get("disk_sync_max_ms")),
     # The relay's group commits: how many messages each held on average.
     ("msgs/group", lambda s: s.get("messages_per_group")),
     ("passed", lambda s: "warm-up" if s["kind"] != "step" else ("yes" if s["ok"] else "NO")),

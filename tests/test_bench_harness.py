@@ -4,13 +4,15 @@ metrics the step table reads exist."""
 
 from __future__ import annotations
 
+import time
+from pathlib import Path
 from typing import Any
 
 import asyncpg
 
 from tests.bench_procs import BENCH, read_env_file
 from tests.bench_scale import _distinct_plans
-from tests.bench_suite import _collapsed, send_groups, summarize
+from tests.bench_suite import DiskSyncProbe, _collapsed, send_groups, summarize
 from workers.config import Settings
 
 from .conftest import Users
@@ -134,3 +136,14 @@ async def test_messages_per_group_are_read_from_the_relays_metrics(
         assert after is not None
         assert after[1] - before[1] == 2  # messages
         assert 1 <= after[0] - before[0] <= 2  # groups
+
+
+def test_the_disk_probe_reports_its_longest_sync(tmp_path: Path) -> None:
+    probe = DiskSyncProbe(str(tmp_path))
+    assert probe.stop() is None  # never started: nothing measured
+    probe.start()
+    time.sleep(0.35)
+    longest = probe.stop()
+    assert probe.samples >= 3
+    assert longest is not None and 0 < longest < 10_000
+    assert list(tmp_path.iterdir()) == []  # its file is removed
