@@ -4,15 +4,23 @@ metrics the step table reads exist."""
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import asyncpg
 
 from tests.bench_procs import BENCH, read_env_file
 from tests.bench_scale import _distinct_plans
-from tests.bench_suite import DiskSyncProbe, _collapsed, send_groups, summarize
+from tests.bench_suite import (
+    DiskSyncProbe,
+    _collapsed,
+    run_steps,
+    send_groups,
+    summarize,
+    sustained,
+)
 from workers.config import Settings
 
 from .conftest import Users
@@ -147,3 +155,67 @@ def test_the_disk_probe_reports_its_longest_sync(tmp_path: Path) -> None:
     assert probe.samples >= 3
     assert longest is not None and 0 < longest < 10_000
     assert list(tmp_path.iterdir()) == []  # its file is removed
+
+
+class _Steps:
+    """The load generator's answers for a series of steps (the harness's rules, not the
+    generator, are under test): p99 values in the order the steps are run."""
+
+    def __init__(self, p99s: list[float]) -> None:
+        self.pid = os.getpid()
+        self._p99s = p99s
+        self.rates: list[int] = []
+
+    async def call(self, _timeout: float, **command: Any) -> dict[str, Any]:
+        self.rates.append(command["rate"])
+        return {
+            "rate": command["rate"],
+            "seconds": command["seconds"],
+            "send_seconds": command["seconds"],
+            "sent": 10,
+            "delivered": 10,
+            "p99_ms": self._p99s.pop(0),
+            "ack_errors": 0,
+            "error_events": 0,
+            "disconnects": 0,
+            "send_errors": 0,
+        }
+
+
+class _Disk(DiskSyncProbe):
+    """Syncs as long as given, one per step, in order."""
+
+    longest: ClassVar[list[float]] = []
+
+    def start(self) -> None:
+        pass
+
+    def stop(self) -> float | None:
+        return self.longest.pop(0)
+
+
+async def test_a_step_failed_during_a_disk_stall_is_run_once_more() -> None:
+    # warm-up, 250 (fails while the disk stalls: run again, passes), 500 (fails while the
+    # disk stalls, fails again: counted), 750 (fails without a stall: two failures in a row
+    # end the series).
+    gen = _Steps([5.0, 80.0, 6.0, 90.0, 85.0, 70.0])
+    _Disk.longest = [0.4, 95.0, 0.5, 80.0, 70.0, 0.6]
+    steps = await run_steps(
+        gen,  # type: ignore[arg-type]
+        name="relay",
+        server_pid=os.getpid(),
+        pg_pid=None,
+        rates=[250, 500, 750, 1000],
+        seconds=1.0,
+        probe=_Disk,
+    )
+    assert gen.rates == [50, 250, 250, 500, 500, 750]
+    assert [(s["kind"], s["rate"], s["ok"]) for s in steps] == [
+        ("warm-up", 50, True),
+        ("disk stall", 250, False),
+        ("step", 250, True),
+        ("disk stall", 500, False),
+        ("step", 500, False),
+        ("step", 750, False),
+    ]
+    assert sustained(steps) == 250
