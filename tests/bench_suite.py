@@ -420,6 +420,8 @@ def step_table(report: Report, sides: dict[str, list[dict[str, Any]]]) -> None:
         for s in steps:
             if (s["kind"], s["rate"]) not in keys:
                 keys.append((s["kind"], s["rate"]))
+    # By rate, the warm-up first; a step's attempt during a disk stall just above it.
+    keys.sort(key=lambda k: (k[0] != "warm-up", k[1], k[0] == "step"))
     rows = []
     for kind, rate in keys:
         row: list[Any] = [f"{rate} ({kind})" if kind != "step" else rate]

@@ -15,9 +15,11 @@ from tests.bench_procs import BENCH, read_env_file
 from tests.bench_scale import _distinct_plans
 from tests.bench_suite import (
     DiskSyncProbe,
+    Report,
     _collapsed,
     run_steps,
     send_groups,
+    step_table,
     summarize,
     sustained,
 )
@@ -219,3 +221,32 @@ async def test_a_step_failed_during_a_disk_stall_is_run_once_more() -> None:
         ("step", 750, False),
     ]
     assert sustained(steps) == 250
+
+
+def test_the_step_table_lists_rates_in_order_with_a_stalled_attempt_above_its_step() -> None:
+    def row(rate: int, kind: str = "step") -> dict[str, Any]:
+        return {
+            "rate": rate,
+            "kind": kind,
+            "ok": kind == "step",
+            "achieved": rate,
+            "delivered_pct": 100.0,
+            "p50_ms": 1.0,
+            "p99_ms": 2.0,
+            "max_ms": 3.0,
+            "ack_errors": 0,
+            "error_events": 0,
+            "disconnects": 0,
+            "send_errors": 0,
+            "server_cpu_ms": 0.5,
+            "pg_cpu_ms": 1.0,
+            "loadgen_cpu_ms": 0.2,
+        }
+
+    report = Report()
+    relay = [row(50, "warm-up"), row(250), row(500)]
+    baseline = [row(50, "warm-up"), row(250), row(500, "disk stall"), row(500)]
+    step_table(report, {"relay": relay, "baseline": baseline})
+    table = [line for line in report.lines if line.startswith("| ")][1:]  # after the head
+    firsts = [line.split("|")[1].strip() for line in table]
+    assert firsts == ["50 (warm-up)", "250", "500 (disk stall)", "500"]
