@@ -23,6 +23,8 @@ from tests.bench_suite import (
     summarize,
     sustained,
 )
+from tests.soak import _after_warmup
+from workers.changefeed import SEEN_SECONDS
 from workers.config import Settings
 
 from .conftest import Users
@@ -250,3 +252,10 @@ def test_the_step_table_lists_rates_in_order_with_a_stalled_attempt_above_its_st
     table = [line for line in report.lines if line.startswith("| ")][1:]  # after the head
     firsts = [line.split("|")[1].strip() for line in table]
     assert firsts == ["50 (warm-up)", "250", "500 (disk stall)", "500"]
+
+
+def test_the_soak_measures_memory_growth_from_when_the_relays_timed_state_is_full() -> None:
+    rows = [{"minute": (i + 1) / 2, "rss_mb": 90.0 + i} for i in range(20)]  # 0.5 to 10 min
+    assert _after_warmup(rows)["minute"] == (SEEN_SECONDS + 30) / 60  # 2.5 min
+    short = rows[:3]  # 1.5 minutes: its second-to-last window
+    assert _after_warmup(short)["minute"] == 1.0
