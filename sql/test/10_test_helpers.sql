@@ -284,6 +284,29 @@ $$;
 end
 $helper$;
 
+-- pg_temp.scans_during(query, rel): how many scans a statement, run as the current role,
+-- starts on a relation: sequential scans for a table, index scans for an index (this
+-- transaction's statistics counters). In pg_temp, like affected_rows.
+create or replace function tests.create_scans_during() returns void
+language plpgsql
+set search_path = ''
+as $helper$
+begin
+  execute $body$
+create or replace function pg_temp.scans_during(query text, rel regclass) returns bigint
+language plpgsql
+as $$
+declare
+  _before bigint := pg_stat_get_xact_numscans(rel);
+begin
+  execute query;
+  return pg_stat_get_xact_numscans(rel) - _before;
+end
+$$;
+  $body$;
+end
+$helper$;
+
 revoke all on all functions in schema tests from public, anon, authenticated, service_role;
 revoke all on all tables in schema tests from public, anon, authenticated, service_role;
 revoke all on all sequences in schema tests from public, anon, authenticated, service_role;

@@ -63,18 +63,7 @@ begin
 end
 $$;
 
--- How many scans a statement, run as the current role, starts on a relation: sequential
--- scans for a table, index scans for an index (this transaction's statistics counters).
-create function pg_temp.scans_during(query text, rel regclass) returns bigint
-language plpgsql
-as $$
-declare
-  _before bigint := pg_stat_get_xact_numscans(rel);
-begin
-  execute query;
-  return pg_stat_get_xact_numscans(rel) - _before;
-end
-$$;
+select tests.create_scans_during();
 
 reset role;
 select tests.authenticate_as('client');

@@ -6,18 +6,7 @@ select plan(5);
 
 select tests.create_chat_fixture();
 
--- How many index scans a statement, run as the current role, starts on an index (this
--- transaction's statistics counters).
-create function pg_temp.scans_during(query text, rel regclass) returns bigint
-language plpgsql
-as $$
-declare
-  _before bigint := pg_stat_get_xact_numscans(rel);
-begin
-  execute query;
-  return pg_stat_get_xact_numscans(rel) - _before;
-end
-$$;
+select tests.create_scans_during();
 
 select is(
   (
