@@ -76,6 +76,7 @@ async def test_metrics_count_connections_events_messages_latency_errors_and_uplo
     assert found[("chat_errors_total", (("code", "invalid_payload"), ("source", "socket")))] == 1
     assert found[("chat_errors_total", (("code", "not_found"), ("source", "http")))] == 1
     assert found[("chat_active_sessions", ())] == 1
+    assert found[("chat_python_heap_blocks", ())] > 10_000
     assert ("chat_event_writer_written_total", (("writer", "audit"),)) in found
     if uploaded:
         assert found[("chat_uploads_total", (("result", "stored"),))] == 1

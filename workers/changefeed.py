@@ -35,9 +35,7 @@ import asyncio
 import contextlib
 import json
 import logging
-import time
 import uuid
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -46,6 +44,7 @@ import asyncpg
 
 from .db import Database
 from .messages import MESSAGE_COLUMNS, NameCache, file_urls, message_payload
+from .recent_ids import RecentIds
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +52,7 @@ CHANNEL = "chat_events"
 _CATCH_UP_PAGE = 1000
 # Ids of messages this relay's sockets have had, kept for SEEN_SECONDS (the replay window
 # is about a second; the margin covers a catch-up after a short outage) and at most
-# _SEEN_LIMIT of them: memory stays flat however long the relay runs.
+# _SEEN_LIMIT of them (about 9 MB): memory stays flat however long the relay runs.
 SEEN_SECONDS = 120.0
 _SEEN_LIMIT = 100_000
 REPLAY_INTERVAL = 0.5  # seconds between snapshots: the grace, and half the worst delay
@@ -124,7 +123,7 @@ class Changefeed:
         # shares its own cache).
         self._names = names if names is not None else NameCache(db)
         self._queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-        self._seen: OrderedDict[uuid.UUID, float] = OrderedDict()
+        self._seen = RecentIds(keep=SEEN_SECONDS, limit=_SEEN_LIMIT)
         # Everything visible in this snapshot has been delivered (or was there at start).
         self._snapshot: str | None = None
         # The newest snapshot, waiting one interval before what committed up to it is
@@ -338,7 +337,7 @@ class Changefeed:
         ids = [
             uuid.UUID(e["id"])
             for e in batch
-            if e.get("kind") == "message" and uuid.UUID(e["id"]) not in self._seen
+            if e.get("kind") == "message" and e["id"] not in self._seen
         ]
         if ids:
             async with self._db.as_service() as conn:
@@ -380,25 +379,9 @@ class Changefeed:
         return delivered
 
     def seen(self, message_id: uuid.UUID | str | None) -> bool:
-        try:
-            key = message_id if isinstance(message_id, uuid.UUID) else uuid.UUID(str(message_id))
-        except ValueError:
-            return False
-        return key in self._seen
+        return message_id in self._seen
 
     def remember(self, message_id: uuid.UUID | str | None) -> None:
         """A message this relay's sockets have had (emitted here, or relayed from another
         relay through the Socket.IO manager): never deliver it again."""
-        if not isinstance(message_id, uuid.UUID):
-            try:
-                message_id = uuid.UUID(str(message_id))
-            except ValueError:
-                return
-        now = time.monotonic()
-        self._seen[message_id] = now
-        self._seen.move_to_end(message_id)
-        horizon = now - SEEN_SECONDS
-        while self._seen and (
-            len(self._seen) > _SEEN_LIMIT or next(iter(self._seen.values())) < horizon
-        ):
-            self._seen.popitem(last=False)
+        self._seen.add(message_id)

@@ -4,6 +4,7 @@ at GET /metrics in the text exposition format."""
 from __future__ import annotations
 
 import datetime as dt
+import sys
 from collections.abc import Callable, Iterator, Mapping
 
 from aiohttp import web
@@ -67,6 +68,15 @@ class Metrics:
             ["source", "code"],
             registry=r,
         )
+        # Resident memory also keeps the high-water mark of bursts (the allocator holds on to
+        # what a backlog took); live objects' blocks go back down. A leak raises both.
+        self.heap_blocks = Gauge(
+            "chat_python_heap_blocks",
+            "Memory blocks held by live Python objects (sys.getallocatedblocks()): flat under "
+            "steady load unless objects leak",
+            registry=r,
+        )
+        self.heap_blocks.set_function(sys.getallocatedblocks)
 
     def observe_delivery(self, created_at: object) -> None:
         """Record a delivery of a message created at ``created_at`` (ISO 8601)."""
