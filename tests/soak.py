@@ -7,7 +7,7 @@ resident memory within 10 % of what they were at the end of the warm-up.
 The warm-up is the relay's memory of delivered message ids filling (it keeps them
 ``SEEN_SECONDS``, two minutes) and one window more. Resident memory also keeps the high-water
 mark of every backlog: a database stall of 3 s at 200 msg/s left it 4 MB higher for good,
-with the live objects back where they were (bench/results/2026-12-08-soak-memory.md). A
+with the live objects back where they were (bench/results/2026-12-07-soak-memory.md). A
 leak raises both, steadily; the live objects are what tells it from the disk's stalls.
 Resident memory from the first minute is printed too.
 
