@@ -2,15 +2,17 @@
 (the group commit's own emit, another relay's through Redis, and the changefeed's replay and
 poll can all carry the same message).
 
-An id is kept for at least ``keep`` seconds after it was added, and while ids keep coming, at
-most ``keep`` plus a quarter of it: ids go into the newest of a few sets, one per quarter of
-``keep``, and a set is dropped whole once its newest id is ``keep`` old. Each id is stored
-as the 128-bit integer of its UUID. That costs about 90 bytes an id, where an ordered dict
-of ``UUID`` objects and their times cost 230 to 310: at 1,000 messages a second, the ids
-kept came to some 30 MB of the relay's memory that way, and now to 8 MB.
+Ids go into the newest of a few sets, each taking ids for an eighth of ``keep`` (or until
+it holds an eighth of ``limit``); a set is dropped whole once its newest id is ``keep`` old,
+or when the ids held reach ``limit``, oldest set first. So an id is kept at least ``keep``
+seconds while fewer than ``limit`` ids arrive in that time, and the newest ``limit`` minus
+an eighth of it are always kept whatever the rate. With the relay's two minutes and 100,000
+ids: two minutes up to about 700 messages a second; at 1,000 a second, 88 to 100 s. Ids are
+dropped only when one is added, so an idle relay keeps its last ones until traffic resumes.
 
-``limit`` bounds the ids held whatever the rate: at it, the oldest set goes early (at 1,000
-messages a second, with the relay's two minutes and 100,000 ids, an id is kept about 90 s).
+Each id is stored as the 128-bit integer of its UUID, about 90 bytes an id, where an
+ordered dict of ``UUID`` objects and their times cost 230 to 310: at 1,000 messages a
+second, the ids kept came to some 30 MB of the relay's memory that way, and now to 9 MB.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import uuid
 from collections import deque
 from collections.abc import Callable
 
-_GENERATIONS = 4  # sets per ``keep``: the longest an id stays is keep * (1 + 1/4)
+GENERATIONS = 8  # sets per ``keep`` and per ``limit``
 
 
 def id_key(message_id: object) -> int | None:
@@ -47,8 +49,9 @@ class RecentIds:
         if keep <= 0 or limit <= 0:
             raise ValueError("keep and limit must be positive")
         self._keep = keep
-        self._span = keep / _GENERATIONS
+        self._span = keep / GENERATIONS
         self._limit = limit
+        self._per_set = max(1, limit // GENERATIONS)
         self._clock = clock
         self._current: set[int] = set()
         self._started = clock()
@@ -75,7 +78,7 @@ class RecentIds:
         if key is None:
             return
         now = self._clock()
-        if now - self._started >= self._span:
+        if now - self._started >= self._span or len(self._current) >= self._per_set:
             self._closed.append((now, frozenset(self._current)))
             self._count += len(self._current)
             self._current = set()
@@ -83,6 +86,4 @@ class RecentIds:
         while self._closed and (self._closed[0][0] <= now - self._keep or len(self) >= self._limit):
             _, dropped = self._closed.popleft()
             self._count -= len(dropped)
-        if len(self._current) >= self._limit:  # one burst past the whole limit
-            self._current.clear()
         self._current.add(key)
