@@ -35,7 +35,7 @@ def documented() -> set[str]:
     names = set()
     for row in rows:
         first_cell = row.split("|")[1]
-        names.update(re.findall(r"`(chat_[a-z_]+)", first_cell))
+        names.update(re.findall(r"`(chat_[a-z0-9_]+)", first_cell))
     return names
 
 
