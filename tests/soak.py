@@ -63,8 +63,8 @@ def heap_blocks(metrics_url: str) -> float:
 
 def _slope(rows: list[dict[str, Any]]) -> float | None:
     """Live blocks gained per 1,000 messages over ``rows`` (least squares): a leak of one
-    small object per message gives 1,000; a backlog's step, spread over the run, a few
-    dozen. Reported beside the rule, for leaks too slow for it to catch in ten minutes."""
+    small object per message gives 1,000; a backlog's step, spread over the run, tens.
+    Reported beside the rule, for leaks too slow for it to catch in ten minutes."""
     if len(rows) < 2:
         return None
     xs, total = [], 0
