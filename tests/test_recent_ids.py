@@ -79,6 +79,38 @@ def test_past_the_limit_the_newest_ids_stay() -> None:
     assert all(m in ids for m in burst[-875:])
 
 
+def test_sets_closed_by_time_count_toward_the_limit() -> None:
+    """Eight a second for 200 s: 960 ids in two minutes and an eighth more than that, so
+    sets closed by time (not by count) are what reach the limit."""
+    clock = Clock()
+    ids = RecentIds(keep=120, limit=1_000, clock=clock)
+    added = []
+    for _ in range(1_600):
+        clock.now += 0.125
+        message = uuid.uuid4()
+        ids.add(message)
+        added.append(message)
+        assert len(ids) <= 1_000
+    assert all(m in ids for m in added[-875:])
+
+
+def test_after_an_idle_spell_one_add_forgets_every_closed_set() -> None:
+    """The set still open when traffic stopped closes at the next add and is kept from
+    then; every set closed before it goes at that add."""
+    clock = Clock()
+    ids = RecentIds(keep=120, limit=100_000, clock=clock)
+    old = []
+    for _ in range(600):  # ten a second for 60 s: three sets closed by time, one open
+        clock.now += 0.1
+        message = uuid.uuid4()
+        ids.add(message)
+        old.append(message)
+    clock.now += 600
+    ids.add(uuid.uuid4())
+    assert not any(m in ids for m in old[:-151])  # all but the last 15 s
+    assert len(ids) <= 152
+
+
 def test_keep_and_limit_must_be_positive() -> None:
     with pytest.raises(ValueError):
         RecentIds(keep=0, limit=10)

@@ -3,12 +3,13 @@
 poll can all carry the same message).
 
 Ids go into the newest of a few sets, each taking ids for an eighth of ``keep`` (or until
-it holds an eighth of ``limit``); a set is dropped whole once its newest id is ``keep`` old,
-or when the ids held reach ``limit``, oldest set first. So an id is kept at least ``keep``
-seconds while fewer than ``limit`` ids arrive in that time, and the newest ``limit`` minus
-an eighth of it are always kept whatever the rate. With the relay's two minutes and 100,000
-ids: two minutes up to about 700 messages a second; at 1,000 a second, 88 to 100 s. Ids are
-dropped only when one is added, so an idle relay keeps its last ones until traffic resumes.
+it holds an eighth of ``limit``); a set is dropped whole once the moment it closed is
+``keep`` old, or when the ids held reach ``limit``, oldest set first. So an id is kept at
+least ``keep`` seconds while fewer than ``limit`` ids arrive in ``keep`` and an eighth, and
+the newest ``limit`` minus an eighth of it are always kept whatever the rate. With the
+relay's two minutes and 100,000 ids: two minutes up to about 740 messages a second; at
+1,000 a second, 87.5 to 100 s. Ids are dropped only when one is added, so an idle relay
+keeps its last ones until traffic resumes.
 
 Each id is stored as the 128-bit integer of its UUID, about 90 bytes an id, where an
 ordered dict of ``UUID`` objects and their times cost 230 to 310: at 1,000 messages a
