@@ -335,19 +335,19 @@ async def send_groups(metrics_url: str | None) -> tuple[float, float] | None:
     """The relay's group commits and the messages they held so far (its /metrics)."""
     if metrics_url is None:
         return None
-    loop = asyncio.get_running_loop()
-    text = await loop.run_in_executor(None, _get_text, metrics_url)
-    values = {
+    values = await asyncio.to_thread(metric_values, metrics_url)
+    return values["chat_send_groups_total"], values["chat_send_group_messages_total"]
+
+
+def metric_values(url: str) -> dict[str, float]:
+    """Every sample of a /metrics page by its name (labels dropped: for unlabelled ones)."""
+    with urllib.request.urlopen(url, timeout=10) as response:
+        text = response.read().decode()
+    return {
         sample.name: sample.value
         for family in text_string_to_metric_families(text)
         for sample in family.samples
     }
-    return values["chat_send_groups_total"], values["chat_send_group_messages_total"]
-
-
-def _get_text(url: str) -> str:
-    with urllib.request.urlopen(url, timeout=10) as response:
-        return str(response.read().decode())
 
 
 def _stall_explains(step: dict[str, Any]) -> bool:

@@ -37,13 +37,12 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
-from prometheus_client.parser import text_string_to_metric_families
 
 from workers.changefeed import SEEN_SECONDS
 from workers.recent_ids import GENERATIONS
 
 from .bench_procs import loadgen, relay, rss_bytes
-from .bench_suite import _get_text, arrange_pairs
+from .bench_suite import arrange_pairs, metric_values
 
 SECRET = "soak-secret-0123456789abcdef0123456789abcdef"
 WINDOW = 30.0  # seconds per step of the load generator
@@ -52,15 +51,6 @@ WINDOW = 30.0  # seconds per step of the load generator
 # the warm one: in less, a leak has no time to show.
 WARM_MINUTES = (SEEN_SECONDS * (1 + 1 / GENERATIONS) + WINDOW) / 60
 JUDGED_WINDOWS = 4
-
-
-def heap_blocks(metrics_url: str) -> float:
-    """The relay's live Python objects' memory blocks (its /metrics)."""
-    for family in text_string_to_metric_families(_get_text(metrics_url)):
-        for sample in family.samples:
-            if sample.name == "chat_python_heap_blocks":
-                return float(sample.value)
-    raise LookupError("chat_python_heap_blocks is not in /metrics")
 
 
 def _slope(rows: list[dict[str, Any]]) -> float | None:
@@ -126,7 +116,8 @@ async def main() -> int:
                     tag=f"soak{i}",
                 )
                 step["rss_mb"] = rss_bytes(server.pid) / 2**20
-                step["heap_blocks"] = await asyncio.to_thread(heap_blocks, f"{server.url}/metrics")
+                metrics = await asyncio.to_thread(metric_values, f"{server.url}/metrics")
+                step["heap_blocks"] = metrics["chat_python_heap_blocks"]
                 step["minute"] = (time.monotonic() - started) / 60
                 rows.append(step)
                 errors = (
