@@ -146,17 +146,30 @@ $_$;
 --
 
 CREATE FUNCTION chat_private.audit_chain_status() RETURNS jsonb
-    LANGUAGE sql STABLE SECURITY DEFINER
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
     SET search_path TO ''
-    AS $$
-  select jsonb_build_object(
-    'linked', (select h.last_seq from chat_private.audit_chain_head as h where h.id),
-    'unlinked', (select count(*) from public.chat_audit_logs as a where a.chain_seq is null),
-    'oldest_unlinked_at', (
-      select min(a.created_at) from public.chat_audit_logs as a where a.chain_seq is null
-    )
-  )
-$$;
+    AS $_$
+declare
+  _head chat_private.audit_chain_head;
+  _unlinked bigint;
+  _oldest timestamptz;
+begin
+  select h.* into _head from chat_private.audit_chain_head as h where h.id;
+  execute $q$
+    select count(*), min(a.created_at)
+    from public.chat_audit_logs as a
+    where (a.xact_id, a.id) > ($1, $2)
+      and not (
+        select exists (select 1 from chat_private.audit_links as l where l.audit_id = a.id)
+      )
+  $q$
+  into _unlinked, _oldest
+  using coalesce(_head.linked_through_xact, '0'::xid8), coalesce(_head.linked_through_id, 0);
+  return jsonb_build_object(
+    'linked', _head.last_seq, 'unlinked', _unlinked, 'oldest_unlinked_at', _oldest
+  );
+end
+$_$;
 
 --
 -- Name: audit_chat_file_change(); Type: FUNCTION; Schema: chat_private; Owner: -
@@ -281,19 +294,11 @@ CREATE TABLE public.chat_audit_logs (
     message_id uuid,
     details jsonb DEFAULT '{}'::jsonb NOT NULL,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
-    chain_seq bigint,
-    prev_hash text,
-    hash text,
     xact_id xid8,
-    linked_at timestamp with time zone,
-    content_digest text,
     erased_at timestamp with time zone,
     erasure_id bigint,
-    legacy_hash text,
     CONSTRAINT chat_audit_logs_action_check CHECK (((char_length(action) >= 1) AND (char_length(action) <= 100))),
-    CONSTRAINT chat_audit_logs_content_digest_check CHECK ((content_digest ~ '^[0-9a-f]{64}$'::text)),
-    CONSTRAINT chat_audit_logs_erased_check CHECK (((erased_at IS NULL) = (erasure_id IS NULL))),
-    CONSTRAINT chat_audit_logs_hash_check CHECK (((hash ~ '^[0-9a-f]{64}$'::text) AND (prev_hash ~ '^[0-9a-f]{64}$'::text)))
+    CONSTRAINT chat_audit_logs_erased_check CHECK (((erased_at IS NULL) = (erasure_id IS NULL)))
 );
 
 --
@@ -315,52 +320,16 @@ COMMENT ON COLUMN public.chat_audit_logs.actor_role IS 'App role of the actor (c
 COMMENT ON COLUMN public.chat_audit_logs.session_id IS 'Not a foreign key on purpose: the audit outlives the session it describes.';
 
 --
--- Name: COLUMN chat_audit_logs.chain_seq; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.chat_audit_logs.chain_seq IS 'Position in the hash chain (1, 2, ...), in commit order. Set once, when the row is linked at commit.';
-
---
--- Name: COLUMN chat_audit_logs.prev_hash; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.chat_audit_logs.prev_hash IS 'hash of the row before it in the chain (64 zeros for the first row).';
-
---
--- Name: COLUMN chat_audit_logs.hash; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.chat_audit_logs.hash IS 'sha256 (hex) of prev_hash, a bar, and the row''s canonical JSON (chat_private.audit_hash).';
-
---
 -- Name: COLUMN chat_audit_logs.xact_id; Type: COMMENT; Schema: public; Owner: -
 --
 
 COMMENT ON COLUMN public.chat_audit_logs.xact_id IS 'Transaction that wrote the row (stamped on insert): the linker chains a row once its transaction has ended.';
 
 --
--- Name: COLUMN chat_audit_logs.linked_at; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.chat_audit_logs.linked_at IS 'When the background linker chained the row (its link delay is linked_at - created_at).';
-
---
--- Name: COLUMN chat_audit_logs.content_digest; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.chat_audit_logs.content_digest IS 'sha256 of the row''s personal part (actor_id, details), set when the row is linked. The chain hashes this digest, so the part can be erased and the chain still verifies.';
-
---
 -- Name: COLUMN chat_audit_logs.erased_at; Type: COMMENT; Schema: public; Owner: -
 --
 
 COMMENT ON COLUMN public.chat_audit_logs.erased_at IS 'When actor_id became a pseudonym and details were erased (an erasure or a retention purge; erasure_id names it).';
-
---
--- Name: COLUMN chat_audit_logs.legacy_hash; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.chat_audit_logs.legacy_hash IS 'The row''s hash under the first chain rule (over the details themselves), before the chain was re-linked over digests.';
 
 --
 -- Name: audit_digest(public.chat_audit_logs); Type: FUNCTION; Schema: chat_private; Owner: -
@@ -376,23 +345,82 @@ CREATE FUNCTION chat_private.audit_digest(entry public.chat_audit_logs) RETURNS 
 $$;
 
 --
--- Name: audit_hash(public.chat_audit_logs); Type: FUNCTION; Schema: chat_private; Owner: -
+-- Name: audit_links; Type: TABLE; Schema: chat_private; Owner: -
 --
 
-CREATE FUNCTION chat_private.audit_hash(entry public.chat_audit_logs) RETURNS text
+CREATE TABLE chat_private.audit_links (
+    chain_seq bigint NOT NULL,
+    audit_id bigint NOT NULL,
+    prev_hash text NOT NULL,
+    hash text NOT NULL,
+    content_digest text NOT NULL,
+    legacy_hash text,
+    linked_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT audit_links_chain_seq_check CHECK ((chain_seq > 0)),
+    CONSTRAINT audit_links_content_digest_check CHECK (((char_length(content_digest) = 64) AND (content_digest !~ '[^0-9a-f]'::text))),
+    CONSTRAINT audit_links_hash_check CHECK (((char_length(hash) = 64) AND (hash !~ '[^0-9a-f]'::text) AND (char_length(prev_hash) = 64) AND (prev_hash !~ '[^0-9a-f]'::text)))
+);
+
+--
+-- Name: TABLE audit_links; Type: COMMENT; Schema: chat_private; Owner: -
+--
+
+COMMENT ON TABLE chat_private.audit_links IS 'The audit hash chain: one row per linked chat_audit_logs row (audit_id), in chain order. Written once by link_audit_chain(); append-only.';
+
+--
+-- Name: COLUMN audit_links.chain_seq; Type: COMMENT; Schema: chat_private; Owner: -
+--
+
+COMMENT ON COLUMN chat_private.audit_links.chain_seq IS 'Place in the chain: 1, 2, 3, ... without a gap.';
+
+--
+-- Name: COLUMN audit_links.prev_hash; Type: COMMENT; Schema: chat_private; Owner: -
+--
+
+COMMENT ON COLUMN chat_private.audit_links.prev_hash IS 'The hash of the link before (64 zeros for the first).';
+
+--
+-- Name: COLUMN audit_links.hash; Type: COMMENT; Schema: chat_private; Owner: -
+--
+
+COMMENT ON COLUMN chat_private.audit_links.hash IS 'sha256 of prev_hash, a bar, and the audit row''s public part with content_digest (chat_private.audit_hash).';
+
+--
+-- Name: COLUMN audit_links.content_digest; Type: COMMENT; Schema: chat_private; Owner: -
+--
+
+COMMENT ON COLUMN chat_private.audit_links.content_digest IS 'sha256 of the audit row''s personal part (actor_id, details) when it was linked. The chain hashes this digest, so the part can be erased and the chain still verifies.';
+
+--
+-- Name: COLUMN audit_links.legacy_hash; Type: COMMENT; Schema: chat_private; Owner: -
+--
+
+COMMENT ON COLUMN chat_private.audit_links.legacy_hash IS 'The row''s hash under the first chain rule (over the details themselves), for rows linked before the chain was re-linked over digests.';
+
+--
+-- Name: COLUMN audit_links.linked_at; Type: COMMENT; Schema: chat_private; Owner: -
+--
+
+COMMENT ON COLUMN chat_private.audit_links.linked_at IS 'When the linker chained the row (its link delay is linked_at - created_at).';
+
+--
+-- Name: audit_hash(public.chat_audit_logs, chat_private.audit_links); Type: FUNCTION; Schema: chat_private; Owner: -
+--
+
+CREATE FUNCTION chat_private.audit_hash(entry public.chat_audit_logs, link chat_private.audit_links) RETURNS text
     LANGUAGE sql STABLE
     SET search_path TO ''
     AS $$
   select encode(
     sha256(convert_to(
-      entry.prev_hash || '|' || jsonb_build_object(
+      link.prev_hash || '|' || jsonb_build_object(
         'id', entry.id,
-        'chain_seq', entry.chain_seq,
+        'chain_seq', link.chain_seq,
         'actor_role', entry.actor_role,
         'action', entry.action,
         'session_id', entry.session_id,
         'message_id', entry.message_id,
-        'content_digest', entry.content_digest,
+        'content_digest', link.content_digest,
         'created_at', to_char(entry.created_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')
       )::text,
       'UTF8'
@@ -400,6 +428,12 @@ CREATE FUNCTION chat_private.audit_hash(entry public.chat_audit_logs) RETURNS te
     'hex'
   )
 $$;
+
+--
+-- Name: FUNCTION audit_hash(entry public.chat_audit_logs, link chat_private.audit_links); Type: COMMENT; Schema: chat_private; Owner: -
+--
+
+COMMENT ON FUNCTION chat_private.audit_hash(entry public.chat_audit_logs, link chat_private.audit_links) IS 'The hash of an audit row at its place in the chain: sha256 of the link''s prev_hash, a bar, and the row''s public part with the link''s chain_seq and content_digest.';
 
 --
 -- Name: audit_message_change(); Type: FUNCTION; Schema: chat_private; Owner: -
@@ -2244,64 +2278,88 @@ CREATE FUNCTION chat_private.link_audit_chain(max_rows integer DEFAULT 10000, in
 declare
   _head chat_private.audit_chain_head;
   _entry public.chat_audit_logs;
+  _link chat_private.audit_links;
   _xmin xid8;
   _own xid8;
+  _moved boolean := false;
   _now timestamptz := clock_timestamp();
-  _ids bigint [] := '{}'::bigint [];
   _seqs bigint [] := '{}'::bigint [];
+  _ids bigint [] := '{}'::bigint [];
   _prevs text [] := '{}'::text [];
   _hashes text [] := '{}'::text [];
   _digests text [] := '{}'::text [];
 begin
   linked := 0;
   max_delay_ms := 0;
-  _xmin := pg_snapshot_xmin(pg_current_snapshot());
   if include_own_transaction then
     _own := pg_current_xact_id_if_assigned();
   end if;
-  -- Nothing to link: return before locking the head, so an idle linker takes no
-  -- transaction id and writes no WAL (it is called every 0.2 s).
-  if not exists (
-    select 1 from public.chat_audit_logs as a
-    where a.chain_seq is null and (a.xact_id < _xmin or a.xact_id = _own)
-  ) then
+  -- Nothing after the position: return before locking the head, so an idle linker takes
+  -- no transaction id and writes no WAL (it is called every 0.2 s).
+  select h.* into _head from chat_private.audit_chain_head as h where h.id;
+  _xmin := pg_snapshot_xmin(pg_current_snapshot());
+  -- In index order: written as EXISTS, the planner may expect a match early in a
+  -- sequential scan, which then reads the whole table when nothing waits.
+  perform 1 from public.chat_audit_logs as a
+  where (a.xact_id, a.id) > (_head.linked_through_xact, _head.linked_through_id)
+    and (a.xact_id < _xmin or a.xact_id = _own)
+  order by a.xact_id, a.id
+  limit 1;
+  if not found then
     return;
   end if;
   select h.* into _head from chat_private.audit_chain_head as h where h.id for update;
   if not found then
     raise exception 'the audit chain head is missing' using errcode = '55000';
   end if;
-  -- The snapshot the links are taken from is the one after the lock, as before.
+  -- The snapshot the links are taken from is the one after the lock.
   _xmin := pg_snapshot_xmin(pg_current_snapshot());
+  -- Rows of finished transactions, then this transaction's own (tests: its xact_id is
+  -- above every finished one). The position follows the finished transactions' rows
+  -- only: an older transaction still running may yet add rows before the own ones.
   for _entry in
     select a.* from public.chat_audit_logs as a
-    where a.chain_seq is null and (a.xact_id < _xmin or a.xact_id = _own)
+    where (a.xact_id, a.id) > (_head.linked_through_xact, _head.linked_through_id)
+      and (a.xact_id < _xmin or a.xact_id = _own)
     order by a.xact_id, a.id
     limit max_rows
   loop
-    _entry.chain_seq := _head.last_seq + 1;
-    _entry.prev_hash := _head.last_hash;
-    _entry.content_digest := chat_private.audit_digest(_entry);
-    _entry.hash := chat_private.audit_hash(_entry);
+    if _entry.xact_id < _xmin then
+      _head.linked_through_xact := _entry.xact_id;
+      _head.linked_through_id := _entry.id;
+      _moved := true;
+    end if;
+    -- Linked already: a row of the caller's own transaction linked by an earlier call.
+    continue when exists (
+      select 1 from chat_private.audit_links as l where l.audit_id = _entry.id
+    );
+    _link.chain_seq := _head.last_seq + 1;
+    _link.prev_hash := _head.last_hash;
+    _link.content_digest := chat_private.audit_digest(_entry);
+    _link.hash := chat_private.audit_hash(_entry, _link);
+    _seqs := _seqs || _link.chain_seq;
     _ids := _ids || _entry.id;
-    _seqs := _seqs || _entry.chain_seq;
-    _prevs := _prevs || _entry.prev_hash;
-    _hashes := _hashes || _entry.hash;
-    _digests := _digests || _entry.content_digest;
-    _head.last_seq := _entry.chain_seq;
-    _head.last_hash := _entry.hash;
+    _prevs := _prevs || _link.prev_hash;
+    _hashes := _hashes || _link.hash;
+    _digests := _digests || _link.content_digest;
+    _head.last_seq := _link.chain_seq;
+    _head.last_hash := _link.hash;
     _head.last_id := _entry.id;
     linked := linked + 1;
     max_delay_ms := greatest(max_delay_ms, extract(epoch from _now - _entry.created_at) * 1000);
   end loop;
   if linked > 0 then
-    update public.chat_audit_logs as a
-    set chain_seq = l.seq, prev_hash = l.prev, hash = l.hash, content_digest = l.digest,
-      linked_at = _now
-    from unnest(_ids, _seqs, _prevs, _hashes, _digests) as l (id, seq, prev, hash, digest)
-    where a.id = l.id;
+    insert into chat_private.audit_links (
+      chain_seq, audit_id, prev_hash, hash, content_digest, linked_at
+    )
+    select l.seq, l.id, l.prev, l.hash, l.digest, _now
+    from unnest(_seqs, _ids, _prevs, _hashes, _digests) as l (seq, id, prev, hash, digest);
+  end if;
+  if linked > 0 or _moved then
     update chat_private.audit_chain_head as h
     set last_seq = _head.last_seq, last_hash = _head.last_hash, last_id = _head.last_id,
+      linked_through_xact = _head.linked_through_xact,
+      linked_through_id = _head.linked_through_id,
       updated_at = _now
     where h.id;
   end if;
@@ -3047,16 +3105,19 @@ begin
   into _logs
   from (
     select a.id, a.actor_id, a.actor_role, a.action, a.session_id, a.message_id, a.details,
-      a.created_at, a.chain_seq, a.prev_hash, a.hash
-    from public.chat_audit_logs as a
-    where (target_session_id is null or a.session_id = target_session_id)
-      and (target_user_id is null or a.actor_id = target_user_id)
-      and (target_action is null or a.action = target_action)
-      and (since is null or a.created_at >= since)
-      and (until is null or a.created_at < until)
-    order by a.created_at desc, a.id desc
-    limit max_rows
-    offset skip_rows
+      a.created_at, l.chain_seq, l.prev_hash, l.hash
+    from (
+      select a.* from public.chat_audit_logs as a
+      where (target_session_id is null or a.session_id = target_session_id)
+        and (target_user_id is null or a.actor_id = target_user_id)
+        and (target_action is null or a.action = target_action)
+        and (since is null or a.created_at >= since)
+        and (until is null or a.created_at < until)
+      order by a.created_at desc, a.id desc
+      limit max_rows
+      offset skip_rows
+    ) as a
+    left join chat_private.audit_links as l on l.audit_id = a.id
   ) as page;
   perform chat_private.append_audit(
     'admin.audit.read', target_session_id, null,
@@ -3216,33 +3277,36 @@ CREATE FUNCTION chat_private.refuse_audit_change() RETURNS trigger
     SET search_path TO ''
     AS $$
 begin
-  if tg_op = 'UPDATE' then
-    if old.hash is null and old.chain_seq is null and old.prev_hash is null
-      and new.hash is not null and new.chain_seq is not null and new.prev_hash is not null
-      and new.content_digest is not null
-      and (
-        new.id, new.actor_id, new.actor_role, new.action, new.session_id, new.message_id,
-        new.details, new.created_at, new.xact_id, new.erased_at, new.erasure_id
-      ) is not distinct from (
-        old.id, old.actor_id, old.actor_role, old.action, old.session_id, old.message_id,
-        old.details, old.created_at, old.xact_id, old.erased_at, old.erasure_id
-      ) then
+  if tg_op = 'UPDATE'
+    and old.erased_at is null and new.erased_at is not null
+    and (
+      new.id, new.actor_role, new.action, new.session_id, new.message_id, new.created_at,
+      new.xact_id
+    ) is not distinct from (
+      old.id, old.actor_role, old.action, old.session_id, old.message_id, old.created_at,
+      old.xact_id
+    ) then
+    -- A statement of its own: anon has no access to chat_private, and must get the
+    -- append-only error below, not a permission error from this call.
+    if chat_private.erasure_in_progress() then
       return new;
-    end if;
-    if old.erased_at is null and new.erased_at is not null
-      and (
-        new.id, new.actor_role, new.action, new.session_id, new.message_id, new.created_at,
-        new.xact_id, new.chain_seq, new.prev_hash, new.hash, new.content_digest, new.legacy_hash
-      ) is not distinct from (
-        old.id, old.actor_role, old.action, old.session_id, old.message_id, old.created_at,
-        old.xact_id, old.chain_seq, old.prev_hash, old.hash, old.content_digest, old.legacy_hash
-      ) then
-      if chat_private.erasure_in_progress() then
-        return new;
-      end if;
     end if;
   end if;
   raise exception 'chat_audit_logs is append-only: % is not allowed', tg_op
+    using errcode = '42501';
+end
+$$;
+
+--
+-- Name: refuse_audit_link_change(); Type: FUNCTION; Schema: chat_private; Owner: -
+--
+
+CREATE FUNCTION chat_private.refuse_audit_link_change() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path TO ''
+    AS $$
+begin
+  raise exception 'chat_private.audit_links is append-only: % is not allowed', tg_op
     using errcode = '42501';
 end
 $$;
@@ -4097,10 +4161,6 @@ CREATE FUNCTION chat_private.stamp_audit_insert() RETURNS trigger
 begin
   new.created_at := now();
   new.xact_id := pg_current_xact_id();
-  new.chain_seq := null;
-  new.prev_hash := null;
-  new.hash := null;
-  new.linked_at := null;
   return new;
 end
 $$;
@@ -4331,6 +4391,7 @@ CREATE FUNCTION chat_private.verify_audit_chain() RETURNS bigint
     AS $$
 declare
   _head chat_private.audit_chain_head;
+  _link chat_private.audit_links;
   _entry public.chat_audit_logs;
   _prev text := repeat('0', 64);
   _seq bigint := 0;
@@ -4339,36 +4400,38 @@ begin
   if not found then
     return 0;
   end if;
-  for _entry in
-    select a.* from public.chat_audit_logs as a
-    where a.chain_seq <= _head.last_seq
-    order by a.chain_seq
+  for _link in
+    select l.* from chat_private.audit_links as l
+    where l.chain_seq <= _head.last_seq
+    order by l.chain_seq
   loop
     _seq := _seq + 1;
-    if _entry.chain_seq <> _seq
-      or _entry.prev_hash is distinct from _prev
-      or _entry.hash is distinct from chat_private.audit_hash(_entry) then
-      return _entry.id;
+    select a.* into _entry from public.chat_audit_logs as a where a.id = _link.audit_id;
+    if not found
+      or _link.chain_seq <> _seq
+      or _link.prev_hash is distinct from _prev
+      or _link.hash is distinct from chat_private.audit_hash(_entry, _link) then
+      return _link.audit_id;
     end if;
     if _entry.erased_at is null then
-      if _entry.content_digest is distinct from chat_private.audit_digest(_entry) then
-        return _entry.id;
+      if _link.content_digest is distinct from chat_private.audit_digest(_entry) then
+        return _link.audit_id;
       end if;
     elsif _entry.details is distinct from jsonb_build_object('erased', true, 'erasure', _entry.erasure_id)
       or not exists (select 1 from chat_private.erasures as e where e.id = _entry.erasure_id) then
-      return _entry.id;
+      return _link.audit_id;
     end if;
-    _prev := _entry.hash;
+    _prev := _link.hash;
   end loop;
   if _seq <> _head.last_seq or _prev <> _head.last_hash then
     return coalesce(_head.last_id, 0);
   end if;
-  select a.* into _entry from public.chat_audit_logs as a
-  where a.chain_seq > _head.last_seq
-  order by a.chain_seq
+  select l.* into _link from chat_private.audit_links as l
+  where l.chain_seq > _head.last_seq
+  order by l.chain_seq
   limit 1;
   if found then
-    return _entry.id;
+    return _link.audit_id;
   end if;
   return null;
 end
@@ -5640,6 +5703,8 @@ CREATE TABLE chat_private.audit_chain_head (
     last_hash text NOT NULL,
     last_id bigint,
     updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    linked_through_xact xid8 DEFAULT '0'::xid8 NOT NULL,
+    linked_through_id bigint DEFAULT 0 NOT NULL,
     CONSTRAINT audit_chain_head_single_row CHECK (id)
 );
 
@@ -5647,7 +5712,13 @@ CREATE TABLE chat_private.audit_chain_head (
 -- Name: TABLE audit_chain_head; Type: COMMENT; Schema: chat_private; Owner: -
 --
 
-COMMENT ON TABLE chat_private.audit_chain_head IS 'The end of the audit hash chain: one row, locked FOR UPDATE by the linker while it links.';
+COMMENT ON TABLE chat_private.audit_chain_head IS 'The end of the audit hash chain and how far the linker has read: one row, locked FOR UPDATE by the linker while it links.';
+
+--
+-- Name: COLUMN audit_chain_head.linked_through_xact; Type: COMMENT; Schema: chat_private; Owner: -
+--
+
+COMMENT ON COLUMN chat_private.audit_chain_head.linked_through_xact IS 'With linked_through_id: every audit row at or before (xact_id, id) = (linked_through_xact, linked_through_id) is linked; the linker reads on from there.';
 
 --
 -- Name: changefeed_messages; Type: TABLE; Schema: chat_private; Owner: -
@@ -6047,6 +6118,20 @@ ALTER TABLE ONLY chat_private.audit_chain_head
     ADD CONSTRAINT audit_chain_head_pkey PRIMARY KEY (id);
 
 --
+-- Name: audit_links audit_links_audit_id_key; Type: CONSTRAINT; Schema: chat_private; Owner: -
+--
+
+ALTER TABLE ONLY chat_private.audit_links
+    ADD CONSTRAINT audit_links_audit_id_key UNIQUE (audit_id);
+
+--
+-- Name: audit_links audit_links_pkey; Type: CONSTRAINT; Schema: chat_private; Owner: -
+--
+
+ALTER TABLE ONLY chat_private.audit_links
+    ADD CONSTRAINT audit_links_pkey PRIMARY KEY (chain_seq);
+
+--
 -- Name: changefeed_state changefeed_state_pkey; Type: CONSTRAINT; Schema: chat_private; Owner: -
 --
 
@@ -6164,13 +6249,6 @@ ALTER TABLE ONLY chat_private.webhook_outbox
 
 ALTER TABLE ONLY chat_private.webhook_waiting
     ADD CONSTRAINT webhook_waiting_pkey PRIMARY KEY (session_id, user_id);
-
---
--- Name: chat_audit_logs chat_audit_logs_chain_seq_key; Type: CONSTRAINT; Schema: public; Owner: -
---
-
-ALTER TABLE ONLY public.chat_audit_logs
-    ADD CONSTRAINT chat_audit_logs_chain_seq_key UNIQUE (chain_seq);
 
 --
 -- Name: chat_audit_logs chat_audit_logs_pkey; Type: CONSTRAINT; Schema: public; Owner: -
@@ -6380,10 +6458,10 @@ CREATE INDEX chat_audit_logs_created_at ON public.chat_audit_logs USING btree (c
 CREATE INDEX chat_audit_logs_session_id ON public.chat_audit_logs USING btree (session_id, created_at DESC);
 
 --
--- Name: chat_audit_logs_unlinked; Type: INDEX; Schema: public; Owner: -
+-- Name: chat_audit_logs_xact; Type: INDEX; Schema: public; Owner: -
 --
 
-CREATE INDEX chat_audit_logs_unlinked ON public.chat_audit_logs USING btree (xact_id, id) WHERE (chain_seq IS NULL);
+CREATE INDEX chat_audit_logs_xact ON public.chat_audit_logs USING btree (xact_id, id);
 
 --
 -- Name: chat_delivery_state_message; Type: INDEX; Schema: public; Owner: -
@@ -6486,6 +6564,18 @@ CREATE INDEX chat_sessions_created_by_created_at ON public.chat_sessions USING b
 --
 
 CREATE INDEX chat_sessions_participants ON public.chat_sessions USING gin (participants);
+
+--
+-- Name: audit_links audit_links_append_only; Type: TRIGGER; Schema: chat_private; Owner: -
+--
+
+CREATE TRIGGER audit_links_append_only BEFORE DELETE OR UPDATE ON chat_private.audit_links FOR EACH ROW EXECUTE FUNCTION chat_private.refuse_audit_link_change();
+
+--
+-- Name: audit_links audit_links_no_truncate; Type: TRIGGER; Schema: chat_private; Owner: -
+--
+
+CREATE TRIGGER audit_links_no_truncate BEFORE TRUNCATE ON chat_private.audit_links FOR EACH STATEMENT EXECUTE FUNCTION chat_private.refuse_audit_link_change();
 
 --
 -- Name: erasures chat_erasures_broadcast; Type: TRIGGER; Schema: chat_private; Owner: -
@@ -6849,6 +6939,12 @@ ALTER TABLE ONLY public.chat_sessions
 --
 
 ALTER TABLE chat_private.audit_chain_head ENABLE ROW LEVEL SECURITY;
+
+--
+-- Name: audit_links; Type: ROW SECURITY; Schema: chat_private; Owner: -
+--
+
+ALTER TABLE chat_private.audit_links ENABLE ROW LEVEL SECURITY;
 
 --
 -- Name: changefeed_messages; Type: ROW SECURITY; Schema: chat_private; Owner: -

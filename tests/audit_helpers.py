@@ -56,7 +56,7 @@ async def link_audit_chain(superuser: asyncpg.Connection, within: float = 15.0) 
     async def all_linked() -> bool:
         await superuser.fetchval("select linked from chat_private.link_audit_chain()")
         return not await superuser.fetchval(
-            "select exists (select 1 from public.chat_audit_logs where chain_seq is null)"
+            "select (chat_private.audit_chain_status() ->> 'unlinked')::bigint"
         )
 
     await eventually(all_linked, within=within)

@@ -5,11 +5,16 @@ One backend and no relay: ``chat_private.send_chat_messages`` called as the rela
 (two-person sessions, each message with its sender's claims), in groups of ``--size``.
 Each variant is a copy of the migrated database with an SQL file applied (``-`` applies
 nothing: the schema as migrated); each gets its own connection, and blocks of messages
-alternate between them, so the machine's drift falls on every variant alike. The CPU is
-the backend's own (/proc/<pid>/schedstat: PostgreSQL must run on this machine). For each
+alternate between them, so the machine's drift falls on every variant alike. After each
+block a second connection links the block's audit rows (``chat_private.link_audit_chain``,
+as the service's background linker does), so the figures are the group's CPU, the
+linker's, and their sum. The CPU is each backend's own (/proc/<pid>/schedstat: PostgreSQL
+must run on this machine). For each
 variant after the first it prints the median, over the blocks, of (variant / first) for
-adjacent blocks, and the quartiles of those ratios: on a machine whose speed drifts by
-tens of per cent between runs this resolves a few per cent.
+adjacent blocks (group and linker together), and the quartiles of those ratios: on a
+machine whose speed drifts by tens of per cent between runs this resolves a few per cent.
+A variant may be a migration not yet applied to the database given: the template then
+stands for the schema before it.
 
     scripts/bench groups - candidate.sql                # makes the databases, then runs this
     scripts/bench groups --size 10 --blocks 40 - a.sql b.sql
@@ -100,6 +105,16 @@ async def _block(conn: asyncpg.Connection, pairs: Pairs, size: int, tag: str) ->
     return (BLOCK_MESSAGES // size) * size
 
 
+async def _link(conn: asyncpg.Connection) -> int:
+    """Link every audit row waiting, as the background linker would (batches of 5,000)."""
+    total = 0
+    while True:
+        linked = await conn.fetchval("select linked from chat_private.link_audit_chain(5000)")
+        total += linked
+        if linked < 5000:
+            return total
+
+
 def cli() -> tuple[argparse.Namespace, list[str | None]]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--database-url", required=True, help="a migrated database (template)")
@@ -119,6 +134,7 @@ async def main(args: argparse.Namespace, sqls: list[str | None]) -> None:
     template = urllib.parse.urlsplit(args.database_url).path.lstrip("/")
     names = [f"{template}_v{i}" for i in range(len(args.variants))]
     conns: list[asyncpg.Connection] = []
+    linkers: list[asyncpg.Connection] = []
     try:
         for name, sql in zip(names, sqls, strict=True):
             await admin.execute(f'create database "{name}" template "{template}"')
@@ -126,26 +142,36 @@ async def main(args: argparse.Namespace, sqls: list[str | None]) -> None:
             if sql is not None:
                 await conn.execute(sql)
             conns.append(conn)
+            linkers.append(await asyncpg.connect(_with_db(args.database_url, name)))
         pids = [await c.fetchval("select pg_backend_pid()") for c in conns]
-        for pid, name in zip(pids, names, strict=True):
+        linker_pids = [await c.fetchval("select pg_backend_pid()") for c in linkers]
+        for pid, linker_pid, name in zip(pids, linker_pids, names, strict=True):
             _check_backend(pid, name)
-        for conn in conns:
+            _check_backend(linker_pid, name)
+        for conn, linker in zip(conns, linkers, strict=True):
             # Warm the caches, then take statistics as autovacuum would have on a live
             # table (the copies start with an empty chat_messages, and autovacuum may be
             # off), so that the plans measured are the ones of a table in use; the second
             # block makes them.
             await _block(conn, pairs, args.size, "warm")
+            await _link(linker)
             await conn.execute("analyze")
             await _block(conn, pairs, args.size, "warm-again")
-        per_message: list[list[float]] = [[] for _ in conns]
+            await _link(linker)
+        group: list[list[float]] = [[] for _ in conns]
+        link: list[list[float]] = [[] for _ in conns]
         for b in range(args.blocks):
             order = range(len(conns)) if b % 2 == 0 else reversed(range(len(conns)))
             for i in order:
                 before = _backend_cpu(pids[i])
                 n = await _block(conns[i], pairs, args.size, f"b{b}")
-                per_message[i].append((_backend_cpu(pids[i]) - before) * 1000 / n)
+                group[i].append((_backend_cpu(pids[i]) - before) * 1000 / n)
+                before = _backend_cpu(linker_pids[i])
+                if await _link(linkers[i]) < n:
+                    raise SystemExit(f"{args.variants[i]}: the linker left rows of block {b}")
+                link[i].append((_backend_cpu(linker_pids[i]) - before) * 1000 / n)
     finally:
-        for conn in conns:
+        for conn in conns + linkers:
             await conn.close()
         for name in names:
             await admin.execute(f'drop database if exists "{name}" with (force)')
@@ -155,8 +181,15 @@ async def main(args: argparse.Namespace, sqls: list[str | None]) -> None:
         f"{platform.python_version()}; groups of {args.size}, {args.blocks} blocks of "
         f"{BLOCK_MESSAGES // args.size * args.size} messages per variant"
     )
-    for variant, values in zip(args.variants, per_message, strict=True):
-        print(f"{variant}: {statistics.fmean(values):.3f} ms of backend CPU per message")
+    per_message = [
+        [g + k for g, k in zip(gs, ks, strict=True)] for gs, ks in zip(group, link, strict=True)
+    ]
+    for variant, gs, ks in zip(args.variants, group, link, strict=True):
+        print(
+            f"{variant}: {statistics.fmean(gs) + statistics.fmean(ks):.3f} ms of backend CPU "
+            f"per message (group {statistics.fmean(gs):.3f}, audit linker "
+            f"{statistics.fmean(ks):.3f})"
+        )
     for variant, values in zip(args.variants[1:], per_message[1:], strict=True):
         ratios = sorted(v / r for v, r in zip(values, per_message[0], strict=True))
         q = statistics.quantiles(ratios, n=4)

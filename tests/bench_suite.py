@@ -453,27 +453,27 @@ def step_table(report: Report, sides: dict[str, list[dict[str, Any]]]) -> None:
 async def audit_link_delay(url: str, since: dt.datetime) -> tuple[float | None, str]:
     conn = await asyncpg.connect(url)
     try:
-        has = await conn.fetchval(
-            "select exists (select 1 from information_schema.columns where table_schema = "
-            "'public' and table_name = 'chat_audit_logs' and column_name = 'linked_at')"
-        )
-        if not has:
-            return None, "chat_audit_logs.linked_at does not exist on this branch: not measured"
+        if not await conn.fetchval("select to_regclass('chat_private.audit_links') is not null"):
+            return None, "chat_private.audit_links does not exist on this branch: not measured"
+        rows = """
+            select a.created_at, l.linked_at
+            from public.chat_audit_logs as a
+            left join chat_private.audit_links as l on l.audit_id = a.id
+            where a.created_at >= $1
+        """
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             left = await conn.fetchval(
-                "select count(*) from public.chat_audit_logs "
-                "where created_at >= $1 and linked_at is null",
-                since,
+                f"select count(*) from ({rows}) as r where r.linked_at is null", since
             )
             if not left:
                 break
             await asyncio.sleep(0.5)
         row = await conn.fetchrow(
-            "select count(*) as n, count(*) filter (where linked_at is null) as unlinked, "
+            "select count(*) as n, count(*) filter (where r.linked_at is null) as unlinked, "
             "percentile_cont(0.99) within group (order by extract(epoch from "
-            "coalesce(linked_at, clock_timestamp()) - created_at) * 1000) as p99 "
-            "from public.chat_audit_logs where created_at >= $1",
+            "coalesce(r.linked_at, clock_timestamp()) - r.created_at) * 1000) as p99 "
+            f"from ({rows}) as r",
             since,
         )
         p99 = float(row["p99"]) if row["p99"] is not None else None

@@ -119,8 +119,8 @@ async def test_audit_log_filters_pages_and_counts(
     # The background linker chains committed rows within a fraction of a second.
     await eventually(
         lambda: superuser.fetchval(
-            "select count(*) = 5 and bool_and(hash is not null) from public.chat_audit_logs "
-            "where session_id = $1",
+            "select count(*) = 5 and bool_and(l.hash is not null) from public.chat_audit_logs a "
+            "left join chat_private.audit_links l on l.audit_id = a.id where a.session_id = $1",
             session,
         ),
         within=15,

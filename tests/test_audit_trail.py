@@ -183,7 +183,7 @@ async def test_concurrent_writers_build_one_valid_chain(
     await link_audit_chain(superuser)
 
     seqs = await superuser.fetch(
-        "select chain_seq from public.chat_audit_logs where chain_seq > $1 order by chain_seq",
+        "select chain_seq from chat_private.audit_links where chain_seq > $1 order by chain_seq",
         before,
     )
     assert [r["chain_seq"] for r in seqs] == list(range(before + 1, before + 1 + len(seqs)))
@@ -207,3 +207,48 @@ async def test_an_idle_linker_takes_no_transaction_id(superuser: asyncpg.Connect
         row = await superuser.fetchrow("select * from chat_private.link_audit_chain()")
         assert row["linked"] == 1  # a row waiting: linked, under the head's lock
         assert await superuser.fetchval("select pg_current_xact_id_if_assigned()") is not None
+
+
+async def test_rows_of_an_older_transaction_that_commits_later_are_linked(
+    database_url: str, superuser: asyncpg.Connection
+) -> None:
+    # The linker reads on from a position in (xact_id, id) order and links only rows of
+    # transactions older than every one still running. A transaction that links its own
+    # rows (include_own_transaction) must not move that position past an older
+    # transaction still running, or that one's rows would never be linked.
+    await link_audit_chain(superuser)
+    older = await asyncpg.connect(database_url)
+    newer = await asyncpg.connect(database_url)
+    insert = (
+        "insert into public.chat_audit_logs (actor_role, action, details) "
+        "values ('service_role', $1, '{}') returning id"
+    )
+    try:
+        older_tx = older.transaction()
+        await older_tx.start()
+        first = await older.fetchval(insert, "test.older")
+        async with newer.transaction():
+            own = await newer.fetchval(insert, "test.newer")
+            linked = await newer.fetchval(
+                "select linked from chat_private.link_audit_chain(include_own_transaction => true)"
+            )
+            assert linked == 1  # its own row only: the older transaction's is not visible
+        # Still running, the older transaction blocks every row after it.
+        assert await superuser.fetchval("select linked from chat_private.link_audit_chain()") == 0
+        second = await older.fetchval(insert, "test.older")
+        await older_tx.commit()
+        await link_audit_chain(superuser)
+        seqs = {
+            r["audit_id"]: r["chain_seq"]
+            for r in await superuser.fetch(
+                "select audit_id, chain_seq from chat_private.audit_links "
+                "where audit_id = any($1::bigint[])",
+                [first, second, own],
+            )
+        }
+        assert set(seqs) == {first, second, own}
+        assert seqs[own] < seqs[first] < seqs[second]
+        assert await superuser.fetchval("select chat_private.verify_audit_chain()") is None
+    finally:
+        await older.close()
+        await newer.close()

@@ -80,8 +80,9 @@ async def test_audit_rows_keep_their_order_and_join_the_chain(
     await writer.stop()  # stop writes what is left
     await link_audit_chain(superuser)
     rows = await superuser.fetch(
-        "select actor_role, session_id, details ->> 'i' as i, hash from public.chat_audit_logs "
-        "where details ->> 'marker' = $1 order by id",
+        "select a.actor_role, a.session_id, a.details ->> 'i' as i, l.hash "
+        "from public.chat_audit_logs a left join chat_private.audit_links l on l.audit_id = a.id "
+        "where a.details ->> 'marker' = $1 order by a.id",
         marker,
     )
     assert [(r["actor_role"], r["session_id"], r["i"]) for r in rows] == [

@@ -285,8 +285,9 @@ async def _audit(superuser: asyncpg.Connection, marker: str, n: int) -> None:
 async def _linked(superuser: asyncpg.Connection, marker: str, n: int) -> bool:
     return bool(
         await superuser.fetchval(
-            "select count(*) = $2 and bool_and(hash is not null) from chat_audit_logs "
-            "where details ->> 'marker' = $1",
+            "select count(*) = $2 and bool_and(l.hash is not null) from chat_audit_logs a "
+            "left join chat_private.audit_links l on l.audit_id = a.id "
+            "where a.details ->> 'marker' = $1",
             marker,
             n,
         )

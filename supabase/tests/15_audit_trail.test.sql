@@ -2,7 +2,7 @@
 -- from the JWT claims in force; the rows form a hash chain that verification checks.
 begin;
 set local search_path = extensions, public;
-select plan(52);
+select plan(58);
 
 -- Fixtures (as postgres): a client and a reader, an outsider, an admin (app_metadata) and
 -- a user whose user_metadata (editable by the user) claims admin.
@@ -270,7 +270,7 @@ select is(
 
 -- ---------------------------------------------------------------- the hash chain
 -- The background linker chains committed rows; this transaction never commits, so the
--- test links its own rows too.
+-- test links its own rows too. The links live in chat_private.audit_links.
 select is(
   (select l.linked > 0 from chat_private.link_audit_chain(include_own_transaction => true) as l),
   true,
@@ -280,7 +280,10 @@ select is(chat_private.verify_audit_chain(), null, 'The chain verifies intact.')
 select is(
   (
     select count(*)::integer from public.chat_audit_logs as a
-    where a.hash is null or a.chain_seq is null
+    where not exists (
+        select 1 from chat_private.audit_links as l
+        where l.audit_id = a.id
+      )
   ),
   0,
   'Every row is linked.'
@@ -292,7 +295,7 @@ select is(
       select
         l.chain_seq,
         row_number() over (order by l.chain_seq) as n
-      from public.chat_audit_logs as l
+      from chat_private.audit_links as l
     ) as a
   ),
   true,
@@ -305,7 +308,7 @@ select is(
       select
         l.prev_hash,
         lag(l.hash, 1, repeat('0', 64)) over (order by l.chain_seq) as before
-      from public.chat_audit_logs as l
+      from chat_private.audit_links as l
     ) as a
   ),
   true,
@@ -314,17 +317,25 @@ select is(
 select is(
   (select h.last_hash from chat_private.audit_chain_head as h),
   (
-    select a.hash from public.chat_audit_logs as a
-    order by a.chain_seq desc limit 1
+    select l.hash from chat_private.audit_links as l
+    order by l.chain_seq desc limit 1
   ),
   'The chain head holds the newest row''s hash.'
 );
+select is(
+  (
+    select h.linked_through_xact < pg_current_xact_id()
+    from chat_private.audit_chain_head as h
+  ),
+  true,
+  'Linking this transaction''s own rows leaves the position before it: an older transaction still running may yet add rows.'
+);
 
--- Tampering as the table owner, who can disable the append-only trigger. Each case runs
+-- Tampering as the table owner, who can disable the append-only triggers. Each case runs
 -- in a subtransaction that is undone after verification has named the first broken row.
 create function pg_temp.audit_id(nth integer) returns bigint
 language sql
-as $$ select a.id from public.chat_audit_logs as a where a.chain_seq = nth $$;
+as $$ select l.audit_id from chat_private.audit_links as l where l.chain_seq = nth $$;
 
 create function pg_temp.broken_after(variadic tampering text[]) returns bigint
 language plpgsql
@@ -360,12 +371,13 @@ select is(
 select is(
   pg_temp.broken_after(
     'alter table public.chat_audit_logs disable trigger chat_audit_logs_append_only',
+    'alter table chat_private.audit_links disable trigger audit_links_append_only',
     $$ update public.chat_audit_logs set actor_id = null, actor_role = 'postgres'
        where id = pg_temp.audit_id(4) $$,
-    $$ update public.chat_audit_logs as a set content_digest = chat_private.audit_digest(a)
-       where a.id = pg_temp.audit_id(4) $$,
-    $$ update public.chat_audit_logs as a set hash = chat_private.audit_hash(a)
-       where a.id = pg_temp.audit_id(4) $$
+    $$ update chat_private.audit_links as l set content_digest = chat_private.audit_digest(a)
+       from public.chat_audit_logs as a where a.id = l.audit_id and l.chain_seq = 4 $$,
+    $$ update chat_private.audit_links as l set hash = chat_private.audit_hash(a, l)
+       from public.chat_audit_logs as a where a.id = l.audit_id and l.chain_seq = 4 $$
   ),
   pg_temp.audit_id(5),
   'A row edited with a recomputed hash breaks the link of the row after it.'
@@ -375,23 +387,37 @@ select is(
     'alter table public.chat_audit_logs disable trigger chat_audit_logs_append_only',
     'delete from public.chat_audit_logs where id = pg_temp.audit_id(5)'
   ),
-  pg_temp.audit_id(6),
-  'The row after a removed one is named.'
+  pg_temp.audit_id(5),
+  'A removed row whose link stays is named.'
 );
 select is(
   pg_temp.broken_after(
     'alter table public.chat_audit_logs disable trigger chat_audit_logs_append_only',
+    'alter table chat_private.audit_links disable trigger audit_links_append_only',
+    'delete from public.chat_audit_logs where id = pg_temp.audit_id(5)',
+    'delete from chat_private.audit_links where chain_seq = 5'
+  ),
+  pg_temp.audit_id(6),
+  'The row after a removed one and its link is named.'
+);
+select is(
+  pg_temp.broken_after(
+    'alter table public.chat_audit_logs disable trigger chat_audit_logs_append_only',
+    'alter table chat_private.audit_links disable trigger audit_links_append_only',
     $$ delete from public.chat_audit_logs
-       where id = (select h.last_id from chat_private.audit_chain_head as h) $$
+       where id = (select h.last_id from chat_private.audit_chain_head as h) $$,
+    $$ delete from chat_private.audit_links
+       where chain_seq = (select h.last_seq from chat_private.audit_chain_head as h) $$
   ),
   (select h.last_id from chat_private.audit_chain_head as h),
   'A removed newest row is named.'
 );
 select ok(
   pg_temp.broken_after(
-    'alter table public.chat_audit_logs disable trigger chat_audit_logs_stamp_insert',
-    $$ insert into public.chat_audit_logs (actor_role, action, chain_seq, prev_hash, hash)
-       select 'admin', 'forged.entry', h.last_seq + 1, h.last_hash, repeat('0', 64)
+    $$ insert into public.chat_audit_logs (actor_role, action) values ('admin', 'forged.entry') $$,
+    $$ insert into chat_private.audit_links (chain_seq, audit_id, prev_hash, hash, content_digest)
+       select h.last_seq + 1, (select max(a.id) from public.chat_audit_logs as a), h.last_hash,
+         repeat('0', 64), repeat('0', 64)
        from chat_private.audit_chain_head as h $$
   ) > (select h.last_id from chat_private.audit_chain_head as h),
   'A row slipped in with a chain place the linker never gave (past the chain head) is named.'
@@ -456,9 +482,9 @@ select throws_ok(
 reset role;
 select tests.authenticate_as_service_role();
 select throws_ok(
-  $$ update public.chat_audit_logs set hash = repeat('a', 64) $$,
+  $$ update public.chat_audit_logs set details = '{}' $$,
   '42501', 'chat_audit_logs is append-only: UPDATE is not allowed',
-  'The service role cannot rewrite a hash, even when granted UPDATE.'
+  'The service role cannot rewrite details, even when granted UPDATE.'
 );
 select throws_ok(
   $$ delete from public.chat_audit_logs $$,
@@ -468,19 +494,27 @@ select throws_ok(
 reset role;
 select set_config('request.jwt.claims', '', true);
 select throws_ok(
-  $$ update public.chat_audit_logs set chain_seq = null, prev_hash = null, hash = null $$,
-  '42501', 'chat_audit_logs is append-only: UPDATE is not allowed',
+  $$ delete from chat_private.audit_links $$,
+  '42501', 'chat_private.audit_links is append-only: DELETE is not allowed',
   'The table owner cannot unlink rows from the chain.'
 );
+select throws_ok(
+  $$ update chat_private.audit_links set hash = repeat('a', 64) $$,
+  '42501', 'chat_private.audit_links is append-only: UPDATE is not allowed',
+  'The table owner cannot rewrite a link.'
+);
+select throws_ok(
+  $$ truncate chat_private.audit_links $$,
+  '42501', 'chat_private.audit_links is append-only: TRUNCATE is not allowed',
+  'The table owner cannot empty the chain.'
+);
 
--- Linking fills the chain columns of a pending row once; nothing else may ride along.
+-- An audit row is written once; linking it writes a link, never the row.
 insert into public.chat_audit_logs (actor_role, action) values ('postgres', 'pending.entry');
 select throws_ok(
-  $$ update public.chat_audit_logs
-     set action = 'rewritten', chain_seq = 999999, prev_hash = repeat('0', 64), hash = repeat('0', 64)
-     where action = 'pending.entry' $$,
+  $$ update public.chat_audit_logs set action = 'rewritten' where action = 'pending.entry' $$,
   '42501', 'chat_audit_logs is append-only: UPDATE is not allowed',
-  'A pending row cannot be changed under cover of linking it.'
+  'A pending row cannot be changed before it is linked.'
 );
 select is(chat_private.verify_audit_chain(), null, 'An unlinked row does not break the chain.');
 select is(
@@ -497,29 +531,36 @@ select is(
 );
 select is(chat_private.verify_audit_chain(), null, 'The chain verifies intact with it.');
 
--- Only the linker sets chain columns, and the database stamps every role's rows.
+-- Only the linker writes links, and the database stamps every role's rows.
 select tests.authenticate_as_service_role();
-insert into public.chat_audit_logs (actor_role, action, created_at, chain_seq, prev_hash, hash)
-values (
-  'service_role', 'forged.entry', '2001-01-01', (select max(chain_seq) + 3 from public.chat_audit_logs),
-  repeat('0', 64), repeat('0', 64)
+insert into public.chat_audit_logs (actor_role, action, created_at)
+values ('service_role', 'forged.entry', '2001-01-01');
+select throws_ok(
+  $$ insert into chat_private.audit_links (chain_seq, audit_id, prev_hash, hash, content_digest)
+     values (999999, 1, repeat('0', 64), repeat('0', 64), repeat('0', 64)) $$,
+  '42501', null,
+  'The service role cannot write a link.'
+);
+select throws_ok(
+  $$ select 1 from chat_private.audit_links $$,
+  '42501', null,
+  'The service role cannot read the links table directly (the admin API serves the chain fields).'
 );
 reset role;
 select set_config('request.jwt.claims', '', true);
 select is(
   (
-    select row(a.chain_seq, a.prev_hash, a.hash, a.created_at = now())::text
-    from public.chat_audit_logs as a
+    select a.created_at = now() from public.chat_audit_logs as a
     where a.action = 'forged.entry'
   ),
-  row(null::bigint, null::text, null::text, true)::text,
-  'A row inserted by the service role with its own chain columns and created_at is stamped by the database.'
+  true,
+  'A row inserted by the service role with its own created_at is stamped by the database.'
 );
 select is(
   (select l.linked from chat_private.link_audit_chain(include_own_transaction => true) as l), 1,
   'The linker chains it in its place.'
 );
-select is(chat_private.verify_audit_chain(), null, 'The forged chain_seq broke nothing.');
+select is(chat_private.verify_audit_chain(), null, 'The chain verifies intact with the service role''s row.');
 
 select * from finish();
 rollback;

@@ -281,10 +281,21 @@ select is(
 select is(
   pg_temp.broken_after($$
     update public.chat_audit_logs set details = details || '{"content_length": 1}'
-    where id = (select max(id) from public.chat_audit_logs where erased_at is null and chain_seq is not null) $$),
+    where id = (
+      select max(a.id) from public.chat_audit_logs as a
+      where a.erased_at is null
+        and exists (
+        select 1 from chat_private.audit_links as l
+        where l.audit_id = a.id
+      )
+    ) $$),
   (
-    select max(id) from public.chat_audit_logs
-    where erased_at is null and chain_seq is not null
+    select max(a.id) from public.chat_audit_logs as a
+    where a.erased_at is null
+      and exists (
+        select 1 from chat_private.audit_links as l
+        where l.audit_id = a.id
+      )
   ),
   'A row that was not erased, altered afterwards, is named.'
 );

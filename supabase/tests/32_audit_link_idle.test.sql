@@ -30,8 +30,10 @@ select is(
 
 select is(
   (
-    select a.chain_seq = h.last_seq
-    from public.chat_audit_logs as a, chat_private.audit_chain_head as h
+    select l.chain_seq = h.last_seq
+    from public.chat_audit_logs as a
+    inner join chat_private.audit_links as l on a.id = l.audit_id
+    cross join chat_private.audit_chain_head as h
     where a.action = 'test.idle_linker' and h.id
   ),
   true,
