@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 import urllib.parse
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import asyncpg
@@ -91,6 +93,36 @@ async def test_each_app_has_its_own_registry(database_url: str) -> None:
     key = ("chat_errors_total", (("code", "not_found"), ("source", "http")))
     assert first[key] == 1
     assert key not in second
+
+
+async def test_event_loop_lag_shows_a_blocked_loop(database_url: str) -> None:
+    # The app measures how late a timer due every 0.1 s runs. Block its loop (the test's
+    # own: the app runs in it) for 200 ms: a timer falls due within its first 100 ms and
+    # runs at its end, at least 100 ms late. The next one is set after it.
+    async with api_client(database_url) as client:
+
+        async def lag() -> dict[str, float]:
+            found = samples(await (await client.get("/metrics")).text())
+            return {
+                le: value
+                for (name, labels), value in found.items()
+                if name == "chat_event_loop_lag_seconds_bucket"
+                for key, le in labels
+                if key == "le"
+            } | {"count": found[("chat_event_loop_lag_seconds_count", ())]}
+
+        await eventually(lambda: _observed(lag, at_least=3), within=5)
+        before = await lag()
+        assert before["count"] - before["0.05"] == 0  # nothing was that late
+        time.sleep(0.2)  # noqa: ASYNC251 -- blocking the loop is the point
+        await asyncio.sleep(0.25)
+        after = await lag()
+        assert after["count"] > before["count"]
+        assert after["count"] - after["0.05"] == 1  # the one timer held up by the block
+
+
+async def _observed(lag: Any, at_least: int) -> bool:
+    return (await lag())["count"] >= at_least
 
 
 class Proxy:

@@ -3,6 +3,7 @@ at GET /metrics in the text exposition format."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import sys
 from collections.abc import Callable, Iterator, Mapping
@@ -15,6 +16,10 @@ from prometheus_client.registry import Collector
 
 # Send (the message's created_at) to delivery (emitted to the room), in seconds.
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+# How late the event loop ran a timer, in seconds: every socket event, emit and request
+# waited as long behind the work in front of it.
+LOOP_LAG_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
+LOOP_LAG_EVERY = 0.1  # seconds between the timers measured
 
 
 class Metrics:
@@ -77,6 +82,21 @@ class Metrics:
             registry=r,
         )
         self.heap_blocks.set_function(sys.getallocatedblocks)
+        self.loop_lag = Histogram(
+            "chat_event_loop_lag_seconds",
+            "How late the event loop ran a timer due every 0.1 s: the time every socket "
+            "event, emit and request waited behind other work",
+            buckets=LOOP_LAG_BUCKETS,
+            registry=r,
+        )
+
+    async def watch_loop(self, every: float = LOOP_LAG_EVERY) -> None:
+        """Observe, forever, how late a timer due every ``every`` seconds runs."""
+        loop = asyncio.get_running_loop()
+        while True:
+            due = loop.time() + every
+            await asyncio.sleep(every)
+            self.loop_lag.observe(max(0.0, loop.time() - due))
 
     def observe_delivery(self, created_at: object) -> None:
         """Record a delivery of a message created at ``created_at`` (ISO 8601)."""

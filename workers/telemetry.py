@@ -377,11 +377,13 @@ async def _writers_ctx(app: web.Application) -> AsyncIterator[None]:
         if isinstance(telemetry, Telemetry)
         else None
     )
+    loop_lag = asyncio.create_task(app[METRICS].watch_loop(), name="event-loop-lag")
     yield
-    if summaries is not None:
-        summaries.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await summaries
+    for task in (summaries, loop_lag):
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
     if isinstance(telemetry, Telemetry):
         telemetry.summarize()
     # Sockets were closed on shutdown (their disconnects are queued): write it all.
