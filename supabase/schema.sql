@@ -2271,7 +2271,7 @@ $$;
 -- Name: link_audit_chain(integer, boolean); Type: FUNCTION; Schema: chat_private; Owner: -
 --
 
-CREATE FUNCTION chat_private.link_audit_chain(max_rows integer DEFAULT 10000, include_own_transaction boolean DEFAULT false, OUT linked integer, OUT max_delay_ms double precision) RETURNS record
+CREATE FUNCTION chat_private.link_audit_chain(max_rows integer DEFAULT 10000, include_own_transaction boolean DEFAULT false, OUT linked integer, OUT max_delay_ms double precision, OUT scanned integer) RETURNS record
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO ''
     AS $$
@@ -2281,6 +2281,7 @@ declare
   _link chat_private.audit_links;
   _xmin xid8;
   _own xid8;
+  _upto xid8;
   _moved boolean := false;
   _now timestamptz := clock_timestamp();
   _seqs bigint [] := '{}'::bigint [];
@@ -2291,45 +2292,59 @@ declare
 begin
   linked := 0;
   max_delay_ms := 0;
+  scanned := 0;
   if include_own_transaction then
     _own := pg_current_xact_id_if_assigned();
   end if;
-  -- Nothing after the position: return before locking the head, so an idle linker takes
-  -- no transaction id and writes no WAL (it is called every 0.2 s).
   select h.* into _head from chat_private.audit_chain_head as h where h.id;
-  _xmin := pg_snapshot_xmin(pg_current_snapshot());
-  -- In index order: written as EXISTS, the planner may expect a match early in a
-  -- sequential scan, which then reads the whole table when nothing waits.
-  perform 1 from public.chat_audit_logs as a
-  where (a.xact_id, a.id) > (_head.linked_through_xact, _head.linked_through_id)
-    and (a.xact_id < _xmin or a.xact_id = _own)
-  order by a.xact_id, a.id
-  limit 1;
-  if not found then
-    return;
-  end if;
-  select h.* into _head from chat_private.audit_chain_head as h where h.id for update;
   if not found then
     raise exception 'the audit chain head is missing' using errcode = '55000';
   end if;
+  _xmin := pg_snapshot_xmin(pg_current_snapshot());
+  _upto := coalesce(_own, _xmin);
+  -- Nothing after the position: return before locking the head, so an idle linker takes
+  -- no transaction id and writes no WAL (it is called every 0.2 s). In index order:
+  -- written as EXISTS, the planner may expect an early match in a sequential scan, which
+  -- then reads the whole table when nothing waits.
+  if _head.linked_through_xact < pg_snapshot_xmax(pg_current_snapshot()) then
+    perform 1 from public.chat_audit_logs as a
+    where (a.xact_id, a.id) > (_head.linked_through_xact, _head.linked_through_id)
+      and a.xact_id <= _upto
+      and (a.xact_id < _xmin or a.xact_id = _own)
+    order by a.xact_id, a.id
+    limit 1;
+    if not found then
+      return;
+    end if;
+  end if;
+  select h.* into _head from chat_private.audit_chain_head as h where h.id for update;
   -- The snapshot the links are taken from is the one after the lock.
   _xmin := pg_snapshot_xmin(pg_current_snapshot());
+  _upto := coalesce(_own, _xmin);
+  if _head.linked_through_xact >= pg_snapshot_xmax(pg_current_snapshot()) then
+    _head.linked_through_xact := '0'::xid8;
+    _head.linked_through_id := 0;
+    _moved := true;
+  end if;
   -- Rows of finished transactions, then this transaction's own (tests: its xact_id is
   -- above every finished one). The position follows the finished transactions' rows
   -- only: an older transaction still running may yet add rows before the own ones.
   for _entry in
     select a.* from public.chat_audit_logs as a
     where (a.xact_id, a.id) > (_head.linked_through_xact, _head.linked_through_id)
+      and a.xact_id <= _upto
       and (a.xact_id < _xmin or a.xact_id = _own)
     order by a.xact_id, a.id
     limit max_rows
   loop
+    scanned := scanned + 1;
     if _entry.xact_id < _xmin then
       _head.linked_through_xact := _entry.xact_id;
       _head.linked_through_id := _entry.id;
       _moved := true;
     end if;
-    -- Linked already: a row of the caller's own transaction linked by an earlier call.
+    -- Linked already: a row of the caller's own transaction linked by an earlier call,
+    -- or, after a restore into another cluster, every row linked before it.
     continue when exists (
       select 1 from chat_private.audit_links as l where l.audit_id = _entry.id
     );
@@ -2367,10 +2382,10 @@ end
 $$;
 
 --
--- Name: FUNCTION link_audit_chain(max_rows integer, include_own_transaction boolean, OUT linked integer, OUT max_delay_ms double precision); Type: COMMENT; Schema: chat_private; Owner: -
+-- Name: FUNCTION link_audit_chain(max_rows integer, include_own_transaction boolean, OUT linked integer, OUT max_delay_ms double precision, OUT scanned integer); Type: COMMENT; Schema: chat_private; Owner: -
 --
 
-COMMENT ON FUNCTION chat_private.link_audit_chain(max_rows integer, include_own_transaction boolean, OUT linked integer, OUT max_delay_ms double precision) IS 'Chains committed audit rows (the background linker calls it); returns rows linked and the longest wait.';
+COMMENT ON FUNCTION chat_private.link_audit_chain(max_rows integer, include_own_transaction boolean, OUT linked integer, OUT max_delay_ms double precision, OUT scanned integer) IS 'Chains committed audit rows (the background linker calls it); returns rows linked, the longest wait, and rows read past the position (linked or found linked already): a linker calls again at once while that reaches max_rows.';
 
 --
 -- Name: list_webhook_deliveries(integer, integer, text, text); Type: FUNCTION; Schema: chat_private; Owner: -
@@ -4432,6 +4447,20 @@ begin
   limit 1;
   if found then
     return _link.audit_id;
+  end if;
+  -- A row the chain passed by: at or before the linker's position (or without a
+  -- transaction id, which only a row written around the insert stamp lacks) and without
+  -- a link. Rows after the position are still to be linked, not a break.
+  select a.* into _entry from public.chat_audit_logs as a
+  where (
+    a.xact_id is null
+    or (a.xact_id, a.id) <= (_head.linked_through_xact, _head.linked_through_id)
+  )
+  and not exists (select 1 from chat_private.audit_links as l where l.audit_id = a.id)
+  order by a.id
+  limit 1;
+  if found then
+    return _entry.id;
   end if;
   return null;
 end

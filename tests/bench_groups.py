@@ -109,9 +109,9 @@ async def _link(conn: asyncpg.Connection) -> int:
     """Link every audit row waiting, as the background linker would (batches of 5,000)."""
     total = 0
     while True:
-        linked = await conn.fetchval("select linked from chat_private.link_audit_chain(5000)")
-        total += linked
-        if linked < 5000:
+        row = await conn.fetchrow("select * from chat_private.link_audit_chain(5000)")
+        total += row["linked"]
+        if row.get("scanned", row["linked"]) < 5000:
             return total
 
 

@@ -84,8 +84,8 @@ class AuditLinker:
                 backoff = 0.5
                 log.info("audit linker: leading")
                 while True:
-                    linked = await self.link_once(conn)
-                    if linked < self._batch:
+                    scanned = await self.link_once(conn)
+                    if scanned < self._batch:
                         await asyncio.sleep(self._interval)
             except asyncio.CancelledError:
                 raise
@@ -110,8 +110,10 @@ class AuditLinker:
             await asyncio.sleep(self._retry)
 
     async def link_once(self, conn: asyncpg.Connection) -> int:
+        """Link what waits, up to one batch; the rows read (a full batch: call again now)."""
         row = await conn.fetchrow(
-            "select linked, max_delay_ms from chat_private.link_audit_chain($1)", self._batch
+            "select linked, max_delay_ms, scanned from chat_private.link_audit_chain($1)",
+            self._batch,
         )
         linked = int(row["linked"]) if row else 0
         if linked:
@@ -127,4 +129,4 @@ class AuditLinker:
                     "linker's xmin)",
                     delay / 1000,
                 )
-        return linked
+        return int(row["scanned"]) if row else 0

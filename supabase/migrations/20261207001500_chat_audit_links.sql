@@ -27,6 +27,22 @@
 -- * The existing links move here unchanged (the chain verifies as before), and the six
 --   columns (legacy_hash with them), their unique index, their CHECK constraints and the partial index go.
 --   The hash rule is unchanged: audit_hash() takes the link beside the row.
+-- * While it runs, the migration holds chat_audit_logs and the chain head exclusively: a
+--   linker waits (and then goes on with the new function), and so does every audited
+--   change, reads of the audit log too, while it copies the links and builds the index of
+--   (xact_id, id): plan it for a quiet moment on a large audit log.
+
+-- No linker may run while the links move: it would write chain columns this migration
+-- has already copied, and then drops. Both tables are locked first, in the order a linker
+-- reads them (the head, then the audit rows), so that a linker already running finishes
+-- first and one starting later waits holding nothing (no deadlock), and audited writes
+-- wait until the migration commits. The CLI runs a migration file as one transaction,
+-- but not as a transaction block, where LOCK is refused: hence the DO block.
+do $$
+begin
+  lock table chat_private.audit_chain_head, public.chat_audit_logs in access exclusive mode;
+end
+$$;
 
 -- ---------------------------------------------------------------- the links
 create table chat_private.audit_links (
@@ -114,24 +130,27 @@ add column linked_through_id bigint not null default 0;
 comment on column chat_private.audit_chain_head.linked_through_xact is
 'With linked_through_id: every audit row at or before (xact_id, id) = (linked_through_xact, linked_through_id) is linked; the linker reads on from there.';
 
--- Just before the first row still unlinked, or after the last row when none is.
+-- The last row before both the first row still unlinked and every transaction still
+-- running (one of those may yet write an audit row that sorts before rows already here).
 do $$
 declare
+  _xmin xid8 := pg_snapshot_xmin(pg_current_snapshot());
+  _first_xact xid8;
+  _first_id bigint;
   _xact xid8;
   _id bigint;
 begin
-  select a.xact_id, a.id - 1 into _xact, _id
+  select a.xact_id, a.id into _first_xact, _first_id
   from public.chat_audit_logs as a
   where a.chain_seq is null and a.xact_id is not null
   order by a.xact_id, a.id
   limit 1;
-  if not found then
-    select a.xact_id, a.id into _xact, _id
-    from public.chat_audit_logs as a
-    where a.xact_id is not null
-    order by a.xact_id desc, a.id desc
-    limit 1;
-  end if;
+  select a.xact_id, a.id into _xact, _id
+  from public.chat_audit_logs as a
+  where a.xact_id < _xmin
+    and (_first_xact is null or (a.xact_id, a.id) < (_first_xact, _first_id))
+  order by a.xact_id desc, a.id desc
+  limit 1;
   update chat_private.audit_chain_head as h
   set linked_through_xact = coalesce(_xact, '0'::xid8), linked_through_id = coalesce(_id, 0)
   where h.id;
@@ -224,14 +243,24 @@ $$;
 
 -- ---------------------------------------------------------------- the linker
 -- The rows to link are read in (xact_id, id) order from the head's position, on the index
--- of (xact_id, id), and whether a row is already linked is asked row by row (one probe of
--- audit_links' audit_id): written as an anti-join, the planner may hash the whole of
--- audit_links, which grows without end, to find the few rows after the position.
-create or replace function chat_private.link_audit_chain(
+-- of (xact_id, id), bounded above by the snapshot's xmin (or the caller's own transaction),
+-- so that rows waiting behind a long transaction are not read again on every call. Whether
+-- a row is linked already is asked row by row (one probe of audit_links' audit_id):
+-- written as an anti-join, the planner may hash the whole of audit_links, which grows
+-- without end, to find the few rows after the position.
+--
+-- A position at or past the next transaction id to be assigned cannot come from this
+-- server: the database was restored into another cluster (pg_dump and restore), whose
+-- transaction ids start elsewhere. The position then starts again from the beginning, and
+-- the rows already linked are skipped (scanned counts them, so the linker goes on at once).
+drop function chat_private.link_audit_chain(integer, boolean);
+
+create function chat_private.link_audit_chain(
   max_rows integer default 10000,
   include_own_transaction boolean default false,
   out linked integer,
-  out max_delay_ms double precision
+  out max_delay_ms double precision,
+  out scanned integer
 )
 returns record
 language plpgsql
@@ -244,6 +273,7 @@ declare
   _link chat_private.audit_links;
   _xmin xid8;
   _own xid8;
+  _upto xid8;
   _moved boolean := false;
   _now timestamptz := clock_timestamp();
   _seqs bigint [] := '{}'::bigint [];
@@ -254,45 +284,59 @@ declare
 begin
   linked := 0;
   max_delay_ms := 0;
+  scanned := 0;
   if include_own_transaction then
     _own := pg_current_xact_id_if_assigned();
   end if;
-  -- Nothing after the position: return before locking the head, so an idle linker takes
-  -- no transaction id and writes no WAL (it is called every 0.2 s).
   select h.* into _head from chat_private.audit_chain_head as h where h.id;
-  _xmin := pg_snapshot_xmin(pg_current_snapshot());
-  -- In index order: written as EXISTS, the planner may expect a match early in a
-  -- sequential scan, which then reads the whole table when nothing waits.
-  perform 1 from public.chat_audit_logs as a
-  where (a.xact_id, a.id) > (_head.linked_through_xact, _head.linked_through_id)
-    and (a.xact_id < _xmin or a.xact_id = _own)
-  order by a.xact_id, a.id
-  limit 1;
-  if not found then
-    return;
-  end if;
-  select h.* into _head from chat_private.audit_chain_head as h where h.id for update;
   if not found then
     raise exception 'the audit chain head is missing' using errcode = '55000';
   end if;
+  _xmin := pg_snapshot_xmin(pg_current_snapshot());
+  _upto := coalesce(_own, _xmin);
+  -- Nothing after the position: return before locking the head, so an idle linker takes
+  -- no transaction id and writes no WAL (it is called every 0.2 s). In index order:
+  -- written as EXISTS, the planner may expect an early match in a sequential scan, which
+  -- then reads the whole table when nothing waits.
+  if _head.linked_through_xact < pg_snapshot_xmax(pg_current_snapshot()) then
+    perform 1 from public.chat_audit_logs as a
+    where (a.xact_id, a.id) > (_head.linked_through_xact, _head.linked_through_id)
+      and a.xact_id <= _upto
+      and (a.xact_id < _xmin or a.xact_id = _own)
+    order by a.xact_id, a.id
+    limit 1;
+    if not found then
+      return;
+    end if;
+  end if;
+  select h.* into _head from chat_private.audit_chain_head as h where h.id for update;
   -- The snapshot the links are taken from is the one after the lock.
   _xmin := pg_snapshot_xmin(pg_current_snapshot());
+  _upto := coalesce(_own, _xmin);
+  if _head.linked_through_xact >= pg_snapshot_xmax(pg_current_snapshot()) then
+    _head.linked_through_xact := '0'::xid8;
+    _head.linked_through_id := 0;
+    _moved := true;
+  end if;
   -- Rows of finished transactions, then this transaction's own (tests: its xact_id is
   -- above every finished one). The position follows the finished transactions' rows
   -- only: an older transaction still running may yet add rows before the own ones.
   for _entry in
     select a.* from public.chat_audit_logs as a
     where (a.xact_id, a.id) > (_head.linked_through_xact, _head.linked_through_id)
+      and a.xact_id <= _upto
       and (a.xact_id < _xmin or a.xact_id = _own)
     order by a.xact_id, a.id
     limit max_rows
   loop
+    scanned := scanned + 1;
     if _entry.xact_id < _xmin then
       _head.linked_through_xact := _entry.xact_id;
       _head.linked_through_id := _entry.id;
       _moved := true;
     end if;
-    -- Linked already: a row of the caller's own transaction linked by an earlier call.
+    -- Linked already: a row of the caller's own transaction linked by an earlier call,
+    -- or, after a restore into another cluster, every row linked before it.
     continue when exists (
       select 1 from chat_private.audit_links as l where l.audit_id = _entry.id
     );
@@ -328,6 +372,12 @@ begin
   end if;
 end
 $$;
+
+revoke all on function chat_private.link_audit_chain(integer, boolean)
+from public, anon, authenticated, service_role;
+
+comment on function chat_private.link_audit_chain(integer, boolean) is
+'Chains committed audit rows (the background linker calls it); returns rows linked, the longest wait, and rows read past the position (linked or found linked already): a linker calls again at once while that reaches max_rows.';
 
 -- ---------------------------------------------------------------- verification
 create or replace function chat_private.verify_audit_chain() returns bigint
@@ -379,6 +429,20 @@ begin
   limit 1;
   if found then
     return _link.audit_id;
+  end if;
+  -- A row the chain passed by: at or before the linker's position (or without a
+  -- transaction id, which only a row written around the insert stamp lacks) and without
+  -- a link. Rows after the position are still to be linked, not a break.
+  select a.* into _entry from public.chat_audit_logs as a
+  where (
+    a.xact_id is null
+    or (a.xact_id, a.id) <= (_head.linked_through_xact, _head.linked_through_id)
+  )
+  and not exists (select 1 from chat_private.audit_links as l where l.audit_id = a.id)
+  order by a.id
+  limit 1;
+  if found then
+    return _entry.id;
   end if;
   return null;
 end

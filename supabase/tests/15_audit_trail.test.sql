@@ -2,7 +2,7 @@
 -- from the JWT claims in force; the rows form a hash chain that verification checks.
 begin;
 set local search_path = extensions, public;
-select plan(58);
+select plan(62);
 
 -- Fixtures (as postgres): a client and a reader, an outsider, an admin (app_metadata) and
 -- a user whose user_metadata (editable by the user) claims admin.
@@ -423,6 +423,16 @@ select ok(
   'A row slipped in with a chain place the linker never gave (past the chain head) is named.'
 );
 
+-- The newest id beforehand: the table may not be read in the statement that alters it.
+select set_config('tests.max_audit_id', max(a.id)::text, true) from public.chat_audit_logs as a;
+select ok(
+  pg_temp.broken_after(
+    'alter table public.chat_audit_logs disable trigger chat_audit_logs_stamp_insert',
+    $$ insert into public.chat_audit_logs (actor_role, action) values ('admin', 'skipped.entry') $$
+  ) > current_setting('tests.max_audit_id')::bigint,
+  'A row the linker can never reach (written around the insert stamp, no transaction id) is named.'
+);
+
 select is(chat_private.verify_audit_chain(), null, 'Undone, the chain verifies intact again.');
 
 -- ---------------------------------------------------------------- append-only, every role
@@ -561,6 +571,28 @@ select is(
   'The linker chains it in its place.'
 );
 select is(chat_private.verify_audit_chain(), null, 'The chain verifies intact with the service role''s row.');
+
+-- Restored into another cluster (pg_dump and restore), the head's position is a
+-- transaction id this server has not reached: the linker starts again from the
+-- beginning, skips what is linked, and links what is new.
+update chat_private.audit_chain_head
+set linked_through_xact = ((pg_current_xact_id()::text::bigint + 1000000)::text)::xid8
+where id;
+insert into public.chat_audit_logs (actor_role, action) values ('postgres', 'after.restore');
+select is(
+  (
+    select row(l.linked, l.scanned >= l.linked)::text
+    from chat_private.link_audit_chain(include_own_transaction => true) as l
+  ),
+  row(1, true)::text,
+  'After a restore into another cluster, the linker starts again and links the new row.'
+);
+select is(
+  (select h.linked_through_xact < pg_current_xact_id() from chat_private.audit_chain_head as h),
+  true,
+  'Its position is one of this server''s again.'
+);
+select is(chat_private.verify_audit_chain(), null, 'The chain verifies intact after the restart.');
 
 select * from finish();
 rollback;
