@@ -113,12 +113,14 @@ async def test_event_loop_lag_shows_a_blocked_loop(database_url: str) -> None:
 
         await eventually(lambda: _observed(lag, at_least=3), within=5)
         before = await lag()
-        assert before["count"] - before["0.05"] == 0  # nothing was that late
         time.sleep(0.2)  # noqa: ASYNC251 -- blocking the loop is the point
         await asyncio.sleep(0.25)
         after = await lag()
         assert after["count"] > before["count"]
-        assert after["count"] - after["0.05"] == 1  # the one timer held up by the block
+        # Later than 100 ms: the timer held up by the block. (Start-up may have been slow
+        # too, so the count is compared with the one before the block, not with zero.)
+        late = (after["count"] - after["0.1"]) - (before["count"] - before["0.1"])
+        assert late >= 1
 
 
 async def _observed(lag: Any, at_least: int) -> bool:

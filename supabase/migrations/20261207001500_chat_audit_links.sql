@@ -23,10 +23,13 @@
 --   only rows whose transaction precedes its snapshot's xmin (no transaction can still
 --   add a row there), and skips rows already linked (the unique audit_id). Linking the
 --   caller's own transaction (tests) does not move the position, so rows of older
---   transactions that commit later are still found.
+--   transactions that commit later are still found. A position this server's transaction
+--   ids have not reached (a restore into another cluster) starts again from the beginning.
 -- * The existing links move here unchanged (the chain verifies as before), and the six
---   columns (legacy_hash with them), their unique index, their CHECK constraints and the partial index go.
---   The hash rule is unchanged: audit_hash() takes the link beside the row.
+--   columns (legacy_hash with them), their unique index, their CHECK constraints and the
+--   partial index go. The hash rule is unchanged: audit_hash() takes the link beside the
+--   row. verify_audit_chain() also names a row the chain passed by (at or before the
+--   position, without a link).
 -- * While it runs, the migration holds chat_audit_logs and the chain head exclusively: a
 --   linker waits (and then goes on with the new function), and so does every audited
 --   change, reads of the audit log too, while it copies the links and builds the index of
