@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import datetime as dt
 import json
 import os
@@ -247,45 +248,66 @@ class DiskSyncProbe:
             os.unlink(path)
 
 
-async def run_steps(
-    gen: LoadGen,
-    *,
-    name: str,
-    server_pid: int,
-    pg_pid: int | None,
-    rates: list[int],
-    seconds: float,
-    writer: str = "socket",
-    through: int = 0,
-    metrics_url: str | None = None,
-    probe: Callable[[], DiskSyncProbe] = DiskSyncProbe,
-) -> list[dict[str, Any]]:
-    """Step the offered rate up. A step fails on its p99 alone when a latency spike of the
-    machine lands in it (both stacks show them at low rates too), so stepping goes on past
-    one such failure; it stops at a step that collapsed (lost messages, errors, could not
-    keep the pace, p99 over a second) or after two failing steps in a row (never before
-    `through`: a key measured at a given rate gets its figure). A step that failed on its
-    p99 alone while the disk stalled (every commit waits for the disk, whichever stack is
-    measured) is run once more; the first attempt stays in the table as "disk stall", not
-    counted. With ``metrics_url`` (the relay's /metrics) each step also gets its messages
-    per group commit."""
-    results: list[dict[str, Any]] = []
-    # A short warm-up (connections, plans), shown but not counted.
-    rows = [(0, "warm-up", min(50, rates[0]), 2.0)] + [
-        (i + 1, "step", r, seconds) for i, r in enumerate(rates)
-    ]
-    again: set[int] = set()  # steps already run again after a disk stall
-    while rows:
-        i, kind, rate, secs = rows.pop(0)
-        await settle(server_pid, pg_pid)
-        progress(f"{name}: {rate} msg/s for {secs:g} s ({writer})")
+class Stepper:
+    """One stack's series of steps, run a rate at a time, so that two stacks can take
+    turns (``take_turns``). The offered rate steps up. A step fails on its p99 alone when a
+    latency spike of the machine lands in it (both stacks show them at low rates too), so
+    stepping goes on past one such failure; it stops at a step that collapsed (lost
+    messages, errors, could not keep the pace, p99 over a second) or after two failing
+    steps in a row (never before `through`: a key measured at a given rate gets its
+    figure). A step that failed on its p99 alone while the disk stalled (every commit waits
+    for the disk, whichever stack is measured) is run once more; the first attempt stays in
+    the table as "disk stall", not counted. With ``metrics_url`` (the relay's /metrics)
+    each step also gets its messages per group commit. Before each step the harness waits
+    until this stack's server, PostgreSQL and the servers in ``quiet`` are idle."""
+
+    def __init__(
+        self,
+        gen: LoadGen,
+        *,
+        name: str,
+        server_pid: int,
+        pg_pid: int | None,
+        rates: list[int],
+        seconds: float,
+        writer: str = "socket",
+        through: int = 0,
+        metrics_url: str | None = None,
+        probe: Callable[[], DiskSyncProbe] = DiskSyncProbe,
+        quiet: tuple[int, ...] = (),
+    ) -> None:
+        self.gen, self.name, self.server_pid, self.pg_pid = gen, name, server_pid, pg_pid
+        self.writer, self.through, self.metrics_url = writer, through, metrics_url
+        self.probe, self.quiet = probe, quiet
+        self.results: list[dict[str, Any]] = []
+        # A short warm-up (connections, plans), shown but not counted.
+        self._rows = [(0, "warm-up", min(50, rates[0]), 2.0)] + [
+            (i + 1, "step", r, seconds) for i, r in enumerate(rates)
+        ]
+        self._again: set[int] = set()  # steps already run again after a disk stall
+
+    @property
+    def done(self) -> bool:
+        return not self._rows
+
+    async def next_rate(self) -> None:
+        """The next rate's step, and its second attempt if a disk stall explains a miss."""
+        while self._rows and await self._run_one():
+            pass
+
+    async def _run_one(self) -> bool:
+        """Run the next step; True when it is to be run once more (a disk stall)."""
+        i, kind, rate, secs = self._rows.pop(0)
+        gen, server_pid, pg_pid = self.gen, self.server_pid, self.pg_pid
+        await settle([p for p in (server_pid, pg_pid, *self.quiet) if p])
+        progress(f"{self.name}: {rate} msg/s for {secs:g} s ({self.writer})")
         before = (
             cpu_tree_seconds(server_pid),
             cpu_tree_seconds(pg_pid) if pg_pid else 0.0,
             cpu_seconds(gen.pid),
         )
-        groups_before = await send_groups(metrics_url)
-        disk = probe()
+        groups_before = await send_groups(self.metrics_url)
+        disk = self.probe()
         disk.start()
         try:
             step = await gen.call(
@@ -294,8 +316,8 @@ async def run_steps(
                 rate=rate,
                 seconds=secs,
                 drain=DRAIN_SECONDS,
-                writer=writer,
-                tag=f"{name}{i}-{uuid.uuid4().hex[:6]}",
+                writer=self.writer,
+                tag=f"{self.name}{i}-{uuid.uuid4().hex[:6]}",
             )
         finally:
             disk_sync_max_ms = disk.stop()
@@ -305,7 +327,7 @@ async def run_steps(
             cpu_seconds(gen.pid),
         )
         step["disk_sync_max_ms"] = disk_sync_max_ms
-        groups_after = await send_groups(metrics_url)
+        groups_after = await send_groups(self.metrics_url)
         if groups_before and groups_after and groups_after[0] > groups_before[0]:
             step["messages_per_group"] = (groups_after[1] - groups_before[1]) / (
                 groups_after[0] - groups_before[0]
@@ -316,19 +338,40 @@ async def run_steps(
         step["loadgen_cpu_ms"] = (after[2] - before[2]) * 1000 / n
         step["kind"] = kind
         step["ok"] = _passed(step)
-        if kind == "step" and not step["ok"] and _stall_explains(step) and i not in again:
-            again.add(i)
+        if kind == "step" and not step["ok"] and _stall_explains(step) and i not in self._again:
+            self._again.add(i)
             step["kind"] = "disk stall"
-            results.append(step)
-            rows.insert(0, (i, kind, rate, secs))
-            continue
-        counted = [r for r in results if r["kind"] == "step"]
-        results.append(step)
-        if kind == "step" and not step["ok"] and rate >= through:
+            self.results.append(step)
+            self._rows.insert(0, (i, kind, rate, secs))
+            return True
+        counted = [r for r in self.results if r["kind"] == "step"]
+        self.results.append(step)
+        if kind == "step" and not step["ok"] and rate >= self.through:
             failed_before = bool(counted) and not counted[-1]["ok"]
             if _collapsed(step) or failed_before:
-                break
-    return results
+                self._rows.clear()
+        return False
+
+
+async def run_steps(gen: LoadGen, **kwargs: Any) -> list[dict[str, Any]]:
+    """One stack's whole series of steps (``Stepper``), on its own."""
+    stepper = Stepper(gen, **kwargs)
+    await take_turns([stepper])
+    return stepper.results
+
+
+async def take_turns(steppers: list[Stepper]) -> None:
+    """Run the stacks' series rate by rate: each rate on every stack before the next rate,
+    the stack that goes first alternating from rate to rate. A machine whose speed drifts
+    over minutes (this VM's does, by tens of per cent) then weighs on both sides of the
+    comparison alike, where series run one after the other would give one stack the slow
+    spell. A stack whose series has stopped drops out; the others go on."""
+    turn = 0
+    while not all(s.done for s in steppers):
+        for stepper in steppers if turn % 2 == 0 else steppers[::-1]:
+            if not stepper.done:
+                await stepper.next_rate()
+        turn += 1
 
 
 async def send_groups(metrics_url: str | None) -> tuple[float, float] | None:
@@ -373,16 +416,29 @@ def _collapsed(step: dict[str, Any]) -> bool:
     )
 
 
-async def settle(server_pid: int, pg_pid: int | None, limit_s: float = 30.0) -> None:
-    """Wait until the server and PostgreSQL are idle (under a tenth of a core each), so a
-    backlog left by the step before does not weigh on the next."""
+async def settle(pids: list[int], limit_s: float = 30.0) -> None:
+    """Wait until every process tree given (servers, PostgreSQL) is idle, under a tenth of
+    a core each, so a backlog left by the step before does not weigh on the next."""
     deadline = time.monotonic() + limit_s
     while time.monotonic() < deadline:
-        before = (cpu_tree_seconds(server_pid), cpu_tree_seconds(pg_pid) if pg_pid else 0.0)
+        before = [cpu_tree_seconds(p) for p in pids]
         await asyncio.sleep(0.5)
-        after = (cpu_tree_seconds(server_pid), cpu_tree_seconds(pg_pid) if pg_pid else 0.0)
-        if max(after[0] - before[0], after[1] - before[1]) < 0.05:
+        after = [cpu_tree_seconds(p) for p in pids]
+        if max((a - b for a, b in zip(after, before, strict=True)), default=0.0) < 0.05:
             return
+
+
+async def at_rest(server_pid: int, pg_pid: int | None, seconds: float = 5.0) -> dict[str, float]:
+    """CPU ms a second of a connected server with no traffic, and of PostgreSQL meanwhile:
+    its fixed background work (timers, polls), which every step's CPU per message includes,
+    and which the other stack's steps include too while the two take turns."""
+    before = (cpu_tree_seconds(server_pid), cpu_tree_seconds(pg_pid) if pg_pid else 0.0)
+    await asyncio.sleep(seconds)
+    after = (cpu_tree_seconds(server_pid), cpu_tree_seconds(pg_pid) if pg_pid else 0.0)
+    return {
+        "server_ms_per_s": (after[0] - before[0]) * 1000 / seconds,
+        "pg_ms_per_s": (after[1] - before[1]) * 1000 / seconds,
+    }
 
 
 def sustained(steps: list[dict[str, Any]]) -> int | None:
@@ -533,22 +589,55 @@ async def part_load(
                 connected = await gen.call(900, cmd="connect")
                 progress(f"relay: {connected['ok']} clients joined in {connected['seconds']:.1f} s")
                 if "relay" in args.parts:
-                    since = await _db_now(args.database_url)
-                    steps = await run_steps(
-                        gen,
-                        name="relay",
-                        server_pid=server.pid,
-                        pg_pid=pg_pid,
-                        rates=cfg["steps"],
-                        seconds=seconds,
-                        metrics_url=f"{server.url}/metrics",
-                    )
+                    await settle([server.pid, pg_pid] if pg_pid else [server.pid])
+                    rest = await at_rest(server.pid, pg_pid)
+                    async with contextlib.AsyncExitStack() as stack:
+                        # The Node stack beside the relay, the two taking turns rate by
+                        # rate. Not on the product's schema: there the relay would deliver
+                        # the Node stack's messages to its own clients as well.
+                        other = (
+                            await _open_baseline(stack, args, env)
+                            if "baseline" in args.parts and args.baseline_schema == "original"
+                            else None
+                        )
+                        since = await _db_now(args.database_url)
+                        mine = Stepper(
+                            gen,
+                            name="relay",
+                            server_pid=server.pid,
+                            pg_pid=pg_pid,
+                            rates=cfg["steps"],
+                            seconds=seconds,
+                            metrics_url=f"{server.url}/metrics",
+                            quiet=(other[0].pid,) if other else (),
+                        )
+                        steppers = [mine]
+                        if other is not None:
+                            steppers.append(
+                                Stepper(
+                                    other[1],
+                                    name="baseline",
+                                    server_pid=other[0].pid,
+                                    pg_pid=pg_pid,
+                                    rates=cfg["steps"],
+                                    seconds=seconds,
+                                    quiet=(server.pid,),
+                                )
+                            )
+                        await take_turns(steppers)
+                        if other is not None:
+                            out["baseline"] = {
+                                "steps": steppers[1].results,
+                                "connected": other[2],
+                                "turns": True,
+                            }
                     delay, note = await audit_link_delay(args.database_url, since)
                     out["relay"] = {
-                        "steps": steps,
+                        "steps": mine.results,
                         "connected": connected,
                         "audit_p99": delay,
                         "audit_note": note,
+                        "rest": rest,
                     }
                 if "broadcast" in args.parts:
                     # The same steps with Supabase Realtime broadcasting switched off: what
@@ -595,28 +684,49 @@ async def part_load(
                     )
                     out["foreign"] = {"steps": steps}
 
-    if "baseline" in args.parts:
-        progress("baseline: the original Node stack (socket.io + pg)")
-        extra = {"TOUCH_AS": "service_role" if args.baseline_schema == "product" else "user"}
-        url = args.database_url if args.baseline_schema == "product" else args.baseline_url
-        with node_server(
-            mode="original", secret=secret, log=logs / "baseline.log", database_url=url, extra=extra
-        ) as base:
-            use = pairs if args.baseline_schema == "product" else env["pairs"]
-            async with loadgen(
-                url=base.url, secret=secret, pairs=use, workdir=logs, log=logs / "loadgen.log"
-            ) as gen:
-                connected = await gen.call(900, cmd="connect")
-                steps = await run_steps(
-                    gen,
-                    name="baseline",
-                    server_pid=base.pid,
-                    pg_pid=pg_pid,
-                    rates=cfg["steps"],
-                    seconds=seconds,
-                )
-        out["baseline"] = {"steps": steps, "connected": connected}
+    if "baseline" in args.parts and "baseline" not in out:
+        async with contextlib.AsyncExitStack() as stack:
+            base, gen, connected = await _open_baseline(stack, args, env)
+            steps = await run_steps(
+                gen,
+                name="baseline",
+                server_pid=base.pid,
+                pg_pid=pg_pid,
+                rates=cfg["steps"],
+                seconds=seconds,
+            )
+        out["baseline"] = {"steps": steps, "connected": connected, "turns": False}
     return out
+
+
+async def _open_baseline(
+    stack: contextlib.AsyncExitStack, args: argparse.Namespace, env: dict[str, Any]
+) -> tuple[Any, LoadGen, dict[str, Any]]:
+    """Start the original Node stack and connect its clients (both closed with ``stack``)."""
+    progress("baseline: the original Node stack (socket.io + pg)")
+    extra = {"TOUCH_AS": "service_role" if args.baseline_schema == "product" else "user"}
+    url = args.database_url if args.baseline_schema == "product" else args.baseline_url
+    base = stack.enter_context(
+        node_server(
+            mode="original",
+            secret=env["secret"],
+            log=env["logs"] / "baseline.log",
+            database_url=url,
+            extra=extra,
+        )
+    )
+    gen = await stack.enter_async_context(
+        loadgen(
+            url=base.url,
+            secret=env["secret"],
+            pairs=env["pairs"],
+            workdir=env["logs"],
+            log=env["logs"] / "loadgen.log",
+        )
+    )
+    connected = await gen.call(900, cmd="connect")
+    progress(f"baseline: {connected['ok']} clients joined in {connected['seconds']:.1f} s")
+    return base, gen, connected
 
 
 async def _set_broadcast(url: str, *, enabled: bool) -> None:
@@ -806,8 +916,23 @@ def print_report(
         sides = {k: load[k]["steps"] for k in ("relay", "baseline") if k in load}
         report(joined_note(load, ("relay", "baseline")))
         report()
+        if load.get("baseline", {}).get("turns"):
+            report(
+                "The two stacks ran side by side and took turns, rate by rate (each rate on "
+                "both before the next, the first of the two alternating), so the machine's "
+                "drift weighs on both alike."
+            )
+            report()
         step_table(report, sides)
         if "relay" in load:
+            rest = load["relay"].get("rest")
+            if rest:
+                report(
+                    f"The relay at rest (its clients joined, no messages): "
+                    f"{rest['server_ms_per_s']:.1f} ms of CPU a second, its PostgreSQL "
+                    f"{rest['pg_ms_per_s']:.1f} ms a second."
+                )
+                report()
             report(f"Audit link delay: {load['relay']['audit_note']}.")
         if "relay_broadcast_off" in load and "relay" in load:
             report()

@@ -16,12 +16,14 @@ from tests.bench_scale import _distinct_plans
 from tests.bench_suite import (
     DiskSyncProbe,
     Report,
+    Stepper,
     _collapsed,
     run_steps,
     send_groups,
     step_table,
     summarize,
     sustained,
+    take_turns,
 )
 from workers.config import Settings
 
@@ -222,6 +224,61 @@ async def test_a_step_failed_during_a_disk_stall_is_run_once_more() -> None:
         ("step", 750, False),
     ]
     assert sustained(steps) == 250
+
+
+class _Named(_Steps):
+    """A stack's load generator that writes down, in one list shared with the other
+    stack's, which stack ran which rate."""
+
+    def __init__(self, name: str, p99s: list[float], calls: list[tuple[str, int]]) -> None:
+        super().__init__(p99s)
+        self.name, self.calls = name, calls
+
+    async def call(self, _timeout: float, **command: Any) -> dict[str, Any]:
+        self.calls.append((self.name, command["rate"]))
+        return await super().call(_timeout, **command)
+
+
+async def test_two_stacks_take_turns_rate_by_rate_and_one_that_stopped_drops_out() -> None:
+    # The relay's 250 misses while the disk stalls: its second attempt comes at once, in
+    # its own turn. The Node stack misses 500 and 750 (no stall): two failures in a row end
+    # its series, and the relay goes on alone.
+    calls: list[tuple[str, int]] = []
+    relay_gen = _Named("relay", [5.0, 80.0, 6.0, 6.0, 6.0, 6.0], calls)
+    node_gen = _Named("baseline", [5.0, 6.0, 90.0, 95.0], calls)
+    _Disk.longest = [0.4, 0.4, 0.4, 95.0, 0.5, 0.4, 0.4, 0.4, 0.4, 0.4]
+    common: dict[str, Any] = {
+        "server_pid": os.getpid(),
+        "pg_pid": None,
+        "rates": [250, 500, 750, 1000],
+        "seconds": 1.0,
+        "probe": _Disk,
+    }
+    relay = Stepper(relay_gen, name="relay", **common)  # type: ignore[arg-type]
+    node = Stepper(node_gen, name="baseline", **common)  # type: ignore[arg-type]
+    await take_turns([relay, node])
+    assert calls == [
+        ("relay", 50),
+        ("baseline", 50),
+        ("baseline", 250),  # the first of the two alternates from rate to rate
+        ("relay", 250),
+        ("relay", 250),
+        ("relay", 500),
+        ("baseline", 500),
+        ("baseline", 750),
+        ("relay", 750),
+        ("relay", 1000),
+    ]
+    assert [(s["kind"], s["rate"]) for s in relay.results] == [
+        ("warm-up", 50),
+        ("disk stall", 250),
+        ("step", 250),
+        ("step", 500),
+        ("step", 750),
+        ("step", 1000),
+    ]
+    assert sustained(relay.results) == 1000 and sustained(node.results) == 250
+    assert relay.done and node.done
 
 
 def test_the_step_table_lists_rates_in_order_with_a_stalled_attempt_above_its_step() -> None:
