@@ -18,6 +18,7 @@ stands for the schema before it.
 
     scripts/bench groups - candidate.sql                # makes the databases, then runs this
     scripts/bench groups --size 10 --blocks 40 - a.sql b.sql
+    scripts/bench groups --direct - candidate.sql       # inserts as supabase-js writes them
     python -m tests.bench_groups --database-url postgresql://.../migrated_db - candidate.sql
 """
 
@@ -73,7 +74,37 @@ def _with_db(url: str, name: str) -> str:
     return urllib.parse.urlunsplit(parts._replace(path="/" + name))
 
 
-async def _block(conn: asyncpg.Connection, pairs: Pairs, size: int, tag: str) -> int:
+def _direct_insert(session: str, sender: str, client_message_id: str) -> str:
+    """One message as supabase-js writes it through PostgREST: the role and the claims set
+    transaction-locally, then the insert under RLS, in one round trip (the text the load
+    generator's SQL writers send). Every value is a uuid or generated ASCII."""
+    claims = json.dumps(
+        {
+            "sub": sender,
+            "role": "authenticated",
+            "aud": "authenticated",
+            "app_metadata": {"role": "client"},
+        }
+    )
+    return (
+        "begin; select set_config('role', 'authenticated', true), "
+        f"set_config('request.jwt.claims', '{claims}', true); "
+        "insert into public.chat_messages "
+        "(session_id, sender_id, type, content, client_message_id) "
+        f"values ('{session}', '{sender}', 'text', 'a message of the benchmark', "
+        f"'{client_message_id}'); "
+        "commit;"
+    )
+
+
+async def _block(
+    conn: asyncpg.Connection, pairs: Pairs, size: int, tag: str, *, direct: bool = False
+) -> int:
+    if direct:
+        for g in range(BLOCK_MESSAGES):
+            session, a, b = pairs[g % len(pairs)]
+            await conn.execute(_direct_insert(session, a if g % 2 else b, f"{tag}-{g}"))
+        return BLOCK_MESSAGES
     for g in range(BLOCK_MESSAGES // size):
         claims, sessions = [], []
         for k in range(size):
@@ -120,10 +151,18 @@ def cli() -> tuple[argparse.Namespace, list[str | None]]:
     parser.add_argument("--database-url", required=True, help="a migrated database (template)")
     parser.add_argument("--size", type=int, default=1, help="messages per group (1 to 256)")
     parser.add_argument("--blocks", type=int, default=30, help="blocks of 500 per variant")
+    parser.add_argument(
+        "--direct",
+        action="store_true",
+        help="messages written as supabase-js writes them (an insert as the user, one "
+        "transaction each), not through the relay's group function",
+    )
     parser.add_argument("variants", nargs="+", help="SQL files; '-' is the schema as migrated")
     args = parser.parse_args()
     if not 1 <= args.size <= 256 or args.blocks < 2:
         parser.error("--size must be 1 to 256 and --blocks at least 2")
+    if args.direct and args.size != 1:
+        parser.error("--direct writes each message in its own transaction: no --size")
     return args, [None if v == "-" else Path(v).read_text() for v in args.variants]
 
 
@@ -153,10 +192,10 @@ async def main(args: argparse.Namespace, sqls: list[str | None]) -> None:
             # table (the copies start with an empty chat_messages, and autovacuum may be
             # off), so that the plans measured are the ones of a table in use; the second
             # block makes them.
-            await _block(conn, pairs, args.size, "warm")
+            await _block(conn, pairs, args.size, "warm", direct=args.direct)
             await _link(linker)
             await conn.execute("analyze")
-            await _block(conn, pairs, args.size, "warm-again")
+            await _block(conn, pairs, args.size, "warm-again", direct=args.direct)
             await _link(linker)
         group: list[list[float]] = [[] for _ in conns]
         link: list[list[float]] = [[] for _ in conns]
@@ -164,7 +203,7 @@ async def main(args: argparse.Namespace, sqls: list[str | None]) -> None:
             order = range(len(conns)) if b % 2 == 0 else reversed(range(len(conns)))
             for i in order:
                 before = _backend_cpu(pids[i])
-                n = await _block(conns[i], pairs, args.size, f"b{b}")
+                n = await _block(conns[i], pairs, args.size, f"b{b}", direct=args.direct)
                 group[i].append((_backend_cpu(pids[i]) - before) * 1000 / n)
                 before = _backend_cpu(linker_pids[i])
                 if await _link(linkers[i]) < n:
@@ -178,16 +217,19 @@ async def main(args: argparse.Namespace, sqls: list[str | None]) -> None:
         await admin.close()
     print(
         f"machine: {os.cpu_count()} cores, {platform.machine()}, Python "
-        f"{platform.python_version()}; groups of {args.size}, {args.blocks} blocks of "
-        f"{BLOCK_MESSAGES // args.size * args.size} messages per variant"
+        f"{platform.python_version()}; "
+        + ("direct inserts, one transaction each" if args.direct else f"groups of {args.size}")
+        + f", {args.blocks} blocks of {BLOCK_MESSAGES // args.size * args.size} messages "
+        "per variant"
     )
     per_message = [
         [g + k for g, k in zip(gs, ks, strict=True)] for gs, ks in zip(group, link, strict=True)
     ]
+    what = "inserts" if args.direct else "group"
     for variant, gs, ks in zip(args.variants, group, link, strict=True):
         print(
             f"{variant}: {statistics.fmean(gs) + statistics.fmean(ks):.3f} ms of backend CPU "
-            f"per message (group {statistics.fmean(gs):.3f}, audit linker "
+            f"per message ({what} {statistics.fmean(gs):.3f}, audit linker "
             f"{statistics.fmean(ks):.3f})"
         )
     for variant, values in zip(args.variants[1:], per_message[1:], strict=True):
