@@ -13,6 +13,7 @@ from typing import Any
 import asyncpg
 import pytest
 
+from tests.bench_suite import metric_values
 from workers.config import Bucket
 
 from .conftest import Users
@@ -292,6 +293,10 @@ async def test_busy_writers_outside_the_relay_are_polled_not_notified(
                 ]
                 assert mine == sorted(mine)
             assert relay.changefeed.polled >= 70, relay.changefeed.polled
+            # /metrics shows the polls and what they found (their ratio: messages a poll).
+            values = await asyncio.to_thread(metric_values, f"{url}/metrics")
+            assert values["chat_changefeed_polled_messages_total"] == relay.changefeed.polled
+            assert values["chat_changefeed_polls_total"] >= 1
             assert "poll" in notified  # the bare wake-ups of one transaction at a time
             assert notified.count("message") <= 1 + 80 - relay.changefeed.polled
             assert (

@@ -192,6 +192,8 @@ _MESSAGE_PATH = (
     ("chat_send_group_messages", "counter", "Messages sent through group commits"),
     ("chat_send_isolated_groups", "counter", "Groups retried message by message (a bad one)"),
     ("chat_changefeed_replayed", "counter", "Messages delivered by the changefeed's replay"),
+    ("chat_changefeed_polls", "counter", "Polls for messages written outside the relay"),
+    ("chat_changefeed_polled_messages", "counter", "Messages those polls found"),
     ("chat_relay_publish_dropped", "counter", "Message groups not published to other relays"),
     ("chat_audit_linker_leader", "gauge", "1 when this relay's audit linker leads"),
     ("chat_audit_linked", "counter", "Audit rows this relay's linker has chained"),

@@ -346,6 +346,8 @@ def setup(app: web.Application) -> None:
             "chat_send_group_messages": relay.writer.messages,
             "chat_send_isolated_groups": relay.writer.isolated_groups,
             "chat_changefeed_replayed": relay.changefeed.replayed,
+            "chat_changefeed_polls": relay.changefeed.polls,
+            "chat_changefeed_polled_messages": relay.changefeed.polled,
             "chat_relay_publish_dropped": relay.manager.dropped if relay.manager else 0,
             "chat_audit_linker_leader": 1 if linker.is_leader else 0,
             "chat_audit_linked": linker.linked,
