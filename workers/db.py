@@ -23,6 +23,15 @@ log = logging.getLogger(__name__)
 
 _SERVICE_CLAIMS = json.dumps({"role": "service_role"})
 _IMPERSONATE = "select set_config('role', $1, true), set_config('request.jwt.claims', $2, true)"
+# The same, with sequential scans priced out of the transaction's plans (still used where
+# no index serves). For reads of a few rows by key from a table that grows: a prepared
+# statement first planned while the table was nearly empty settles on a generic plan with
+# a sequential scan, the cheapest there, and keeps it until the next ANALYZE of the table,
+# which can come a minute later: a full scan at every read meanwhile.
+_IMPERSONATE_KEYED = (
+    "select set_config('role', $1, true), set_config('request.jwt.claims', $2, true), "
+    "set_config('enable_seqscan', 'off', true)"
+)
 
 
 class _Connection(asyncpg.Connection):
@@ -119,10 +128,14 @@ class Database:
             yield conn
 
     @asynccontextmanager
-    async def as_service(self) -> AsyncIterator[asyncpg.Connection]:
-        """A transaction as service_role (bypasses RLS): audit and monitoring only."""
+    async def as_service(self, *, keyed: bool = False) -> AsyncIterator[asyncpg.Connection]:
+        """A transaction as service_role (bypasses RLS): audit and monitoring only. With
+        ``keyed``, its statements read rows by key through an index even while a table is
+        nearly empty (see ``_IMPERSONATE_KEYED``)."""
         async with self.pool.acquire() as conn, conn.transaction():
-            await conn.execute(_IMPERSONATE, "service_role", _SERVICE_CLAIMS)
+            await conn.execute(
+                _IMPERSONATE_KEYED if keyed else _IMPERSONATE, "service_role", _SERVICE_CLAIMS
+            )
             yield conn
 
     async def ping(self, *, wait: float = 2.0) -> dict[str, Any]:
