@@ -64,7 +64,8 @@ async def test_reads_by_id_keep_to_the_primary_key_on_a_nearly_empty_table(
             # More reads than PostgreSQL makes custom plans for before it settles on a
             # generic one; they come back oldest first.
             for n in range(8):
-                rows = await read_messages(db, [ids[n % 8], ids[(n + 3) % 8]])
+                async with db.as_service(keyed=True) as conn:
+                    rows = await read_messages(conn, [ids[n % 8], ids[(n + 3) % 8]])
                 assert [r["content"] for r in rows] == sorted(
                     (f"m{n % 8 + 1}", f"m{(n + 3) % 8 + 1}"), key=lambda c: int(c[1:])
                 )

@@ -69,11 +69,11 @@ _MAX_BACKOFF = 30.0
 _READ = f"select {MESSAGE_COLUMNS} from public.chat_messages where id = any($1::uuid[])"
 
 
-async def read_messages(db: Database, ids: list[uuid.UUID]) -> list[asyncpg.Record]:
-    """The rows of these messages, oldest first, read as service_role through the primary
-    key: a read of a few rows, whatever the size of the table when it was first planned."""
-    async with db.as_service(keyed=True) as conn:
-        rows = await conn.fetch(_READ, ids)
+async def read_messages(conn: asyncpg.Connection, ids: list[uuid.UUID]) -> list[asyncpg.Record]:
+    """The rows of these messages, oldest first, on a connection in a transaction of
+    ``Database.as_service(keyed=True)``: through an index that leads with the id, whatever
+    the size of the table when the statement was first planned there."""
+    rows = await conn.fetch(_READ, ids)
     return sorted(rows, key=lambda r: (r["created_at"], r["seq"]))
 
 
@@ -307,7 +307,7 @@ class Changefeed:
         visible in ``upto`` and not in ``since``, unless already delivered or relayed."""
         after: tuple[Any, int] = (datetime.min.replace(tzinfo=UTC), 0)
         replayed = 0
-        async with self._db.as_service() as conn:
+        async with self._db.as_service(keyed=True) as conn:
             while True:
                 rows = await conn.fetch(
                     _REPLAY_PAGE,
@@ -319,7 +319,7 @@ class Changefeed:
                 )
                 missed = [r["id"] for r in rows if r["id"] not in self._seen]
                 if missed:
-                    delivered = await self._deliver(await read_messages(self._db, missed))
+                    delivered = await self._deliver(await read_messages(conn, missed))
                     self.replayed += delivered
                     replayed += delivered
                 if len(rows) < _CATCH_UP_PAGE:
@@ -349,7 +349,9 @@ class Changefeed:
             if e.get("kind") == "message" and e["id"] not in self._seen
         ]
         if ids:
-            await self._deliver(await read_messages(self._db, ids))
+            async with self._db.as_service(keyed=True) as conn:
+                rows = await read_messages(conn, ids)
+            await self._deliver(rows)
         for event in batch:
             kind = event.get("kind")
             if kind == "read":
