@@ -28,10 +28,7 @@ _IMPERSONATE = "select set_config('role', $1, true), set_config('request.jwt.cla
 # statement first planned while the table was nearly empty settles on a generic plan with
 # a sequential scan, the cheapest there, and keeps it until the next ANALYZE of the table,
 # which can come a minute later: a full scan at every read meanwhile.
-_IMPERSONATE_KEYED = (
-    "select set_config('role', $1, true), set_config('request.jwt.claims', $2, true), "
-    "set_config('enable_seqscan', 'off', true)"
-)
+_IMPERSONATE_KEYED = _IMPERSONATE + ", set_config('enable_seqscan', 'off', true)"
 
 
 class _Connection(asyncpg.Connection):
