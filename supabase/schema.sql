@@ -6514,7 +6514,7 @@ CREATE INDEX chat_messages_changed ON public.chat_messages USING btree (session_
 -- Name: chat_messages_content_fts; Type: INDEX; Schema: public; Owner: -
 --
 
-CREATE INDEX chat_messages_content_fts ON public.chat_messages USING gin (to_tsvector('simple'::regconfig, COALESCE(content, ''::text)));
+CREATE INDEX chat_messages_content_fts ON public.chat_messages USING gin (to_tsvector('simple'::regconfig, COALESCE(content, ''::text))) WITH (gin_pending_list_limit='64');
 
 --
 -- Name: chat_messages_created_at; Type: INDEX; Schema: public; Owner: -
