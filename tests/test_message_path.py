@@ -158,6 +158,52 @@ async def test_a_full_group_does_not_wait_for_the_overlap_delay(
         assert all(a["ok"] for a in await asyncio.gather(*acks))
 
 
+async def test_a_group_slow_to_commit_holds_back_only_its_own_sessions(
+    database_url: str, users: Users, superuser: asyncpg.Connection
+) -> None:
+    """A group emits once the groups formed before it that write to one of its sessions
+    have emitted: a session's messages arrive in order, and a group stuck in its commit
+    does not hold back the messages of other sessions committed beside it."""
+    world = await people(users, superuser)
+    stuck, free = world["session"], await make_session(superuser, world["client"], world["reader"])
+    settings = {"send_pipeline": 2, "send_overlap_after_ms": 50}
+    async with running_relay(database_url, **UNLIMITED, **settings) as (url, _relay):
+        reader = Recorder("reader")
+        await reader.connect(url, world["tokens"]["reader"])
+        for session in (stuck, free):
+            assert (await reader.call("join_session", {"session_id": str(session)}))["ok"]
+        senders = [Recorder(f"client{i}") for i in range(3)]
+        for sender in senders:
+            await sender.connect(url, world["tokens"]["client"])
+
+        def send(i: int, session: uuid.UUID, content: str) -> asyncio.Future[dict[str, object]]:
+            call = senders[i].call("send_message", {"session_id": str(session), "content": content})
+            return asyncio.ensure_future(call)
+
+        # Hold one session's row: a group's insert into it waits on its foreign-key check.
+        lock = await asyncpg.connect(database_url)
+        held = lock.transaction()
+        await held.start()
+        await lock.execute("select 1 from chat_sessions where id = $1 for update", stuck)
+        first = send(0, stuck, "first")
+        await eventually(lambda: _groups_waiting(superuser, 1), within=5)
+        # Another session's message commits beside it, and reaches its room at once.
+        other = await asyncio.wait_for(send(1, free, "elsewhere"), 5)
+        assert other["ok"], other
+        await reader.wait_for("new_message", 1)
+        assert [m["content"] for m in reader.of("new_message")] == ["elsewhere"]
+        assert not first.done()
+        # A later group of the held session commits beside the first one (the lock lets
+        # either go first) but reaches the room after it.
+        second = send(2, stuck, "second")
+        await eventually(lambda: _groups_waiting(superuser, 2), within=5)
+        await held.rollback()
+        await lock.close()
+        assert all(a["ok"] for a in await asyncio.gather(first, second))
+        await reader.wait_for("new_message", 3)
+        assert [m["content"] for m in reader.of("new_message")] == ["elsewhere", "first", "second"]
+
+
 async def test_stopping_the_writer_answers_every_send_it_holds(
     database_url: str, users: Users, superuser: asyncpg.Connection
 ) -> None:

@@ -15,8 +15,10 @@ with each message in its own subtransaction, so a bad message fails alone with i
 error and the others commit.
 
 After the commit, ``on_commit`` receives the new messages before the senders' futures
-resolve (the relay emits them to their rooms from there), group after group in the order
-the groups were formed.
+resolve (the relay emits them to their rooms from there). A session's messages reach it in
+the order their groups were formed: a group waits for the groups formed before it that
+hold a message of one of its sessions. It does not wait for the others: a group slow to
+commit holds back only the sessions it writes to, not every send behind it.
 """
 
 from __future__ import annotations
@@ -87,6 +89,8 @@ class MessageWriter:
         self._in_flight = 0  # groups between their start and their commit's end
         self._waiter: asyncio.Future[None] | None = None  # resolved when a commit ends
         self._groups_running: set[asyncio.Task[None]] = set()
+        # Groups formed and not yet emitted: each one's sessions, by its emitted future.
+        self._unemitted: dict[asyncio.Future[None], frozenset[uuid.UUID]] = {}
         # Figures for /metrics and the benchmark.
         self.groups = 0
         self.messages = 0
@@ -159,7 +163,6 @@ class MessageWriter:
     # ------------------------------------------------------------------ the loop
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
-        previous: asyncio.Future[None] | None = None
         while True:
             await self._wake.wait()
             self._wake.clear()
@@ -178,11 +181,13 @@ class MessageWriter:
                     self._slots.release()
                     break
                 self._in_flight += 1
+                sessions = frozenset(item.session_id for item in group)
+                before = [f for f, s in self._unemitted.items() if not s.isdisjoint(sessions)]
                 emitted: asyncio.Future[None] = loop.create_future()
-                task = asyncio.create_task(self._group(group, previous, emitted))
+                self._unemitted[emitted] = sessions
+                task = asyncio.create_task(self._group(group, before, emitted))
                 self._groups_running.add(task)
                 task.add_done_callback(self._groups_running.discard)
-                previous = emitted
 
     async def _commit_or_timeout(self, loop: asyncio.AbstractEventLoop, delay: float) -> None:
         waiter: asyncio.Future[None] = loop.create_future()
@@ -197,11 +202,11 @@ class MessageWriter:
     async def _group(
         self,
         group: list[_Send],
-        previous: asyncio.Future[None] | None,
+        before: list[asyncio.Future[None]],
         emitted: asyncio.Future[None],
     ) -> None:
-        """Commit one group; then, once the group before it has been emitted (groups
-        reach sockets in the order they were formed), emit and answer its senders."""
+        """Commit one group; then, once the groups formed before it that share a session
+        with it have been emitted, emit and answer its senders."""
         try:
             try:
                 rows = await self._commit(group)
@@ -210,8 +215,8 @@ class MessageWriter:
                 self._in_flight -= 1
                 if self._waiter is not None:
                     _resolve(self._waiter)
-            if previous is not None:
-                await asyncio.shield(previous)
+            for earlier in before:
+                await asyncio.shield(earlier)
             if rows is not None:
                 await self._finish(group, rows)
         except asyncio.CancelledError:
@@ -221,6 +226,7 @@ class MessageWriter:
             log.exception("message group of %d failed", len(group))
             _fail(group, ApiError(500, "internal_error", "internal error"))
         finally:
+            self._unemitted.pop(emitted, None)
             if not emitted.done():
                 emitted.set_result(None)
 
