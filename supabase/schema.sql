@@ -3730,10 +3730,14 @@ CREATE FUNCTION chat_private.send_as(claims text, session_id uuid, content text,
     AS $$
 declare
   _row public.chat_messages;
+  _claims jsonb := nullif(claims, '')::jsonb;
   _set text;  -- set_config's result, unused: assigned, the call runs without a query
 begin
   -- @plpgsql_check_options: extra_warnings = off
   _set := set_config('request.jwt.claims', claims, true);
+  -- Empty when the claims have none: auth.uid() then reads the claims (and finds none).
+  _set := set_config('request.jwt.claim.sub', coalesce(_claims ->> 'sub', ''), true);
+  _set := set_config('request.jwt.claim.role', coalesce(_claims ->> 'role', ''), true);
   _set := set_config('role', 'authenticated', true);
   _row := public.send_chat_message(
     session_id => session_id,
@@ -3744,6 +3748,8 @@ begin
     client_message_id => client_message_id
   );
   _set := set_config('role', 'none', true);
+  _set := set_config('request.jwt.claim.sub', '', true);
+  _set := set_config('request.jwt.claim.role', '', true);
   return _row;
 end
 $$;
