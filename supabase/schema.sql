@@ -336,8 +336,7 @@ COMMENT ON COLUMN public.chat_audit_logs.erased_at IS 'When actor_id became a ps
 --
 
 CREATE FUNCTION chat_private.audit_digest(entry public.chat_audit_logs) RETURNS text
-    LANGUAGE sql IMMUTABLE
-    SET search_path TO ''
+    LANGUAGE sql STABLE
     AS $$
   select encode(sha256(convert_to(
     jsonb_build_object('actor_id', entry.actor_id, 'details', entry.details)::text, 'UTF8'
@@ -409,7 +408,6 @@ COMMENT ON COLUMN chat_private.audit_links.linked_at IS 'When the linker chained
 
 CREATE FUNCTION chat_private.audit_hash(entry public.chat_audit_logs, link chat_private.audit_links) RETURNS text
     LANGUAGE sql STABLE
-    SET search_path TO ''
     AS $$
   select encode(
     sha256(convert_to(
