@@ -18,6 +18,7 @@ from workers.config import NO_LIMIT
 from workers.errors import ApiError
 
 from .audit_helpers import eventually
+from .bench_suite import metric_values
 from .conftest import Users
 from .relay_helpers import Recorder, make_session, people, running_relay
 from .test_relay_cluster import RelayProcess
@@ -197,11 +198,17 @@ async def test_a_group_slow_to_commit_holds_back_only_its_own_sessions(
         # either go first) but reaches the room after it.
         second = send(2, stuck, "second")
         await eventually(lambda: _groups_waiting(superuser, 2), within=5)
+        await asyncio.sleep(0.3)
         await held.rollback()
         await lock.close()
         assert all(a["ok"] for a in await asyncio.gather(first, second))
         await reader.wait_for("new_message", 3)
         assert [m["content"] for m in reader.of("new_message")] == ["elsewhere", "first", "second"]
+        # /metrics has each group's stages: the held session's commits took the lock's time.
+        values = await asyncio.to_thread(metric_values, f"{url}/metrics")
+        for stage in ("wait", "commit", "held"):
+            assert values[f"chat_send_{stage}_seconds_count"] == 3, stage
+        assert values["chat_send_commit_seconds_sum"] >= 0.6
 
 
 async def test_stopping_the_writer_answers_every_send_it_holds(

@@ -49,6 +49,10 @@ from chat_private.send_chat_messages(
 """
 
 CommitHandler = Callable[[list[dict[str, Any]]], Awaitable[None]]
+# After a group is emitted: its size, then in seconds how long its oldest send waited for
+# the group to start, the group's start to its commit's end, and its commit's end to its
+# emission (the wait for earlier groups of the same sessions).
+GroupObserver = Callable[[int, float, float, float], None]
 
 
 @dataclass(slots=True)
@@ -74,11 +78,13 @@ class MessageWriter:
         pipeline: int = 2,
         overlap_after: float = 0.0,
         on_commit: CommitHandler | None = None,
+        on_group: GroupObserver | None = None,
     ) -> None:
         self._db = db
         self._names = names
         self._max_group = max_group
         self._on_commit = on_commit
+        self._on_group = on_group
         self._pending: list[_Send] = []
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -185,7 +191,7 @@ class MessageWriter:
                 before = [f for f, s in self._unemitted.items() if not s.isdisjoint(sessions)]
                 emitted: asyncio.Future[None] = loop.create_future()
                 self._unemitted[emitted] = sessions
-                task = asyncio.create_task(self._group(group, before, emitted))
+                task = asyncio.create_task(self._group(group, before, emitted, loop.time()))
                 self._groups_running.add(task)
                 task.add_done_callback(self._groups_running.discard)
 
@@ -204,13 +210,16 @@ class MessageWriter:
         group: list[_Send],
         before: list[asyncio.Future[None]],
         emitted: asyncio.Future[None],
+        started: float,
     ) -> None:
         """Commit one group; then, once the groups formed before it that share a session
         with it have been emitted, emit and answer its senders."""
         try:
+            loop = asyncio.get_running_loop()
             try:
                 rows = await self._commit(group)
             finally:
+                committed = loop.time()
                 self._slots.release()
                 self._in_flight -= 1
                 if self._waiter is not None:
@@ -218,7 +227,11 @@ class MessageWriter:
             for earlier in before:
                 await asyncio.shield(earlier)
             if rows is not None:
+                held = loop.time() - committed
                 await self._finish(group, rows)
+                if self._on_group is not None:
+                    waited = started - group[0].arrived
+                    self._on_group(len(group), waited, committed - started, held)
         except asyncio.CancelledError:
             _fail(group, ApiError(503, "unavailable", "the service is shutting down"))
             raise

@@ -20,6 +20,8 @@ LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0
 # waited as long behind the work in front of it.
 LOOP_LAG_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
 LOOP_LAG_EVERY = 0.1  # seconds between the timers measured
+# The stages of a group commit, in seconds (one observation per group).
+SEND_STAGE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0)
 
 
 class Metrics:
@@ -87,6 +89,30 @@ class Metrics:
             "How late the event loop ran a timer due every 0.1 s: the time every socket "
             "event, emit and request waited behind other work",
             buckets=LOOP_LAG_BUCKETS,
+            registry=r,
+        )
+
+        # Where a sent message's time goes before it is emitted, one observation per group
+        # commit: these three and the delivery latency above.
+        self.send_wait = Histogram(
+            "chat_send_wait_seconds",
+            "How long the oldest send of a group commit waited for the group to start (behind "
+            "the group in flight, at most SEND_OVERLAP_AFTER_MS, or for a free connection)",
+            buckets=SEND_STAGE_BUCKETS,
+            registry=r,
+        )
+        self.send_commit = Histogram(
+            "chat_send_commit_seconds",
+            "From a group commit's start to its commit's end: the database's work for every "
+            "message of the group, its WAL flush included",
+            buckets=SEND_STAGE_BUCKETS,
+            registry=r,
+        )
+        self.send_held = Histogram(
+            "chat_send_held_seconds",
+            "From a group's commit to its emission: the wait for earlier groups that hold a "
+            "message of the same sessions (a session's messages are emitted in order)",
+            buckets=SEND_STAGE_BUCKETS,
             registry=r,
         )
 

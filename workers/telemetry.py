@@ -175,6 +175,12 @@ class Telemetry(RelayHooks):
     def delivered(self, payload: dict[str, Any]) -> None:
         self.metrics.observe_delivery(payload.get("created_at"))
 
+    @_never_raises
+    def group_sent(self, size: int, waited: float, committing: float, held: float) -> None:
+        self.metrics.send_wait.observe(waited)
+        self.metrics.send_commit.observe(committing)
+        self.metrics.send_held.observe(held)
+
     # ------------------------------------------------------------------ HTTP
     async def observe(self, request: web.Request, response: web.StreamResponse) -> None:
         """Record what a REST answer means: a message or upload, a refusal, an error."""

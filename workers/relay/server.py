@@ -129,6 +129,7 @@ class Relay(RelayEvents):
             pipeline=settings.send_pipeline,
             overlap_after=settings.send_overlap_after_ms / 1000,
             on_commit=self._emit_committed,
+            on_group=self._group_sent,
         )
         self._sockets: dict[str, SocketState] = {}
         self.total_connections = 0
@@ -295,6 +296,9 @@ class Relay(RelayEvents):
         self.total_connections += 1
         self._schedule_expiry(sid, state)
         self.hooks.connected(sid, principal)
+
+    def _group_sent(self, size: int, waited: float, committing: float, held: float) -> None:
+        self.hooks.group_sent(size, waited, committing, held)
 
     def _transport_refused(self, code: str, ip: str) -> None:
         """An Engine.IO socket refused before it existed (over twice a cap)."""
