@@ -49,10 +49,10 @@ from chat_private.send_chat_messages(
 """
 
 CommitHandler = Callable[[list[dict[str, Any]]], Awaitable[None]]
-# After a group is emitted: its size, then in seconds how long its oldest send waited for
-# the group to start, the group's start to its commit's end, and its commit's end to its
-# emission (the wait for earlier groups of the same sessions).
-GroupObserver = Callable[[int, float, float, float], None]
+# After a group is emitted, in seconds: how long its oldest send waited for the group to
+# start, the group's start to its commit's end, and its commit's end to its emission (the
+# wait for earlier groups of the same sessions).
+GroupObserver = Callable[[float, float, float], None]
 
 
 @dataclass(slots=True)
@@ -231,7 +231,7 @@ class MessageWriter:
                 await self._finish(group, rows)
                 if self._on_group is not None:
                     waited = started - group[0].arrived
-                    self._on_group(len(group), waited, committed - started, held)
+                    self._on_group(waited, committed - started, held)
         except asyncio.CancelledError:
             _fail(group, ApiError(503, "unavailable", "the service is shutting down"))
             raise

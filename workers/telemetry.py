@@ -176,7 +176,7 @@ class Telemetry(RelayHooks):
         self.metrics.observe_delivery(payload.get("created_at"))
 
     @_never_raises
-    def group_sent(self, size: int, waited: float, committing: float, held: float) -> None:
+    def group_sent(self, waited: float, committing: float, held: float) -> None:
         self.metrics.send_wait.observe(waited)
         self.metrics.send_commit.observe(committing)
         self.metrics.send_held.observe(held)

@@ -45,7 +45,7 @@ class RelayHooks:
     def delivered(self, payload: dict[str, Any]) -> None:
         """A committed message was emitted to its session's room as new_message."""
 
-    def group_sent(self, size: int, waited: float, committing: float, held: float) -> None:
-        """A group commit of ``size`` messages was emitted: its oldest send ``waited``
-        seconds for it to start, it took ``committing`` seconds to commit, and it was
-        ``held`` seconds after its commit for earlier groups of the same sessions."""
+    def group_sent(self, waited: float, committing: float, held: float) -> None:
+        """A group commit was emitted: its oldest send ``waited`` seconds for it to start,
+        it took ``committing`` seconds to commit, and it was ``held`` seconds after its
+        commit for earlier groups of the same sessions."""

@@ -297,8 +297,8 @@ class Relay(RelayEvents):
         self._schedule_expiry(sid, state)
         self.hooks.connected(sid, principal)
 
-    def _group_sent(self, size: int, waited: float, committing: float, held: float) -> None:
-        self.hooks.group_sent(size, waited, committing, held)
+    def _group_sent(self, waited: float, committing: float, held: float) -> None:
+        self.hooks.group_sent(waited, committing, held)
 
     def _transport_refused(self, code: str, ip: str) -> None:
         """An Engine.IO socket refused before it existed (over twice a cap)."""
